@@ -1,0 +1,278 @@
+"""The `zoo` command line: thin wiring around the library.
+
+Start-up stays cheap: only `zoo run` imports torch and transformers, and only once it trains.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+
+import zoo
+from zoo.errors import EXIT_INTERRUPTED, EXIT_RUN_FAILED, ZooError
+
+EPILOG = """\
+exit codes:
+  0  everything went well
+  1  a model failed to train (the others still ran; see the table)
+  2  bad command line or recipe (every problem is listed)
+  3  bad data file
+  4  a model's weights or files are not on this machine
+  5  a plugin breaks the rules
+  130 interrupted
+
+examples:
+  zoo models                                  list the models you can train
+  zoo validate recipes/demo.toml              check a recipe without running it
+  zoo run recipes/demo.toml                   fine-tune and compare the recipe's models
+  zoo run recipes/demo.toml --set training.epochs=1 --json
+  zoo show runs/demo/e5-small-20261125-101500  metrics of one finished run
+"""
+
+
+def _error(message: str) -> None:
+    # Plain text, not rich: error messages must not be re-wrapped or styled for scripts.
+    print(f"error: {message}", file=sys.stderr, flush=True)
+
+
+def _consoles() -> tuple[Console, Console]:
+    # Rich falls back to 80 columns when not writing to a terminal, which squeezes the tables;
+    # give files and pipes room unless COLUMNS says otherwise.
+    width = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 120
+    return Console(width=width), Console(stderr=True, width=width)
+
+
+def _registry():
+    from zoo.plugins import get_plugin_manager
+    from zoo.registry import collect_models
+
+    pm = get_plugin_manager()
+    return pm, collect_models(pm)
+
+
+def _warn_failed_plugins(pm, registry) -> None:
+    problems = [(i.name, i.status) for i in pm.info if i.status.startswith("failed")]
+    problems += [(name, f"failed: {reason}") for name, reason in registry.failures]
+    for name, status in problems:
+        print(f"warning: plugin {name!r} left out ({status}); see 'zoo plugins'", file=sys.stderr)
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from zoo.report import models_table
+
+    out, err = _consoles()
+    pm, registry = _registry()
+    _warn_failed_plugins(pm, registry)
+    if args.json:
+        rows = [
+            {
+                "name": m.spec.name,
+                "description": m.spec.description,
+                "family": m.spec.family,
+                "parameters": m.spec.resources.parameters,
+                "methods": list(m.spec.resources.methods),
+                "source": m.spec.source.describe(),
+                "plugin": m.plugin,
+            }
+            for m in registry
+        ]
+        print(json.dumps({"models": rows}, indent=2))
+    else:
+        out.print(models_table(registry))
+    return 0
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    from zoo.report import plugins_table
+
+    out, _err = _consoles()
+    pm, registry = _registry()
+    if args.json:
+        failed = dict(registry.failures)
+        rows = [
+            {
+                "name": i.name,
+                "module": i.module,
+                "from": i.origin,
+                "status": i.status if i.name not in failed else f"failed: {failed[i.name]}",
+                "models": [m.spec.name for m in registry if m.plugin == i.name],
+            }
+            for i in pm.info
+        ]
+        print(json.dumps({"plugins": rows}, indent=2))
+    else:
+        out.print(plugins_table(pm.info, registry))
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from zoo.recipe import load_recipe
+
+    out, err = _consoles()
+    pm, registry = _registry()
+    _warn_failed_plugins(pm, registry)
+    failed = 0
+    for path in args.recipes:
+        try:
+            recipe = load_recipe(path, model_names=registry.names(), overrides=args.set)
+        except ZooError as exc:
+            _error(str(exc))
+            failed = failed or exc.exit_code
+            continue
+        models = ", ".join(entry.label for entry in recipe.models)
+        out.print(f"[green]ok[/] {path}: run {recipe.run.name!r}, models: {models}")
+    return failed
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from zoo.recipe import load_recipe
+    from zoo.report import RichProgress, comparison_table
+    from zoo.runner import format_traceback, run_recipe
+
+    out, err = _consoles()
+    pm, registry = _registry()
+    _warn_failed_plugins(pm, registry)
+    # Check every recipe before training anything.
+    recipes = [
+        load_recipe(p, model_names=registry.names(), overrides=args.set) for p in args.recipes
+    ]
+
+    def on_failure(model: str, exc: BaseException) -> None:
+        _error(f"model {model!r} failed: {exc}")
+        if args.debug:
+            err.print(format_traceback(exc), markup=False, highlight=False)
+
+    runs = []
+    # With --json, stdout carries the one JSON object alone: anything a library prints goes to
+    # stderr.
+    with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
+        for recipe in recipes:
+            err.print(f"[bold]run {recipe.run.name!r}[/]: {len(recipe.models)} model(s)")
+            runs += run_recipe(recipe, registry, lambda label: RichProgress(err, label), on_failure)
+    table = comparison_table(runs, title="Comparison")
+    if args.json:
+        err.print(table)
+        print(json.dumps({"runs": [r.to_json() for r in runs]}, indent=2, ensure_ascii=False))
+    else:
+        out.print(table)
+        for run in runs:
+            if run.run_dir:
+                out.print(f"[dim]{run.model}: {run.run_dir}[/]", highlight=False)
+    return EXIT_RUN_FAILED if any(r.status != "ok" for r in runs) else 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from zoo.report import confusion_table, human_bytes, human_seconds, per_class_table
+
+    out, _err = _consoles()
+    run_dir = Path(args.run_dir)
+    try:
+        record = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+        metrics_path = run_dir / "metrics.json"
+        metrics = (
+            json.loads(metrics_path.read_text(encoding="utf-8")) if metrics_path.exists() else {}
+        )
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ZooError(
+            f"{run_dir} is not a readable zoo run directory ({exc})",
+            hint="give a directory that 'zoo run' made, e.g. runs/NAME/MODEL-DATE",
+        ) from None
+    if args.json:
+        print(json.dumps({"run": record, "metrics": metrics}, indent=2, ensure_ascii=False))
+        return 0
+    out.print(
+        f"[bold]{record.get('model')}[/] ({record.get('status')}) on {record.get('device', '-')}, "
+        f"{record.get('precision', '-')}: trained in {human_seconds(record.get('train_seconds'))}, "
+        f"peak memory {human_bytes(record.get('peak_memory_bytes'))}"
+    )
+    if record.get("reason"):
+        out.print(f"reason: {record['reason']}", markup=False)
+    for split in ("validation", "test"):
+        report = metrics.get(split)
+        if report:
+            out.print(
+                f"\n[bold]{split}[/]: accuracy {report['accuracy']:.4f}, "
+                f"macro-F1 {report['f1_macro']:.4f}, weighted F1 {report['f1_weighted']:.4f}"
+            )
+            out.print(per_class_table(report, f"{split}: per class"))
+            out.print(confusion_table(report))
+    return 0
+
+
+def _add_set(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override a recipe key, e.g. --set training.epochs=1 (TOML value; may repeat)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="zoo",
+        description="Fine-tune and compare pretrained transformers on text classification, "
+        "from TOML recipes.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"zoo {zoo.__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("models", help="list the registered models")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("plugins", help="list plugins, where they come from and what they add")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=cmd_plugins)
+
+    p = sub.add_parser("validate", help="check recipes without running them")
+    p.add_argument("recipes", nargs="+", metavar="RECIPE", help="TOML recipe file(s)")
+    _add_set(p)
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser(
+        "run",
+        help="fine-tune the models of one or more recipes and compare them",
+        description="Fine-tune every model of each recipe, each into a new run directory "
+        "(OUTPUT_DIR/RUN_NAME/MODEL-DATE), then print a comparison table.",
+    )
+    p.add_argument("recipes", nargs="+", metavar="RECIPE", help="TOML recipe file(s)")
+    _add_set(p)
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object with every run on stdout (the table goes to stderr)",
+    )
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("show", help="show the metrics of a finished run directory")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--json", action="store_true", help="print run.json and metrics.json as JSON")
+    p.set_defaults(func=cmd_show)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    err = Console(stderr=True)
+    try:
+        return args.func(args)
+    except ZooError as exc:
+        if args.debug:
+            err.print_exception()
+        _error(str(exc))
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED

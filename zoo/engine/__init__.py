@@ -1,0 +1,1 @@
+"""The training engine: the only part of zoo that imports torch and transformers."""

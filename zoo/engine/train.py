@@ -1,0 +1,251 @@
+"""Fine-tuning one model with the Hugging Face Trainer."""
+
+from __future__ import annotations
+
+import math
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+import attrs
+import numpy as np
+
+from zoo.data import LabelledTexts, Splits
+from zoo.engine import device as devices
+from zoo.engine.loading import LoadRequest, load_for_classification
+from zoo.engine.metrics import ClassificationMetrics, full_report
+from zoo.recipe import TrainingConfig
+from zoo.spec import ModelSpec
+
+
+class Progress(Protocol):
+    """Where the engine reports progress; zoo.report.RichProgress draws it."""
+
+    def start(self, description: str, total: int) -> None: ...
+    def advance(self, steps: int = 1) -> None: ...
+    def message(self, text: str) -> None: ...
+    def stop(self) -> None: ...
+
+
+@attrs.frozen(kw_only=True)
+class TrainJob:
+    spec: ModelSpec
+    location: str
+    revision: str | None
+    settings: TrainingConfig  # resolved: every key set (max_steps may be None)
+    splits: Splits
+    seed: int
+
+
+@attrs.frozen(kw_only=True)
+class TrainResult:
+    validation: dict[str, Any]
+    test: dict[str, Any] | None
+    test_predictions: tuple[int, ...] | None
+    test_probabilities: np.ndarray | None
+    log_history: list[dict[str, Any]]
+    parameters: int
+    train_seconds: float
+    peak_memory_bytes: int
+    peak_memory_kind: str
+    device: str
+    precision: str
+
+
+def _dataset(rows: LabelledTexts, labels: tuple[str, ...], tokenize: Callable) -> Any:
+    import datasets
+
+    ids = {name: i for i, name in enumerate(labels)}
+    table = datasets.Dataset.from_dict(
+        {"text": list(rows.texts), "label": [ids[label] for label in rows.labels]}
+    )
+    return table.map(tokenize, batched=True, remove_columns=["text"])
+
+
+def _trainer_class():
+    from torch.utils.data import SequentialSampler
+    from transformers import Trainer
+
+    class ZooTrainer(Trainer):
+        def _get_eval_sampler(self, eval_dataset):
+            # transformers 5 length-groups evaluation too when training is length-grouped, which
+            # reorders predictions against the input file. Keep evaluation in file order.
+            if eval_dataset is not None and self.args.world_size <= 1:
+                return SequentialSampler(eval_dataset)
+            return super()._get_eval_sampler(eval_dataset)
+
+    return ZooTrainer
+
+
+def _progress_callback(progress: Progress):
+    from transformers import TrainerCallback
+
+    class ProgressCallback(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kwargs):
+            progress.start("training", state.max_steps)
+
+        def on_step_end(self, args, state, control, **kwargs):
+            progress.advance()
+
+        def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+            if metrics:
+                name = f"eval_{args.metric_for_best_model}"
+                progress.message(
+                    f"step {state.global_step}: validation {args.metric_for_best_model} "
+                    f"{metrics.get(name, float('nan')):.4f}, loss {metrics.get('eval_loss', 0):.4f}"
+                )
+
+        def on_train_end(self, args, state, control, **kwargs):
+            progress.stop()
+
+    return ProgressCallback()
+
+
+def _scores(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    probabilities = np.exp(shifted) / np.exp(shifted).sum(axis=-1, keepdims=True)
+    return logits.argmax(axis=-1), probabilities
+
+
+def train_model(
+    job: TrainJob, make_run_dir: Callable[[], Path], progress: Progress
+) -> tuple[Path, TrainResult]:
+    """Load, fine-tune, evaluate and save one model.
+
+    The run directory is made only once the model has loaded, so a model that cannot be found
+    leaves nothing behind. Returns the run directory and what the run produced.
+    """
+    import datasets
+    import transformers
+    from transformers import (
+        DataCollatorWithPadding,
+        EarlyStoppingCallback,
+        PrinterCallback,
+        TrainingArguments,
+    )
+
+    # zoo draws its own progress; the libraries' bars and log prints would interleave with it.
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+    settings, splits = job.settings, job.splits
+    device = devices.detect()
+    precision = devices.choose_precision(settings.precision, device)
+    # The classification head is initialised at random: seed before it is built.
+    transformers.set_seed(job.seed)
+    request = LoadRequest(
+        spec=job.spec,
+        location=job.location,
+        revision=job.revision,
+        labels=splits.labels,
+        tokenizer=attrs.evolve(job.spec.tokenizer, max_length=settings.max_length),
+    )
+    loader = job.spec.loader or load_for_classification
+    model, tokenizer = loader(request)
+    run_dir = make_run_dir()
+
+    keep = set(tokenizer.model_input_names)
+    if not request.tokenizer.token_type_ids:
+        keep.discard("token_type_ids")
+
+    def tokenize(batch):
+        encoded = tokenizer(batch["text"], truncation=True, max_length=request.tokenizer.max_length)
+        return {k: v for k, v in encoded.items() if k in keep}
+
+    progress.message("tokenizing")
+    train_ds = _dataset(splits.train, splits.labels, tokenize)
+    validation_ds = _dataset(splits.validation, splits.labels, tokenize)
+    test_ds = _dataset(splits.test, splits.labels, tokenize) if splits.test else None
+
+    steps_per_epoch = math.ceil(
+        len(train_ds) / (settings.batch_size * settings.gradient_accumulation_steps)
+    )
+    eval_every = min(steps_per_epoch, settings.max_steps or steps_per_epoch)
+    checkpoints = run_dir / "checkpoints"
+    args = TrainingArguments(
+        output_dir=str(checkpoints),
+        seed=job.seed,
+        num_train_epochs=settings.epochs,
+        max_steps=settings.max_steps or -1,
+        learning_rate=settings.learning_rate,
+        per_device_train_batch_size=settings.batch_size,
+        per_device_eval_batch_size=settings.eval_batch_size or 2 * settings.batch_size,
+        gradient_accumulation_steps=settings.gradient_accumulation_steps,
+        lr_scheduler_type=settings.lr_scheduler,
+        warmup_steps=settings.warmup_ratio,  # a float below 1 is a ratio in transformers 5
+        weight_decay=settings.weight_decay,
+        eval_strategy="steps",
+        eval_steps=eval_every,
+        save_strategy="steps",
+        save_steps=eval_every,
+        save_total_limit=1,
+        save_only_model=True,
+        load_best_model_at_end=True,
+        metric_for_best_model=settings.metric,
+        greater_is_better=True,
+        logging_strategy="steps",
+        logging_steps=max(1, eval_every // 4),
+        train_sampling_strategy="group_by_length",
+        bf16=precision == "bf16",
+        fp16=precision == "fp16",
+        use_cpu=device.kind == "cpu",
+        report_to="none",
+        disable_tqdm=True,
+    )
+    metric = ClassificationMetrics()
+
+    def compute_metrics(prediction) -> dict[str, float]:
+        return metric.compute(
+            predictions=prediction.predictions.argmax(axis=-1), references=prediction.label_ids
+        )
+
+    callbacks = [_progress_callback(progress)]
+    if settings.early_stopping_patience:
+        callbacks.append(EarlyStoppingCallback(settings.early_stopping_patience))
+    trainer = _trainer_class()(
+        model=model,
+        args=args,
+        data_collator=DataCollatorWithPadding(tokenizer),
+        train_dataset=train_ds,
+        eval_dataset=validation_ds,
+        processing_class=tokenizer,
+        compute_metrics=compute_metrics,
+        callbacks=callbacks,
+    )
+    # With tqdm off, the Trainer prints every log line to stdout; zoo keeps stdout for results.
+    trainer.remove_callback(PrinterCallback)
+    with devices.PeakMemory(device) as peak:
+        started = time.perf_counter()
+        trainer.train()
+        train_seconds = time.perf_counter() - started
+        progress.message("evaluating the best checkpoint")
+        validation = _evaluate(trainer, validation_ds, splits.labels)[0]
+        test, test_predictions, test_probabilities = (
+            _evaluate(trainer, test_ds, splits.labels) if test_ds is not None else (None,) * 3
+        )
+    trainer.save_model(str(run_dir / "model"))
+    shutil.rmtree(checkpoints, ignore_errors=True)
+    result = TrainResult(
+        validation=validation,
+        test=test,
+        test_predictions=test_predictions,
+        test_probabilities=test_probabilities,
+        log_history=list(trainer.state.log_history),
+        parameters=sum(p.numel() for p in model.parameters()),
+        train_seconds=train_seconds,
+        peak_memory_bytes=peak.peak,
+        peak_memory_kind=peak.kind,
+        device=device.name,
+        precision=precision,
+    )
+    return run_dir, result
+
+
+def _evaluate(trainer: Any, dataset: Any, labels: tuple[str, ...]):
+    output = trainer.predict(dataset)
+    predicted, probabilities = _scores(output.predictions)
+    references = np.asarray(dataset["label"])
+    report = full_report(references.tolist(), predicted.tolist(), labels)
+    return report, tuple(int(p) for p in predicted), probabilities

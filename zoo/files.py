@@ -1,0 +1,48 @@
+"""Writing results so that a crash never leaves a half-written file, and never overwriting."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write `text` to a temporary file beside `path`, then rename it into place."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, data: Any) -> None:
+    write_text(path, json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def safe_name(name: str) -> str:
+    """A name that is safe as one path component."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip(".-")
+    return cleaned or "run"
+
+
+def new_run_dir(parent: Path, name: str, now: datetime | None = None) -> Path:
+    """Make a fresh directory `parent/NAME-YYYYmmdd-HHMMSS[-N]`; an existing one is never reused."""
+    stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
+    parent.mkdir(parents=True, exist_ok=True)
+    base = f"{safe_name(name)}-{stamp}"
+    for attempt in range(1, 1000):
+        candidate = parent / (base if attempt == 1 else f"{base}-{attempt}")
+        try:
+            candidate.mkdir()
+        except FileExistsError:
+            continue
+        return candidate
+    raise FileExistsError(f"could not make a new run directory under {parent}")

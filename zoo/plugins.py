@@ -1,0 +1,115 @@
+"""Finding and loading plugins: third-party ones through the entry-point group ``zoo``, then the
+built-ins, all through the same hooks.
+
+Two environment variables control third-party plugins:
+
+- ``ZOO_PLUGINS``: a comma-separated allow-list of entry-point names; when set, only those load
+  (set it empty to load none).
+- ``ZOO_BLOCK_PLUGINS``: a comma-separated list of plugin names that never load (entry-point
+  names, or built-in module names such as ``zoo_plugins.minilm``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import os
+from collections.abc import Mapping
+
+import attrs
+import pluggy
+
+from zoo import hookspecs
+from zoo.errors import PluginError
+
+ENTRY_POINT_GROUP = "zoo"
+
+BUILTIN_PLUGINS = (
+    "zoo_plugins.minilm",
+    "zoo_plugins.e5_small",
+)
+
+
+@attrs.frozen(kw_only=True)
+class PluginInfo:
+    """Where a plugin came from and whether it loaded."""
+
+    name: str
+    module: str
+    origin: str  # "built-in" or "DISTRIBUTION VERSION"
+    status: str = "loaded"  # "loaded", "blocked", "not allowed" or "failed: REASON"
+
+
+class ZooPluginManager(pluggy.PluginManager):
+    """A pluggy manager that also remembers where each plugin came from."""
+
+    def __init__(self) -> None:
+        super().__init__("zoo")
+        self.add_hookspecs(hookspecs)
+        self.info: list[PluginInfo] = []
+
+
+def _names(environ: Mapping[str, str], key: str) -> frozenset[str] | None:
+    if key not in environ:
+        return None
+    return frozenset(n.strip() for n in environ[key].split(",") if n.strip())
+
+
+def _origin(entry_point: importlib.metadata.EntryPoint) -> str:
+    dist = entry_point.dist
+    return f"{dist.name} {dist.version}" if dist is not None else "unknown distribution"
+
+
+def _load_entry_points(pm: ZooPluginManager, environ: Mapping[str, str]) -> None:
+    allowed = _names(environ, "ZOO_PLUGINS")
+    blocked = _names(environ, "ZOO_BLOCK_PLUGINS") or frozenset()
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        info = PluginInfo(name=ep.name, module=ep.value, origin=_origin(ep))
+        if ep.name in blocked:
+            pm.info.append(attrs.evolve(info, status="blocked"))
+            continue
+        if allowed is not None and ep.name not in allowed:
+            pm.info.append(attrs.evolve(info, status="not allowed"))
+            continue
+        try:
+            module = ep.load()
+        except Exception as exc:  # a broken plugin must not take zoo down with it
+            pm.info.append(attrs.evolve(info, status=f"failed: {type(exc).__name__}: {exc}"))
+            continue
+        pm.register(module, name=ep.name)
+        pm.info.append(info)
+
+
+def _load_builtins(pm: ZooPluginManager, environ: Mapping[str, str]) -> None:
+    blocked = _names(environ, "ZOO_BLOCK_PLUGINS") or frozenset()
+    for module_name in BUILTIN_PLUGINS:
+        info = PluginInfo(name=module_name, module=module_name, origin="built-in")
+        if module_name in blocked:
+            pm.info.append(attrs.evolve(info, status="blocked"))
+            continue
+        pm.register(importlib.import_module(module_name), name=module_name)
+        pm.info.append(info)
+
+
+def get_plugin_manager(
+    *, entry_points: bool = True, builtins: bool = True, environ: Mapping[str, str] | None = None
+) -> ZooPluginManager:
+    """Build the plugin manager: entry points (group ``zoo``), then the built-ins.
+
+    ``check_pending()`` makes a misspelled hook name fail loudly instead of being ignored.
+    """
+    environ = os.environ if environ is None else environ
+    pm = ZooPluginManager()
+    if entry_points:
+        _load_entry_points(pm, environ)
+    if builtins:
+        _load_builtins(pm, environ)
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        name = pm.get_name(exc.plugin) or repr(exc.plugin)
+        raise PluginError(
+            f"plugin {name!r} implements an unknown hook: {exc}",
+            hint="hooks are listed in zoo/hookspecs.py; check the spelling",
+        ) from exc
+    return pm

@@ -1,0 +1,410 @@
+"""Recipes: the TOML files that define runs.
+
+Structuring is strict and reports every problem at once, each with its dotted path: unknown keys
+are rejected (with a "did you mean"), scalars are never coerced (2.5 epochs is an error, not 2),
+choices are checked, and model names are checked against the registry.
+"""
+
+from __future__ import annotations
+
+import difflib
+import tomllib
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal, NewType, get_args
+
+import attrs
+import cattrs
+from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, IterableValidationError
+
+from zoo.errors import Problem, RecipeError
+
+# Scalar types that carry their own constraint; the converter checks them.
+PositiveInt = NewType("PositiveInt", int)
+NonNegativeInt = NewType("NonNegativeInt", int)
+PositiveFloat = NewType("PositiveFloat", float)
+NonNegativeFloat = NewType("NonNegativeFloat", float)
+Ratio = NewType("Ratio", float)  # 0 <= x < 1
+ModelName = NewType("ModelName", str)
+RunName = NewType("RunName", str)
+
+Scheduler = Literal["linear", "cosine", "constant", "constant_with_warmup"]
+Metric = Literal["f1_macro", "accuracy", "f1_weighted"]
+Precision = Literal["auto", "fp32", "fp16", "bf16"]
+Encoding = Literal["auto", "utf-8", "utf-8-sig", "cp949", "euc-kr"]
+
+
+def doc(text: str, **kwargs: Any) -> Any:
+    """An attrs field with its documentation kept in the metadata."""
+    return attrs.field(metadata={"doc": text}, **kwargs)
+
+
+@attrs.frozen(kw_only=True)
+class RunSection:
+    name: RunName = doc("name of the run; run directories go under OUTPUT_DIR/NAME/")
+    seed: int = doc("random seed, set before each model is built", default=42)
+    output_dir: str = doc("where run directories go, relative to the recipe", default="runs")
+
+
+@attrs.frozen(kw_only=True)
+class DataSection:
+    train: str = doc("training CSV/TSV file, relative to the recipe")
+    test: str | None = doc("test CSV/TSV file (optional)", default=None)
+    text_column: str = doc("column with the text", default="text")
+    label_column: str = doc("column with the label", default="label")
+    validation: Ratio | str = doc(
+        "fraction of train held out (stratified), or a file with the validation rows", default=0.2
+    )
+    encoding: Encoding = doc("file encoding; 'auto' tries utf-8 then cp949", default="auto")
+
+
+@attrs.frozen(kw_only=True)
+class TrainingConfig:
+    """Training settings; None means "not set here" (see `resolve_training`)."""
+
+    epochs: PositiveInt | None = doc("passes over the training data", default=None)
+    max_steps: PositiveInt | None = doc("stop after this many optimizer steps", default=None)
+    learning_rate: PositiveFloat | None = doc("peak learning rate", default=None)
+    batch_size: PositiveInt | None = doc("training batch per device", default=None)
+    eval_batch_size: PositiveInt | None = doc("evaluation batch per device", default=None)
+    gradient_accumulation_steps: PositiveInt | None = doc(
+        "batches per optimizer step", default=None
+    )
+    lr_scheduler: Scheduler | None = doc("learning-rate schedule", default=None)
+    warmup_ratio: Ratio | None = doc("fraction of steps spent warming up", default=None)
+    weight_decay: NonNegativeFloat | None = doc("AdamW weight decay", default=None)
+    early_stopping_patience: NonNegativeInt | None = doc(
+        "evaluations without improvement before stopping; 0 turns early stopping off", default=None
+    )
+    metric: Metric | None = doc("validation metric that picks the best checkpoint", default=None)
+    precision: Precision | None = doc(
+        "'auto': bf16/fp16 on a capable GPU, fp32 on CPU", default=None
+    )
+    max_length: PositiveInt | None = doc(
+        "tokens per text; longer texts are truncated", default=None
+    )
+
+
+DEFAULT_TRAINING = TrainingConfig(
+    epochs=3,
+    learning_rate=5e-5,
+    batch_size=16,
+    gradient_accumulation_steps=1,
+    lr_scheduler="cosine",
+    warmup_ratio=0.03,
+    weight_decay=0.01,
+    early_stopping_patience=3,
+    metric="f1_macro",
+    precision="auto",
+)
+
+TRAINING_KEYS = frozenset(f.name for f in attrs.fields(TrainingConfig))
+
+
+# A model entry may override any training setting for that model alone.
+@attrs.frozen(kw_only=True)
+class ModelEntry(TrainingConfig):
+    model: ModelName = doc("a registered model name (see 'zoo models')")
+    name: RunName | None = doc(
+        "name for this entry; needed when a model appears twice", default=None
+    )
+    checkpoint: str | None = doc(
+        "a local model directory to load instead of the source", default=None
+    )
+
+    @property
+    def label(self) -> str:
+        return self.name or self.model
+
+
+@attrs.frozen(kw_only=True)
+class Recipe:
+    run: RunSection
+    data: DataSection
+    models: tuple[ModelEntry, ...]
+    training: TrainingConfig = TrainingConfig()
+    # Where the recipe came from; relative paths in it are relative to this folder.
+    base_dir: Path = attrs.field(default=Path("."), metadata={"internal": True})
+
+    def path(self, relative: str) -> Path:
+        return (self.base_dir / relative).resolve()
+
+
+RECIPE_KEYS = frozenset(f.name for f in attrs.fields(Recipe) if not f.metadata.get("internal"))
+
+
+def resolve_training(
+    recipe: Recipe, entry: ModelEntry, model_defaults: Mapping[str, Any]
+) -> TrainingConfig:
+    """The settings one model trains with: its entry, then [training], then the model's
+    plugin defaults, then zoo's defaults; the first that sets a key wins."""
+    values = {}
+    for key in sorted(TRAINING_KEYS):
+        for layer in (attrs.asdict(entry), attrs.asdict(recipe.training), model_defaults):
+            if layer.get(key) is not None:
+                values[key] = layer[key]
+                break
+        else:
+            values[key] = getattr(DEFAULT_TRAINING, key)
+    return TrainingConfig(**values)
+
+
+# --- strict structuring -------------------------------------------------------------------------
+
+_TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+
+
+def _describe(value: Any) -> str:
+    kind = {bool: "boolean", int: "integer", float: "float", str: "string"}.get(type(value))
+    if kind is None:
+        kind = (
+            "table" if isinstance(value, dict) else "array" if isinstance(value, list) else "value"
+        )
+        return f"a {kind}"
+    return f"{kind} {value!r}" if kind == "string" else f"{kind} {value}"
+
+
+def _strict(kind: type) -> Callable[[Any, Any], Any]:
+    def structure(value: Any, _type: Any) -> Any:
+        ok = isinstance(value, kind) and not (kind is not bool and isinstance(value, bool))
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            ok, value = (
+                True,
+                float(value),
+            )  # 1 is a fine learning rate multiplier; 2.5 epochs is not
+        if not ok:
+            raise ValueError(f"expected {_TYPE_NAMES[kind]}, got {_describe(value)}")
+        return value
+
+    return structure
+
+
+def _bounded(kind: type, check: Callable[[Any], bool], rule: str) -> Callable[[Any, Any], Any]:
+    strict = _strict(kind)
+
+    def structure(value: Any, type_: Any) -> Any:
+        value = strict(value, type_)
+        if not check(value):
+            raise ValueError(f"must be {rule}, got {value}")
+        return value
+
+    return structure
+
+
+def _choice(value: Any, type_: Any) -> Any:
+    options = get_args(type_)
+    if value in options and type(value) is type(options[0]):
+        return value
+    listed = ", ".join(repr(o) for o in options)
+    guess = difflib.get_close_matches(str(value), [str(o) for o in options], n=1)
+    hint = f" (did you mean {guess[0]!r}?)" if guess else ""
+    raise ValueError(f"must be one of {listed}, got {_describe(value)}{hint}")
+
+
+def _ratio_or_path(value: Any, _type: Any) -> float | str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float | int) and not isinstance(value, bool) and 0 < value < 1:
+        return float(value)
+    raise ValueError(f"must be a fraction between 0 and 1 or a file path, got {_describe(value)}")
+
+
+def _run_name(value: Any, type_: Any) -> str:
+    value = _strict(str)(value, type_)
+    if not value or value in {".", ".."} or any(c in value for c in "/\\:\0"):
+        raise ValueError(f"must be a plain name without '/', '\\' or ':', got {value!r}")
+    return value
+
+
+def make_converter(model_names: Collection[str] | None = None) -> cattrs.Converter:
+    """A converter that checks types strictly and, when given, model names against a registry."""
+    conv = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
+    for kind in (int, float, str, bool):
+        conv.register_structure_hook(kind, _strict(kind))
+    conv.register_structure_hook(PositiveInt, _bounded(int, lambda v: v >= 1, "at least 1"))
+    conv.register_structure_hook(NonNegativeInt, _bounded(int, lambda v: v >= 0, "0 or more"))
+    conv.register_structure_hook(PositiveFloat, _bounded(float, lambda v: v > 0, "above 0"))
+    conv.register_structure_hook(NonNegativeFloat, _bounded(float, lambda v: v >= 0, "0 or more"))
+    conv.register_structure_hook(
+        Ratio, _bounded(float, lambda v: 0 <= v < 1, "at least 0 and below 1")
+    )
+    conv.register_structure_hook(Ratio | str, _ratio_or_path)
+    conv.register_structure_hook(RunName, _run_name)
+    conv.register_structure_hook_func(lambda t: getattr(t, "__origin__", None) is Literal, _choice)
+
+    def model_name(value: Any, type_: Any) -> str:
+        value = _strict(str)(value, type_)
+        if model_names is not None and value not in model_names:
+            guess = difflib.get_close_matches(value, sorted(model_names), n=1)
+            hint = f"did you mean {guess[0]!r}? " if guess else ""
+            raise ValueError(f"unknown model {value!r} ({hint}see 'zoo models')")
+        return value
+
+    conv.register_structure_hook(ModelName, model_name)
+    return conv
+
+
+# --- turning cattrs' exception groups into dotted-path problems ---------------------------------
+
+
+def _field_names(cls: type) -> list[str]:
+    return [f.name for f in attrs.fields(cls) if not f.metadata.get("internal")]
+
+
+def _join(path: str, part: str | int) -> str:
+    if isinstance(part, int):
+        return f"{path}[{part}]"
+    return f"{path}.{part}" if path else part
+
+
+def _problems(exc: BaseException, path: str) -> Iterable[Problem]:
+    if isinstance(exc, ClassValidationError | IterableValidationError):
+        with_notes, without_notes = exc.group_exceptions()
+        for sub, note in with_notes:
+            part = note.name if hasattr(note, "name") else note.index
+            yield from _problems(sub, _join(path, part))
+        for sub in without_notes:
+            yield from _problems(sub, path)
+    elif isinstance(exc, ForbiddenExtraKeysError):
+        known = _field_names(exc.cl)
+        for key in sorted(exc.extra_fields):
+            guess = difflib.get_close_matches(key, known, n=1)
+            hint = f" (did you mean {guess[0]!r}?)" if guess else ""
+            if not path:
+                sections = ", ".join(f"[{k}]" for k in known)
+                hint = hint or f" (expected {sections})"
+                yield Problem(key, f"unknown section{hint}")
+            else:
+                yield Problem(_join(path, key), f"unknown key{hint}")
+    elif isinstance(exc, KeyError):
+        yield Problem(path, "required key is missing")
+    elif isinstance(exc, ValueError | TypeError):
+        yield Problem(path, str(exc) or type(exc).__name__)
+    else:
+        yield Problem(path, f"{type(exc).__name__}: {exc}")
+
+
+def _check_model_entries(models: Any) -> list[Problem]:
+    if not isinstance(models, list) or not models:
+        return [Problem("models", "add at least one [[models]] table naming a model to train")]
+    problems, seen = [], {}
+    for i, entry in enumerate(models):
+        if not isinstance(entry, dict):
+            continue
+        label = entry.get("name", entry.get("model"))
+        if isinstance(label, str) and label in seen:
+            problems.append(
+                Problem(
+                    f"models[{i}]",
+                    f"{label!r} appears twice (first at models[{seen[label]}]); "
+                    'give each entry its own name = "..."',
+                )
+            )
+        seen.setdefault(label, i)
+    return problems
+
+
+def structure_recipe(
+    raw: Mapping[str, Any], source: str, base_dir: Path, model_names: Collection[str] | None
+) -> Recipe:
+    """Turn a parsed TOML document into a `Recipe`, or raise `RecipeError` listing every problem."""
+    conv = make_converter(model_names)
+    problems: list[Problem] = []
+    if "models" in raw:
+        problems += _check_model_entries(raw["models"])
+    try:
+        recipe = conv.structure(dict(raw), Recipe)
+    except (ClassValidationError, ForbiddenExtraKeysError) as exc:
+        problems += _problems(exc, "")
+        recipe = None
+    if problems:
+        order = {p: i for i, p in enumerate(problems)}
+        raise RecipeError(source, sorted(problems, key=lambda p: (p.path, order[p])))
+    return attrs.evolve(recipe, base_dir=base_dir)
+
+
+def parse_toml(text: str, source: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise RecipeError(source, [Problem("", f"TOML syntax error: {exc}")]) from None
+
+
+def apply_overrides(raw: dict[str, Any], overrides: Sequence[str], source: str) -> dict[str, Any]:
+    """Apply ``--set section.key=value`` overrides; values are TOML (``epochs=1``, ``name="x"``).
+
+    A bare word that is not valid TOML is taken as a string (``data.train=other.csv``).
+    """
+    raw = {k: (dict(v) if isinstance(v, dict) else v) for k, v in raw.items()}
+    problems = []
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        parts = key.strip().split(".")
+        if not sep or len(parts) != 2 or not all(parts):
+            problems.append(Problem(f"--set {item}", "expected SECTION.KEY=VALUE"))
+            continue
+        try:
+            value = tomllib.loads(f"v = {text}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = text
+        section, name = parts
+        if section == "models":
+            problems.append(Problem(f"--set {item}", "models cannot be set from the command line"))
+            continue
+        target = raw.setdefault(section, {})
+        if not isinstance(target, dict):
+            problems.append(Problem(f"--set {item}", f"{section} is not a table"))
+            continue
+        target[name] = value
+    if problems:
+        raise RecipeError(source, problems)
+    return raw
+
+
+def load_recipe(
+    path: str | Path,
+    *,
+    model_names: Collection[str] | None = None,
+    overrides: Sequence[str] = (),
+) -> Recipe:
+    """Read, override and validate a recipe file."""
+    path = Path(path)
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RecipeError(source, [Problem("", "file not found")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RecipeError(source, [Problem("", f"cannot read the file: {exc}")]) from None
+    raw = apply_overrides(parse_toml(text, source), overrides, source)
+    recipe = structure_recipe(raw, source, path.resolve().parent, model_names)
+    missing = missing_files(recipe)
+    if missing:
+        raise RecipeError(source, missing)
+    return recipe
+
+
+def missing_files(recipe: Recipe) -> list[Problem]:
+    """Data files the recipe names that do not exist (paths are relative to the recipe)."""
+    named = {"data.train": recipe.data.train, "data.test": recipe.data.test}
+    if isinstance(recipe.data.validation, str):
+        named["data.validation"] = recipe.data.validation
+    return [
+        Problem(key, f"file not found: {recipe.path(value)}")
+        for key, value in named.items()
+        if value is not None and not recipe.path(value).is_file()
+    ]
+
+
+def recipe_to_dict(recipe: Recipe) -> dict[str, Any]:
+    """The recipe as TOML-ready data (None values left out, as TOML has no null)."""
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items() if v is not None}
+        if isinstance(value, list | tuple):
+            return [clean(v) for v in value]
+        return value
+
+    data = attrs.asdict(recipe, filter=lambda a, _v: not a.metadata.get("internal"))
+    return clean(data)

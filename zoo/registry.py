@@ -1,0 +1,83 @@
+"""The models that plugins registered, by name."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterator
+
+import attrs
+import pluggy
+
+from zoo.errors import PluginError, UnknownModelError
+from zoo.spec import ModelSpec
+
+
+@attrs.frozen
+class RegisteredModel:
+    spec: ModelSpec
+    plugin: str
+
+
+@attrs.define
+class Registry:
+    """Model specs by name, each with the plugin that registered it."""
+
+    models: dict[str, RegisteredModel] = attrs.field(factory=dict)
+    # Plugins whose registration raised: (plugin name, reason). They are left out; the rest work.
+    failures: list[tuple[str, str]] = attrs.field(factory=list)
+
+    def add(self, spec: ModelSpec, plugin: str, *, replace: bool = False) -> None:
+        if not isinstance(spec, ModelSpec):
+            raise PluginError(
+                f"plugin {plugin!r} registered {spec!r}, which is not a zoo.ModelSpec"
+            )
+        earlier = self.models.get(spec.name)
+        if earlier is not None and not replace:
+            raise PluginError(
+                f"model {spec.name!r} is registered twice: by plugin {earlier.plugin!r} "
+                f"and by plugin {plugin!r}",
+                hint="rename one of them, or register with replace=True to override on purpose",
+            )
+        self.models[spec.name] = RegisteredModel(spec=spec, plugin=plugin)
+
+    def __iter__(self) -> Iterator[RegisteredModel]:
+        return iter(sorted(self.models.values(), key=lambda m: m.spec.name))
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.models
+
+    def names(self) -> list[str]:
+        return sorted(self.models)
+
+    def suggest(self, name: str) -> str | None:
+        close = difflib.get_close_matches(name, self.names(), n=1, cutoff=0.6)
+        return close[0] if close else None
+
+    def get(self, name: str) -> ModelSpec:
+        if name in self.models:
+            return self.models[name].spec
+        guess = self.suggest(name)
+        hint = f"did you mean {guess!r}? " if guess else ""
+        raise UnknownModelError(f"unknown model {name!r}", hint=f"{hint}see 'zoo models'")
+
+
+def _builtin_first(impl: pluggy.HookImpl) -> bool:
+    # Built-ins register first so that a third-party plugin can replace one of them on purpose.
+    return not impl.plugin_name.startswith("zoo_plugins.")
+
+
+def collect_models(pm: pluggy.PluginManager) -> Registry:
+    """Call every plugin's `register_models` and collect what they register."""
+    registry = Registry()
+    for impl in sorted(pm.hook.register_models.get_hookimpls(), key=_builtin_first):
+
+        def register(spec: ModelSpec, *, replace: bool = False, _plugin=impl.plugin_name) -> None:
+            registry.add(spec, _plugin, replace=replace)
+
+        try:
+            impl.function(register=register)
+        except PluginError:
+            raise
+        except Exception as exc:  # one broken plugin must not hide the others' models
+            registry.failures.append((impl.plugin_name, f"{type(exc).__name__}: {exc}"))
+    return registry

@@ -1,0 +1,195 @@
+"""Rich renderables for the CLI: tables of models, plugins and results, and a progress bar."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+from zoo.plugins import PluginInfo
+from zoo.registry import Registry
+
+
+def human_count(n: int | None) -> str:
+    if n is None:
+        return "-"
+    for unit, size in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= size:
+            return f"{n / size:.1f}{unit}"
+    return str(n)
+
+
+def human_bytes(n: int | None) -> str:
+    if n is None:
+        return "-"
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+def human_seconds(s: float | None) -> str:
+    if s is None:
+        return "-"
+    minutes, seconds = divmod(s, 60)
+    return f"{int(minutes)}m{seconds:04.1f}s" if minutes else f"{seconds:.1f}s"
+
+
+def models_table(registry: Registry) -> Table:
+    table = Table(title="Registered models", title_justify="left")
+    table.add_column("name", style="bold")
+    table.add_column("family")
+    table.add_column("parameters", justify="right")
+    table.add_column("methods")
+    table.add_column("source")
+    table.add_column("plugin", style="dim")
+    for entry in registry:
+        spec = entry.spec
+        table.add_row(
+            spec.name,
+            spec.family,
+            human_count(spec.resources.parameters),
+            ", ".join(spec.resources.methods),
+            spec.source.describe(),
+            entry.plugin,
+        )
+    return table
+
+
+def plugins_table(infos: Iterable[PluginInfo], registry: Registry) -> Table:
+    by_plugin: dict[str, list[str]] = {}
+    for entry in registry:
+        by_plugin.setdefault(entry.plugin, []).append(entry.spec.name)
+    failed = dict(registry.failures)
+    table = Table(title="Plugins", title_justify="left")
+    for column in ("name", "from", "status", "models"):
+        table.add_column(column)
+    for info in infos:
+        status = info.status if info.name not in failed else f"failed: {failed[info.name]}"
+        style = "" if status == "loaded" else "yellow"
+        models = ", ".join(by_plugin.get(info.name, [])) or "-"
+        table.add_row(info.name, info.origin, Text(status, style=style), models)
+    return table
+
+
+# (column title, how to read it from a run, format, higher is better; None: no "best")
+_COLUMNS: Sequence[tuple[str, Callable[[Any], Any], Callable[[Any], str], bool | None]] = (
+    ("macro-F1", lambda r: _test(r, "f1_macro"), lambda v: f"{v:.4f}", True),
+    ("accuracy", lambda r: _test(r, "accuracy"), lambda v: f"{v:.4f}", True),
+    ("weighted F1", lambda r: _test(r, "f1_weighted"), lambda v: f"{v:.4f}", True),
+    ("train time", lambda r: r.train_seconds, human_seconds, False),
+    ("peak memory", lambda r: r.peak_memory_bytes, human_bytes, False),
+    ("parameters", lambda r: r.parameters, human_count, None),
+)
+
+
+def _test(run: Any, key: str) -> float | None:
+    # Test scores when the recipe has a test file, else validation scores.
+    scores = run.metrics.get("test") or run.metrics.get("validation") or {}
+    return scores.get(key)
+
+
+def comparison_table(runs: Sequence[Any], title: str = "Results") -> Table:
+    """One row per model; the best value of each column is bold and marked with '*'."""
+    has_test = any(r.metrics.get("test") for r in runs)
+    split = "test" if has_test else "validation"
+    table = Table(title=f"{title} ({split} split; * best)", title_justify="left")
+    table.add_column("model", style="bold")
+    table.add_column("status")
+    for name, *_ in _COLUMNS:
+        table.add_column(name, justify="right")
+    best = {}
+    for name, read, _fmt, higher in _COLUMNS:
+        values = [read(r) for r in runs if r.status == "ok" and read(r) is not None]
+        if len(values) > 1 and higher is not None:
+            best[name] = max(values) if higher else min(values)
+    for run in runs:
+        cells: list[Any] = [run.model, _status(run)]
+        for name, read, fmt, _higher in _COLUMNS:
+            value = read(run) if run.status == "ok" else None
+            text = "-" if value is None else fmt(value)
+            marked = name in best and value == best[name]
+            cells.append(Text(text + " *", style="bold green") if marked else Text(text + "  "))
+        table.add_row(*cells)
+    return table
+
+
+def _status(run: Any) -> Text:
+    return Text(run.status, style={"ok": "green", "failed": "red"}.get(run.status, "yellow"))
+
+
+def per_class_table(report: dict[str, Any], title: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    table.add_column("label", style="bold")
+    for column in ("precision", "recall", "F1", "support"):
+        table.add_column(column, justify="right")
+    for label, scores in report["per_class"].items():
+        table.add_row(
+            label,
+            f"{scores['precision']:.4f}",
+            f"{scores['recall']:.4f}",
+            f"{scores['f1']:.4f}",
+            str(scores["support"]),
+        )
+    return table
+
+
+def confusion_table(report: dict[str, Any]) -> Table:
+    labels = report["confusion_matrix"]["labels"]
+    table = Table(title="Confusion matrix (rows: true, columns: predicted)", title_justify="left")
+    table.add_column("", style="bold")
+    for label in labels:
+        table.add_column(label, justify="right")
+    for label, row in zip(labels, report["confusion_matrix"]["matrix"], strict=True):
+        table.add_row(label, *(str(n) for n in row))
+    return table
+
+
+class RichProgress:
+    """The engine's progress sink, drawn as a rich progress bar on `console` (stderr)."""
+
+    def __init__(self, console: Console, label: str) -> None:
+        self.console = console
+        self.label = label
+        self._progress: Progress | None = None
+        self._task: Any = None
+
+    def start(self, description: str, total: int) -> None:
+        self.stop()
+        self._progress = Progress(
+            TextColumn(f"[bold]{self.label}[/] {description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("steps"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=self.console,
+            transient=False,
+        )
+        self._task = self._progress.add_task(description, total=total)
+        self._progress.start()
+
+    def advance(self, steps: int = 1) -> None:
+        if self._progress is not None:
+            self._progress.advance(self._task, steps)
+
+    def message(self, text: str) -> None:
+        self.console.print(f"[dim]{self.label}:[/] {text}")
+
+    def stop(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None

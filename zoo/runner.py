@@ -1,0 +1,226 @@
+"""Running a recipe: every model in turn, each into its own run directory.
+
+One model's failure is recorded and the next model still runs. Heavy libraries are imported only
+once training starts.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import platform
+import time
+import traceback
+from collections.abc import Callable
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Literal
+
+import attrs
+import tomli_w
+
+import zoo
+from zoo.data import Splits, load_splits
+from zoo.errors import ZooError
+from zoo.files import new_run_dir, write_json, write_text
+from zoo.recipe import ModelEntry, Recipe, TrainingConfig, recipe_to_dict, resolve_training
+from zoo.registry import Registry
+
+Status = Literal["ok", "failed", "refused"]
+
+
+@attrs.frozen(kw_only=True)
+class ModelRun:
+    """What happened to one model of a recipe."""
+
+    model: str
+    status: Status
+    run_dir: Path | None = None
+    metrics: dict[str, Any] = attrs.field(factory=dict)
+    reason: str | None = None
+    train_seconds: float | None = None
+    peak_memory_bytes: int | None = None
+    parameters: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "status": self.status,
+            "run_dir": str(self.run_dir) if self.run_dir else None,
+            "metrics": self.metrics,
+            "reason": self.reason,
+            "train_seconds": self.train_seconds,
+            "peak_memory_bytes": self.peak_memory_bytes,
+            "parameters": self.parameters,
+        }
+
+
+SUMMARY_KEYS = ("accuracy", "f1_macro", "f1_weighted")
+
+
+def _summary(report: dict[str, Any] | None) -> dict[str, float] | None:
+    return None if report is None else {k: report[k] for k in SUMMARY_KEYS}
+
+
+def _versions() -> dict[str, str]:
+    names = ("torch", "transformers", "datasets", "evaluate", "accelerate", "scikit-learn")
+    found = {"python": platform.python_version(), "zoo": zoo.__version__}
+    for name in names:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+def effective_recipe(recipe: Recipe, entry: ModelEntry, settings: TrainingConfig) -> str:
+    """The recipe for this one model with every setting spelled out and absolute paths, so that
+    `zoo run RUN_DIR/recipe.toml` trains it again."""
+    data = recipe_to_dict(recipe)
+    for key in ("train", "test"):
+        if data["data"].get(key):
+            data["data"][key] = str(recipe.path(data["data"][key]))
+    if isinstance(recipe.data.validation, str):
+        data["data"]["validation"] = str(recipe.path(recipe.data.validation))
+    data["run"]["output_dir"] = str(recipe.path(recipe.run.output_dir))
+    data["training"] = {k: v for k, v in attrs.asdict(settings).items() if v is not None}
+    model = {"model": entry.model, "name": entry.name, "checkpoint": entry.checkpoint}
+    data["models"] = [{k: v for k, v in model.items() if v is not None}]
+    return tomli_w.dumps(data)
+
+
+def _predictions_csv(splits: Splits, predicted: tuple[int, ...], probabilities) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["row", "text", "label", "predicted", "confidence"])
+    assert splits.test is not None
+    for i, (text, label) in enumerate(zip(splits.test.texts, splits.test.labels, strict=True)):
+        p = predicted[i]
+        writer.writerow([i, text, label, splits.labels[p], f"{probabilities[i][p]:.6f}"])
+    return out.getvalue()
+
+
+def _write_outputs(
+    run_dir: Path,
+    recipe: Recipe,
+    entry: ModelEntry,
+    settings: TrainingConfig,
+    splits: Splits,
+    result: Any,
+    record: dict[str, Any],
+) -> None:
+    write_text(run_dir / "recipe.toml", effective_recipe(recipe, entry, settings))
+    write_json(run_dir / "labels.json", {"id2label": dict(enumerate(splits.labels))})
+    write_json(run_dir / "metrics.json", {"validation": result.validation, "test": result.test})
+    write_json(run_dir / "log_history.json", result.log_history)
+    if result.test_predictions is not None:
+        write_text(
+            run_dir / "predictions.csv",
+            _predictions_csv(splits, result.test_predictions, result.test_probabilities),
+        )
+    write_json(run_dir / "run.json", record)
+
+
+def run_model(
+    recipe: Recipe, entry: ModelEntry, registry: Registry, splits: Splits, progress: Any
+) -> ModelRun:
+    from zoo.engine.loading import locate
+    from zoo.engine.train import TrainJob, train_model
+
+    spec = registry.get(entry.model)
+    model_defaults = {"max_length": spec.tokenizer.max_length, **spec.defaults}
+    settings = resolve_training(recipe, entry, model_defaults)
+    checkpoint = recipe.path(entry.checkpoint) if entry.checkpoint else None
+    location, revision = locate(spec, checkpoint)
+    job = TrainJob(
+        spec=spec,
+        location=location,
+        revision=revision,
+        settings=settings,
+        splits=splits,
+        seed=recipe.run.seed,
+    )
+    parent = recipe.path(recipe.run.output_dir) / recipe.run.name
+    started = datetime.now(UTC)
+    clock = time.perf_counter()
+    made: list[Path] = []
+
+    def make_run_dir() -> Path:
+        made.append(new_run_dir(parent, entry.label))
+        return made[0]
+
+    try:
+        run_dir, result = train_model(job, make_run_dir, progress)
+    except Exception as exc:
+        if made:  # the failure is recorded in the run directory it left behind
+            exc.zoo_run_dir = made[0]  # type: ignore[attr-defined]
+        raise
+    record = {
+        "model": entry.label,
+        "registered_model": spec.name,
+        "plugin": registry.models[spec.name].plugin,
+        "source": location if checkpoint else spec.source.describe(),
+        "status": "ok",
+        "started": started.isoformat(timespec="seconds"),
+        "wall_seconds": round(time.perf_counter() - clock, 2),
+        "train_seconds": round(result.train_seconds, 2),
+        "peak_memory_bytes": result.peak_memory_bytes,
+        "peak_memory_kind": result.peak_memory_kind,
+        "parameters": result.parameters,
+        "device": result.device,
+        "precision": result.precision,
+        "seed": recipe.run.seed,
+        "rows": {
+            "train": len(splits.train),
+            "validation": len(splits.validation),
+            "test": len(splits.test) if splits.test else 0,
+        },
+        "encodings": splits.encodings,
+        "settings": attrs.asdict(settings),
+        "versions": _versions(),
+    }
+    _write_outputs(run_dir, recipe, entry, settings, splits, result, record)
+    return ModelRun(
+        model=entry.label,
+        status="ok",
+        run_dir=run_dir,
+        metrics={"test": _summary(result.test), "validation": _summary(result.validation)},
+        train_seconds=result.train_seconds,
+        peak_memory_bytes=result.peak_memory_bytes,
+        parameters=result.parameters,
+    )
+
+
+def run_recipe(
+    recipe: Recipe,
+    registry: Registry,
+    progress_for: Callable[[str], Any],
+    on_failure: Callable[[str, BaseException], None],
+) -> list[ModelRun]:
+    """Train every model of the recipe; a model that fails is reported and the rest go on."""
+    splits = load_splits(recipe.data, recipe.base_dir, recipe.run.seed)
+    runs = []
+    for entry in recipe.models:
+        progress = progress_for(entry.label)
+        try:
+            runs.append(run_model(recipe, entry, registry, splits, progress))
+        except Exception as exc:
+            progress.stop()
+            on_failure(entry.label, exc)
+            reason = str(exc) if isinstance(exc, ZooError) else f"{type(exc).__name__}: {exc}"
+            run_dir = getattr(exc, "zoo_run_dir", None)
+            if run_dir is not None:
+                write_json(
+                    run_dir / "run.json",
+                    {"model": entry.label, "status": "failed", "reason": reason},
+                )
+                write_text(run_dir / "error.txt", format_traceback(exc))
+            runs.append(
+                ModelRun(model=entry.label, status="failed", run_dir=run_dir, reason=reason)
+            )
+    return runs
+
+
+def format_traceback(exc: BaseException) -> str:
+    return "".join(traceback.format_exception(exc))

@@ -1,0 +1,118 @@
+"""What a plugin hands over when it registers a model: plain data, no torch, no weights.
+
+A `ModelSpec` says where the weights come from, how to tokenize for the model, what it needs to
+run, and which training settings suit it. Loading happens later, in the engine, when a run
+needs the model.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Literal
+
+import attrs
+
+Family = Literal["bert", "xlm-roberta", "gpt-neox", "other"]
+Method = Literal["full", "lora", "qlora", "zero-shot"]
+Precision = Literal["auto", "fp32", "fp16", "bf16"]
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+
+
+def _valid_name(_instance: Any, _attribute: attrs.Attribute, value: str) -> None:
+    if not _NAME.match(value):
+        raise ValueError(
+            f"model name {value!r} must be lower-case letters, digits, '.', '_' or '-'"
+        )
+
+
+@attrs.frozen(kw_only=True)
+class HubSource:
+    """Weights on the Hugging Face hub (or in its local cache), pinned to a revision."""
+
+    repo_id: str
+    revision: str = "main"
+
+    def describe(self) -> str:
+        return self.repo_id if self.revision == "main" else f"{self.repo_id}@{self.revision}"
+
+
+@attrs.frozen(kw_only=True)
+class LocalSource:
+    """A Hugging Face model directory on this machine."""
+
+    path: Path = attrs.field(converter=Path)
+
+    def describe(self) -> str:
+        return str(self.path)
+
+
+@attrs.frozen(kw_only=True)
+class ResolvedSource:
+    """A directory produced on demand, e.g. from files that a Python package ships.
+
+    `resolve()` returns the directory; it may build it on first use (and cache it), and raises
+    `zoo.errors.ModelUnavailableError` when it cannot.
+    """
+
+    label: str
+    resolve: Callable[[], Path] = attrs.field(eq=False, repr=False)
+
+    def describe(self) -> str:
+        return self.label
+
+
+Source = HubSource | LocalSource | ResolvedSource
+
+
+@attrs.frozen(kw_only=True)
+class TokenizerSettings:
+    """How to tokenize for a model; the recipe's `max_length` overrides `max_length`."""
+
+    max_length: int = attrs.field(default=128)
+    padding_side: Literal["right", "left"] = "right"
+    # "eos" makes the end-of-sequence token the pad token (GPT-style models have none).
+    pad_token: Literal["eos"] | None = None
+    # False drops BERT-style token_type_ids (RoBERTa-family models must not see them).
+    token_type_ids: bool = True
+
+    @max_length.validator
+    def _positive(self, _attribute: attrs.Attribute, value: int) -> None:
+        if value < 1:
+            raise ValueError(f"max_length must be at least 1, got {value}")
+
+
+@attrs.frozen(kw_only=True)
+class Resources:
+    """What a model needs: its size and the training methods it supports."""
+
+    # Parameters of the backbone (without the fresh classification head).
+    parameters: int | None = None
+    methods: tuple[Method, ...] = ("full",)
+    default_precision: Precision = "auto"
+
+
+def _frozen_mapping(value: Mapping[str, Any]) -> Mapping[str, Any]:
+    return MappingProxyType(dict(value))
+
+
+@attrs.frozen(kw_only=True)
+class ModelSpec:
+    """A model that zoo can fine-tune for sequence classification."""
+
+    name: str = attrs.field(validator=_valid_name)
+    description: str
+    source: Source
+    family: Family
+    head: Literal["sequence-classification"] = "sequence-classification"
+    tokenizer: TokenizerSettings = TokenizerSettings()
+    resources: Resources = Resources()
+    # Training settings that suit the model (keys of the recipe's [training] table); a recipe
+    # that sets a key itself wins.
+    defaults: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping)
+    # `loader(request) -> (model, tokenizer)`; None uses zoo's standard
+    # AutoModelForSequenceClassification loader. Called only when a run needs the model.
+    loader: Callable[..., Any] | None = attrs.field(default=None, eq=False, repr=False)
