@@ -127,7 +127,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
             failed = failed or exc.exit_code
             continue
         models = ", ".join(entry.label for entry in recipe.models)
-        out.print(f"[green]ok[/] {path}: run {recipe.run.name!r}, models: {models}")
+        print(f"ok {path}: run {recipe.run.name!r}, models: {models}")
     return failed
 
 
@@ -154,7 +154,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     # stderr.
     with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
         for recipe in recipes:
-            err.print(f"[bold]run {recipe.run.name!r}[/]: {len(recipe.models)} model(s)")
+            err.print(f"run {recipe.run.name!r}: {len(recipe.models)} model(s)", markup=False)
             runs += run_recipe(recipe, registry, lambda label: RichProgress(err, label), on_failure)
     table = comparison_table(runs, title="Comparison")
     if args.json:
@@ -164,7 +164,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         out.print(table)
         for run in runs:
             if run.run_dir:
-                out.print(f"[dim]{run.model}: {run.run_dir}[/]", highlight=False)
+                out.print(f"{run.model}: {run.run_dir}", style="dim", markup=False)
     return EXIT_RUN_FAILED if any(r.status != "ok" for r in runs) else 0
 
 
@@ -188,9 +188,10 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(json.dumps({"run": record, "metrics": metrics}, indent=2, ensure_ascii=False))
         return 0
     out.print(
-        f"[bold]{record.get('model')}[/] ({record.get('status')}) on {record.get('device', '-')}, "
+        f"{record.get('model')} ({record.get('status')}) on {record.get('device', '-')}, "
         f"{record.get('precision', '-')}: trained in {human_seconds(record.get('train_seconds'))}, "
-        f"peak memory {human_bytes(record.get('peak_memory_bytes'))}"
+        f"peak memory {human_bytes(record.get('peak_memory_bytes'))}",
+        markup=False,
     )
     if record.get("reason"):
         out.print(f"reason: {record['reason']}", markup=False)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from collections import Counter
 from pathlib import Path
 
@@ -47,8 +48,10 @@ def decode(path: Path, encoding: str, setting: str) -> tuple[str, str]:
         raise DataError(f"{setting}: cannot read {path}: {exc.strerror}") from None
     tried = AUTO_ENCODINGS if encoding == "auto" else (encoding,)
     for name in tried:
+        # A byte-order mark is never part of the data (Excel writes one); utf-8-sig drops it.
+        codec = "utf-8-sig" if name == "utf-8" else name
         try:
-            return raw.decode(name), name
+            return raw.decode(codec), name
         except UnicodeDecodeError:
             continue
     raise DataError(
@@ -83,18 +86,22 @@ def read_table(
             hint="set data.text_column and data.label_column to the file's column names",
         )
     texts, labels, empty = [], [], []
-    for line, row in enumerate(reader, start=2):
+    line = reader.line_num + 1  # where the next record starts; quoted texts may span lines
+    for row in reader:
         text_value = (row.get(text_column) or "").strip()
         label_value = (row.get(label_column) or "").strip()
         if not text_value or not label_value:
             empty.append(line)
-            continue
-        texts.append(text_value)
-        labels.append(label_value)
+        else:
+            texts.append(text_value)
+            labels.append(label_value)
+        line = reader.line_num + 1
     if empty:
         shown = ", ".join(map(str, empty[:5])) + (" ..." if len(empty) > 5 else "")
+        rows = "row" if len(empty) == 1 else "rows"
         raise DataError(
-            f"{setting}: {path} has {len(empty)} rows with an empty text or label (lines {shown})",
+            f"{setting}: {path} has {len(empty)} {rows} with an empty text or label "
+            f"(lines {shown})",
             hint="fill them in or remove them",
         )
     if not texts:
@@ -106,7 +113,7 @@ def label_order(labels: tuple[str, ...]) -> tuple[str, ...]:
     """Label names in a stable order: numerically if they are all integers, else alphabetically."""
     names = set(labels)
     if all(n.lstrip("-").isdigit() for n in names):
-        return tuple(sorted(names, key=int))
+        return tuple(sorted(names, key=lambda n: (int(n), n)))
     return tuple(sorted(names))
 
 
@@ -124,12 +131,15 @@ def stratified_split(
             "split off a validation row",
             hint="add rows of that label, or give data.validation a file",
         )
-    if round(len(rows) * fraction) < len(counts):
-        raise DataError(
-            f"data.validation: {fraction} of {len(rows)} rows is fewer rows than the "
-            f"{len(counts)} labels",
-            hint="raise data.validation or add rows",
-        )
+    # scikit-learn rounds the held-out part up; each part needs a row of every label.
+    held_out = math.ceil(len(rows) * fraction)
+    for part, size in (("validation", held_out), ("training", len(rows) - held_out)):
+        if size < len(counts):
+            raise DataError(
+                f"data.validation = {fraction} of {len(rows)} rows leaves {size} {part} rows, "
+                f"fewer than the {len(counts)} labels",
+                hint="change data.validation or add rows",
+            )
     train_x, val_x, train_y, val_y = train_test_split(
         rows.texts, rows.labels, test_size=fraction, random_state=seed, stratify=rows.labels
     )

@@ -8,6 +8,7 @@ choices are checked, and model names are checked against the registry.
 from __future__ import annotations
 
 import difflib
+import re
 import tomllib
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -284,6 +285,11 @@ def _problems(exc: BaseException, path: str) -> Iterable[Problem]:
         yield Problem(path, f"{type(exc).__name__}: {exc}")
 
 
+def _natural(problem: Problem) -> list[Any]:
+    # models[2] before models[10]
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", problem.path)]
+
+
 def _check_model_entries(models: Any) -> list[Problem]:
     if not isinstance(models, list) or not models:
         return [Problem("models", "add at least one [[models]] table naming a model to train")]
@@ -309,17 +315,14 @@ def structure_recipe(
 ) -> Recipe:
     """Turn a parsed TOML document into a `Recipe`, or raise `RecipeError` listing every problem."""
     conv = make_converter(model_names)
-    problems: list[Problem] = []
-    if "models" in raw:
-        problems += _check_model_entries(raw["models"])
+    problems = _check_model_entries(raw.get("models"))
     try:
         recipe = conv.structure(dict(raw), Recipe)
     except (ClassValidationError, ForbiddenExtraKeysError) as exc:
-        problems += _problems(exc, "")
+        problems += [p for p in _problems(exc, "") if p.path != "models"]
         recipe = None
     if problems:
-        order = {p: i for i, p in enumerate(problems)}
-        raise RecipeError(source, sorted(problems, key=lambda p: (p.path, order[p])))
+        raise RecipeError(source, sorted(problems, key=_natural))
     return attrs.evolve(recipe, base_dir=base_dir)
 
 

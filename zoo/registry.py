@@ -70,14 +70,18 @@ def collect_models(pm: pluggy.PluginManager) -> Registry:
     """Call every plugin's `register_models` and collect what they register."""
     registry = Registry()
     for impl in sorted(pm.hook.register_models.get_hookimpls(), key=_builtin_first):
+        # A plugin's models are added once it has finished: one that raises half-way through
+        # leaves none behind.
+        pending: list[tuple[ModelSpec, bool]] = []
 
-        def register(spec: ModelSpec, *, replace: bool = False, _plugin=impl.plugin_name) -> None:
-            registry.add(spec, _plugin, replace=replace)
+        def register(spec: ModelSpec, *, replace: bool = False, _pending=pending) -> None:
+            _pending.append((spec, replace))
 
         try:
             impl.function(register=register)
-        except PluginError:
-            raise
         except Exception as exc:  # one broken plugin must not hide the others' models
             registry.failures.append((impl.plugin_name, f"{type(exc).__name__}: {exc}"))
+            continue
+        for spec, replace in pending:
+            registry.add(spec, impl.plugin_name, replace=replace)
     return registry

@@ -21,31 +21,35 @@ from zoo.plugins import PluginInfo
 from zoo.registry import Registry
 
 
+def _scaled(n: float, step: float, units: Sequence[str], first: str) -> str:
+    """`n` in the largest unit that keeps it at least 1 once rounded to one decimal."""
+    if round(n) < step:
+        return first
+    for i, unit in enumerate(units):
+        value = n / step ** (i + 1)
+        if round(value, 1) < step or i == len(units) - 1:
+            return f"{value:.1f}{unit}"
+    raise AssertionError("unreachable")
+
+
 def human_count(n: int | None) -> str:
     if n is None:
         return "-"
-    for unit, size in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
-        if n >= size:
-            return f"{n / size:.1f}{unit}"
-    return str(n)
+    return _scaled(n, 1000, ("K", "M", "B"), str(n))
 
 
 def human_bytes(n: int | None) -> str:
     if n is None:
         return "-"
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    raise AssertionError("unreachable")
+    return _scaled(n, 1024, (" KiB", " MiB", " GiB"), f"{n} B")
 
 
 def human_seconds(s: float | None) -> str:
     if s is None:
         return "-"
-    minutes, seconds = divmod(s, 60)
-    return f"{int(minutes)}m{seconds:04.1f}s" if minutes else f"{seconds:.1f}s"
+    tenths = round(s * 10)  # round once, then split, so 59.96 s reads 1m00.0s
+    minutes, rest = divmod(tenths, 600)
+    return f"{minutes}m{rest / 10:04.1f}s" if minutes else f"{rest / 10:.1f}s"
 
 
 def models_table(registry: Registry) -> Table:
@@ -117,7 +121,7 @@ def comparison_table(runs: Sequence[Any], title: str = "Results") -> Table:
         if len(values) > 1 and higher is not None:
             best[name] = max(values) if higher else min(values)
     for run in runs:
-        cells: list[Any] = [run.model, _status(run)]
+        cells: list[Any] = [Text(run.model), _status(run)]
         for name, read, fmt, _higher in _COLUMNS:
             value = read(run) if run.status == "ok" else None
             text = "-" if value is None else fmt(value)
@@ -138,7 +142,7 @@ def per_class_table(report: dict[str, Any], title: str) -> Table:
         table.add_column(column, justify="right")
     for label, scores in report["per_class"].items():
         table.add_row(
-            label,
+            Text(label),
             f"{scores['precision']:.4f}",
             f"{scores['recall']:.4f}",
             f"{scores['f1']:.4f}",
@@ -152,9 +156,9 @@ def confusion_table(report: dict[str, Any]) -> Table:
     table = Table(title="Confusion matrix (rows: true, columns: predicted)", title_justify="left")
     table.add_column("", style="bold")
     for label in labels:
-        table.add_column(label, justify="right")
+        table.add_column(Text(label), justify="right")
     for label, row in zip(labels, report["confusion_matrix"]["matrix"], strict=True):
-        table.add_row(label, *(str(n) for n in row))
+        table.add_row(Text(label), *(str(n) for n in row))
     return table
 
 

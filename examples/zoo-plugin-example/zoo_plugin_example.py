@@ -1,0 +1,23 @@
+"""An example third-party zoo plugin.
+
+Install it (``pip install ./examples/zoo-plugin-example``) and ``zoo models`` lists
+``klue-roberta-small``. Registration is declarative: nothing is downloaded or loaded here.
+"""
+
+import zoo
+
+
+@zoo.hookimpl
+def register_models(register):
+    register(
+        zoo.ModelSpec(
+            name="klue-roberta-small",
+            description="KLUE RoBERTa small: a Korean RoBERTa (needs the hub or a local copy)",
+            source=zoo.HubSource(repo_id="klue/roberta-small"),
+            family="xlm-roberta",
+            # RoBERTa-family models must not be fed BERT-style token_type_ids.
+            tokenizer=zoo.TokenizerSettings(max_length=128, token_type_ids=False),
+            resources=zoo.Resources(parameters=68_090_880),
+            defaults={"learning_rate": 3e-5, "batch_size": 32},
+        )
+    )

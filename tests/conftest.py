@@ -1,0 +1,81 @@
+"""Fixtures shared by zoo's tests."""
+
+from __future__ import annotations
+
+import io
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rich.console import Console
+
+from zoo.plugins import ZooPluginManager, get_plugin_manager
+
+# A recipe that validates against the built-in models, with the files `write_recipe` writes.
+GOOD_RECIPE = """\
+[run]
+name = "tiny"
+
+[data]
+train = "train.csv"
+test = "test.csv"
+
+[[models]]
+model = "minilm"
+"""
+
+TRAIN_CSV = """\
+text,label
+the server is down,ops
+deploy failed again,ops
+disk is full,ops
+how do I sort a list,code
+what does this error mean,code
+why is my loop slow,code
+"""
+
+TEST_CSV = """\
+text,label
+nginx will not start,ops
+how do I read a file,code
+"""
+
+
+@pytest.fixture
+def pm() -> ZooPluginManager:
+    """A fresh plugin manager with zoo's hook specs and no plugins at all: no entry points, no
+    built-ins. Register test plugins on it with `pm.register(Plugin(), name="...")`."""
+    return get_plugin_manager(entry_points=False, builtins=False)
+
+
+@pytest.fixture
+def write_recipe(tmp_path: Path) -> Callable[..., Path]:
+    """Write a recipe into `tmp_path` beside tiny train.csv and test.csv files; return its path.
+
+    ``write_recipe()`` writes `GOOD_RECIPE`; ``write_recipe(text)`` writes `text` (dedented).
+    """
+
+    def write(text: str = GOOD_RECIPE, name: str = "recipe.toml") -> Path:
+        (tmp_path / "train.csv").write_text(TRAIN_CSV, encoding="utf-8")
+        (tmp_path / "test.csv").write_text(TEST_CSV, encoding="utf-8")
+        path = tmp_path / name
+        path.write_text(textwrap.dedent(text), encoding="utf-8")
+        return path
+
+    return write
+
+
+@pytest.fixture
+def render() -> Callable[[Any], str]:
+    """Render a rich renderable (a table, ...) as plain text, 100 columns wide, without the
+    trailing spaces that rich pads lines with."""
+
+    def render(renderable: Any) -> str:
+        console = Console(file=io.StringIO(), width=100, color_system=None)
+        console.print(renderable)
+        lines = console.file.getvalue().splitlines()
+        return "".join(f"{line.rstrip()}\n" for line in lines)
+
+    return render

@@ -1,0 +1,263 @@
+"""The engine end to end on a tiny random-init BERT: a few training steps on a CPU."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+import zoo
+from zoo.errors import ZooError
+from zoo.plugins import get_plugin_manager
+from zoo.recipe import load_recipe
+from zoo.registry import collect_models
+from zoo.runner import run_recipe
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+DEMO_DATA = Path(__file__).parent.parent / "recipes" / "demo-data"
+
+
+class SilentProgress:
+    def __init__(self) -> None:
+        self.steps = 0
+        self.messages: list[str] = []
+
+    def start(self, description: str, total: int) -> None:
+        self.total = total
+
+    def advance(self, steps: int = 1) -> None:
+        self.steps += steps
+
+    def message(self, text: str) -> None:
+        self.messages.append(text)
+
+    def stop(self) -> None:
+        pass
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory) -> Path:
+    from tiny_models import save_tiny_bert
+
+    texts = [row["text"] for row in read_rows(DEMO_DATA / "train.csv")]
+    return save_tiny_bert(tmp_path_factory.mktemp("tiny-bert"), texts)
+
+
+@pytest.fixture
+def data_slice(tmp_path) -> Path:
+    """120 training rows and 40 test rows of the demo data, every class present."""
+    for name, count in (("train", 120), ("test", 40)):
+        rows = read_rows(DEMO_DATA / f"{name}.csv")
+        by_label: dict[str, list] = {}
+        for row in rows:
+            by_label.setdefault(row["label"], []).append(row)
+        picked = [r for group in by_label.values() for r in group[:3]]  # rare classes first
+        picked += [r for r in rows if r not in picked][: count - len(picked)]
+        with (tmp_path / f"{name}.csv").open("w", encoding="utf-8", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=["id", "text", "label"])
+            writer.writeheader()
+            writer.writerows(picked)
+    return tmp_path
+
+
+@pytest.fixture
+def keyword_data(tmp_path) -> Path:
+    """Texts of very different lengths whose label is told by their syllable: a tiny model
+    learns it in a few dozen steps, so its predictions differ from row to row."""
+    import random
+
+    rng = random.Random(3)
+    for name, count in (("train", 150), ("test", 60)):
+        with (tmp_path / f"{name}.csv").open("w", encoding="utf-8", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["text", "label"])
+            for i in range(count):
+                label, syllable = [("a", "가"), ("b", "나"), ("c", "다")][i % 3]
+                writer.writerow(
+                    [
+                        " ".join(syllable * rng.randint(1, 4) for _ in range(rng.randint(1, 15))),
+                        label,
+                    ]
+                )
+    return tmp_path
+
+
+def make_registry(tiny_bert: Path, *, broken: bool = False):
+    class TinyPlugin:
+        @zoo.hookimpl
+        def register_models(self, register):
+            register(
+                zoo.ModelSpec(
+                    name="tiny-bert",
+                    description="2-layer random BERT",
+                    source=zoo.LocalSource(path=tiny_bert),
+                    family="bert",
+                    defaults={"learning_rate": 1e-3},
+                )
+            )
+            if broken:
+
+                def fail(_request):
+                    raise OSError("disk on fire")
+
+                register(
+                    zoo.ModelSpec(
+                        name="broken",
+                        description="its loader fails",
+                        source=zoo.LocalSource(path=tiny_bert),
+                        family="bert",
+                        loader=fail,
+                    )
+                )
+
+    pm = get_plugin_manager(entry_points=False, builtins=False)
+    pm.register(TinyPlugin(), name="tiny")
+    return collect_models(pm)
+
+
+def write_recipe(directory: Path, models: str, **training) -> Path:
+    settings = {"max_steps": 6, "batch_size": 8, "max_length": 64, **training}
+    lines = "\n".join(f"{k} = {v!r}" for k, v in settings.items()).replace("'", '"')
+    path = directory / "recipe.toml"
+    path.write_text(
+        f"""
+[run]
+name = "engine-test"
+seed = 7
+output_dir = "out"
+
+[data]
+train = "train.csv"
+test = "test.csv"
+validation = 0.25
+
+{models}
+
+[training]
+{lines}
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+def run(recipe_path: Path, registry):
+    recipe = load_recipe(recipe_path, model_names=registry.names())
+    failures = []
+    runs = run_recipe(
+        recipe, registry, lambda _label: SilentProgress(), lambda m, e: failures.append((m, e))
+    )
+    return runs, failures
+
+
+def test_a_run_writes_every_output_file(tiny_bert, data_slice):
+    registry = make_registry(tiny_bert)
+    runs, failures = run(write_recipe(data_slice, '[[models]]\nmodel = "tiny-bert"'), registry)
+
+    assert failures == []
+    [result] = runs
+    assert result.status == "ok"
+    files = sorted(p.name for p in result.run_dir.iterdir())
+    assert files == [
+        "labels.json",
+        "log_history.json",
+        "metrics.json",
+        "model",
+        "predictions.csv",
+        "recipe.toml",
+        "run.json",
+    ]
+    metrics = json.loads((result.run_dir / "metrics.json").read_text())
+    for split in ("validation", "test"):
+        report = metrics[split]
+        assert set(report) >= {"accuracy", "f1_macro", "f1_weighted", "per_class"}
+        assert sorted(report["per_class"]) == ["code", "remote", "system", "theory", "web"]
+        matrix = report["confusion_matrix"]["matrix"]
+        assert sum(map(sum, matrix)) == (40 if split == "test" else 30)
+    record = json.loads((result.run_dir / "run.json").read_text())
+    assert record["status"] == "ok"
+    assert record["rows"] == {"train": 90, "validation": 30, "test": 40}
+    assert record["settings"]["learning_rate"] == 1e-3  # the plugin's default
+    assert record["peak_memory_bytes"] > 0
+    assert {"torch", "transformers", "zoo", "python"} <= set(record["versions"])
+    history = json.loads((result.run_dir / "log_history.json").read_text())
+    assert any("eval_f1_macro" in entry for entry in history)
+    # The effective recipe reproduces the run: it validates as it stands.
+    again = load_recipe(result.run_dir / "recipe.toml", model_names=registry.names())
+    assert again.training.learning_rate == 1e-3
+    assert again.training.max_steps == 6
+
+
+def test_the_saved_model_loads_with_plain_transformers_and_predicts_the_file_in_order(
+    tiny_bert, keyword_data
+):
+    registry = make_registry(tiny_bert)
+    recipe = write_recipe(
+        keyword_data, '[[models]]\nmodel = "tiny-bert"', max_steps=60, learning_rate=5e-3
+    )
+    [result], _ = run(recipe, registry)
+
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    model = AutoModelForSequenceClassification.from_pretrained(result.run_dir / "model").eval()
+    tokenizer = AutoTokenizer.from_pretrained(result.run_dir / "model")
+    predictions = read_rows(result.run_dir / "predictions.csv")
+    test_rows = read_rows(keyword_data / "test.csv")
+    assert [p["text"] for p in predictions] == [r["text"] for r in test_rows]
+    assert [p["label"] for p in predictions] == [r["label"] for r in test_rows]
+    # A model that predicts one class everywhere would hide a reordering.
+    assert len({p["predicted"] for p in predictions}) >= 3
+    # Row by row, one text at a time: no batching or sampler order can line them up by luck.
+    for row in predictions:
+        encoded = tokenizer(row["text"], truncation=True, max_length=64, return_tensors="pt")
+        with torch.no_grad():
+            logits = model(**encoded).logits[0]
+        assert model.config.id2label[int(logits.argmax())] == row["predicted"]
+
+
+def test_runs_never_overwrite_each_other(tiny_bert, data_slice):
+    registry = make_registry(tiny_bert)
+    recipe = write_recipe(data_slice, '[[models]]\nmodel = "tiny-bert"', max_steps=1)
+    [first], _ = run(recipe, registry)
+    [second], _ = run(recipe, registry)
+    assert first.run_dir != second.run_dir
+    assert first.run_dir.parent == second.run_dir.parent
+    assert (first.run_dir / "model").is_dir()
+
+
+def test_a_failing_model_is_recorded_and_the_others_still_run(tiny_bert, data_slice):
+    registry = make_registry(tiny_bert, broken=True)
+    models = '[[models]]\nmodel = "broken"\n\n[[models]]\nmodel = "tiny-bert"'
+    runs, failures = run(write_recipe(data_slice, models, max_steps=2), registry)
+
+    assert [(r.model, r.status) for r in runs] == [("broken", "failed"), ("tiny-bert", "ok")]
+    assert runs[0].reason == "OSError: disk on fire"
+    assert runs[0].run_dir is None  # it failed while loading: nothing was written
+    assert [m for m, _ in failures] == ["broken"]
+
+
+def test_the_same_seed_gives_the_same_metrics(tiny_bert, data_slice):
+    registry = make_registry(tiny_bert)
+    recipe = write_recipe(data_slice, '[[models]]\nmodel = "tiny-bert"', max_steps=3)
+    [first], _ = run(recipe, registry)
+    [second], _ = run(recipe, registry)
+    assert first.metrics == second.metrics
+
+
+def test_a_missing_checkpoint_directory_fails_that_model_with_a_clear_reason(tiny_bert, data_slice):
+    registry = make_registry(tiny_bert)
+    models = '[[models]]\nmodel = "tiny-bert"\ncheckpoint = "nowhere"'
+    [result], failures = run(write_recipe(data_slice, models), registry)
+    assert result.status == "failed"
+    assert result.reason.startswith("checkpoint for 'tiny-bert' is not a directory: ")
+    assert isinstance(failures[0][1], ZooError)
+    assert not (data_slice / "out").exists()
