@@ -79,3 +79,16 @@ def render() -> Callable[[Any], str]:
         return "".join(f"{line.rstrip()}\n" for line in lines)
 
     return render
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """The real Korean data sets beside the project (``ZOO_SHARED_DATA``, default
+    ``../shared/data``); tests that need them skip where they are absent."""
+    import os
+
+    default = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+    path = Path(os.environ.get("ZOO_SHARED_DATA") or default)
+    if not (path / "README.md").is_file():
+        pytest.skip(f"shared data not found at {path}; set ZOO_SHARED_DATA to its folder")
+    return path

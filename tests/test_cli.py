@@ -154,7 +154,12 @@ def test_a_bad_recipe_in_a_real_process_exits_2_without_a_traceback(write_recipe
 def test_the_ok_line_is_one_line_however_long_the_path(write_recipe, tmp_path, capsys):
     deep = tmp_path / ("a-long-directory-name-" * 3) / ("another-long-directory-name-" * 3)
     deep.mkdir(parents=True)
-    text = write_recipe().read_text(encoding="utf-8").replace('train = "', 'train = "../../').replace('test = "', 'test = "../../')
+    text = (
+        write_recipe()
+        .read_text(encoding="utf-8")
+        .replace('train = "', 'train = "../../')
+        .replace('test = "', 'test = "../../')
+    )
     recipe = deep / "recipe.toml"
     recipe.write_text(text, encoding="utf-8")
     assert main(["validate", str(recipe)]) == 0

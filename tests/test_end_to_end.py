@@ -1,0 +1,105 @@
+"""`zoo run` from the command line with the real wheel-shipped models, on small slices."""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+from pathlib import Path
+
+import pytest
+
+from zoo.cli import main
+
+pytest.importorskip("torch")
+DEMO_DATA = Path(__file__).parent.parent / "recipes" / "demo-data"
+
+
+def write_slice(source: Path, target: Path, rows: int, *, delimiter: str = ",") -> None:
+    with source.open(encoding="utf-8", newline="") as f:
+        reader = csv.DictReader(f, delimiter=delimiter)
+        picked = list(itertools.islice(reader, rows))
+    with target.open("w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(picked[0]), delimiter=delimiter)
+        writer.writeheader()
+        writer.writerows(picked)
+
+
+def recipe(directory: Path, model: str, data: str) -> Path:
+    path = directory / "recipe.toml"
+    path.write_text(
+        f"""
+[run]
+name = "e2e"
+output_dir = "runs"
+
+[data]
+{data}
+
+[[models]]
+model = "{model}"
+
+[training]
+max_steps = 3
+batch_size = 8
+max_length = 64
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["minilm", "e5-small"])
+def test_zoo_run_json_prints_one_object_with_every_run(model, tmp_path, capsys):
+    write_slice(DEMO_DATA / "train.csv", tmp_path / "train.csv", 80)
+    write_slice(DEMO_DATA / "test.csv", tmp_path / "test.csv", 20)
+    path = recipe(tmp_path, model, 'train = "train.csv"\ntest = "test.csv"\nvalidation = 0.3')
+
+    assert main(["run", str(path), "--json"]) == 0
+
+    out = json.loads(capsys.readouterr().out)  # stdout holds the JSON object and nothing else
+    [run] = out["runs"]
+    assert run["model"] == model
+    assert run["status"] == "ok"
+    for split in ("test", "validation"):
+        assert set(run["metrics"][split]) == {"accuracy", "f1_macro", "f1_weighted"}
+        assert 0 <= run["metrics"][split]["f1_macro"] <= 1
+    run_dir = Path(run["run_dir"])
+    assert run_dir.parent == tmp_path / "runs" / "e2e"
+    predictions = list(csv.DictReader((run_dir / "predictions.csv").open(encoding="utf-8")))
+    assert len(predictions) == 20
+    metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["test"]["accuracy"] == run["metrics"]["test"]["accuracy"]
+
+
+@pytest.mark.slow
+def test_a_real_korean_data_set_from_shared_data(shared_data, tmp_path, capsys):
+    """NSMC movie reviews (TSV, columns id/document/label) with its own column names."""
+    write_slice(shared_data / "nsmc" / "train_20k.tsv", tmp_path / "train.tsv", 60, delimiter="\t")
+    data = 'train = "train.tsv"\ntext_column = "document"\nvalidation = 0.25'
+    path = recipe(tmp_path, "minilm", data)
+
+    assert main(["run", str(path), "--json"]) == 0
+
+    [run] = json.loads(capsys.readouterr().out)["runs"]
+    assert run["status"] == "ok"
+    assert run["metrics"]["test"] is None
+    labels = json.loads((Path(run["run_dir"]) / "labels.json").read_text(encoding="utf-8"))
+    assert labels == {"id2label": {"0": "0", "1": "1"}}
+
+
+def test_a_model_without_weights_fails_with_one_clear_message(tmp_path, capsys):
+    write_slice(DEMO_DATA / "train.csv", tmp_path / "train.csv", 80)
+    path = recipe(tmp_path, "minilm", 'train = "train.csv"')
+    text = path.read_text(encoding="utf-8").replace(
+        'model = "minilm"', 'model = "minilm"\ncheckpoint = "no/such/dir"'
+    )
+    path.write_text(text, encoding="utf-8")
+
+    assert main(["run", str(path)]) == 1
+
+    err = capsys.readouterr().err
+    assert "error: model 'minilm' failed: checkpoint for 'minilm' is not a directory: " in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "runs").exists()

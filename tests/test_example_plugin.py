@@ -1,0 +1,73 @@
+"""Third-party plugins: found through the entry-point group "zoo" of an installed distribution."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLE = Path(__file__).parent.parent / "examples" / "zoo-plugin-example"
+
+
+def zoo_json(*args: str, env: dict[str, str] | None = None) -> dict:
+    done = subprocess.run(
+        [sys.executable, "-m", "zoo", *args, "--json"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        check=True,
+    )
+    return json.loads(done.stdout)
+
+
+def fake_install(site: Path) -> None:
+    """What `pip install` leaves behind for the example: its module and a dist-info folder with
+    the entry point, so the test sees the same discovery path without building anything."""
+    shutil.copy(EXAMPLE / "zoo_plugin_example.py", site)
+    dist_info = site / "zoo_plugin_example-0.1.0.dist-info"
+    dist_info.mkdir()
+    (dist_info / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: zoo-plugin-example\nVersion: 0.1.0\n", encoding="utf-8"
+    )
+    (dist_info / "entry_points.txt").write_text(
+        "[zoo]\nexample = zoo_plugin_example\n", encoding="utf-8"
+    )
+
+
+def test_a_distribution_with_a_zoo_entry_point_adds_its_models(tmp_path):
+    fake_install(tmp_path)
+    env = {"PYTHONPATH": str(tmp_path), "ZOO_PLUGINS": "example"}
+
+    models = {m["name"]: m for m in zoo_json("models", env=env)["models"]}
+    assert models["klue-roberta-small"]["plugin"] == "example"
+    assert models["klue-roberta-small"]["source"] == "klue/roberta-small"
+    assert {"e5-small", "minilm"} <= set(models)
+
+    plugins = {p["name"]: p for p in zoo_json("plugins", env=env)["plugins"]}
+    assert plugins["example"]["from"] == "zoo-plugin-example 0.1.0"
+    assert plugins["example"]["models"] == ["klue-roberta-small"]
+
+
+def test_a_blocked_plugin_is_listed_but_adds_nothing(tmp_path):
+    fake_install(tmp_path)
+    env = {"PYTHONPATH": str(tmp_path), "ZOO_BLOCK_PLUGINS": "example"}
+
+    assert "klue-roberta-small" not in {m["name"] for m in zoo_json("models", env=env)["models"]}
+    plugins = {p["name"]: p for p in zoo_json("plugins", env=env)["plugins"]}
+    assert plugins["example"]["status"] == "blocked"
+
+
+def test_the_installed_example_plugin_is_listed():
+    """Runs for real in `tox -e example-plugin`, which pip-installs examples/zoo-plugin-example."""
+    if importlib.util.find_spec("zoo_plugin_example") is None:
+        if os.environ.get("ZOO_REQUIRE_EXAMPLE_PLUGIN") == "1":
+            pytest.fail("the example plugin should be installed in this environment")
+        pytest.skip("examples/zoo-plugin-example is not installed here (tox -e example-plugin)")
+    models = {m["name"]: m for m in zoo_json("models")["models"]}
+    assert models["klue-roberta-small"]["plugin"] == "example"
