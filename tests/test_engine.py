@@ -91,7 +91,7 @@ def keyword_data(tmp_path) -> Path:
     return tmp_path
 
 
-def make_registry(tiny_bert: Path, *, broken: bool = False):
+def make_registry(tiny_bert: Path, *, broken: bool = False, loader=None):
     class TinyPlugin:
         @zoo.hookimpl
         def register_models(self, register):
@@ -115,7 +115,7 @@ def make_registry(tiny_bert: Path, *, broken: bool = False):
                         description="its loader fails",
                         source=zoo.LocalSource(path=tiny_bert),
                         family="bert",
-                        loader=fail,
+                        loader=loader or fail,
                     )
                 )
 
@@ -261,3 +261,20 @@ def test_a_missing_checkpoint_directory_fails_that_model_with_a_clear_reason(tin
     assert result.reason.startswith("checkpoint for 'tiny-bert' is not a directory: ")
     assert isinstance(failures[0][1], ZooError)
     assert not (data_slice / "out").exists()
+
+
+def test_a_model_that_fails_after_loading_records_why_in_its_run_directory(tiny_bert, data_slice):
+    class NotATokenizer:
+        pass
+
+    registry = make_registry(
+        tiny_bert, broken=True, loader=lambda _request: (object(), NotATokenizer())
+    )
+    [result], _ = run(write_recipe(data_slice, '[[models]]\nmodel = "broken"'), registry)
+
+    assert result.status == "failed"
+    assert result.reason.startswith("AttributeError: ")
+    assert sorted(p.name for p in result.run_dir.iterdir()) == ["error.txt", "run.json"]
+    record = json.loads((result.run_dir / "run.json").read_text())
+    assert record == {"model": "broken", "status": "failed", "reason": result.reason}
+    assert "Traceback" in (result.run_dir / "error.txt").read_text()

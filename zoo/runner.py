@@ -74,6 +74,14 @@ def _versions() -> dict[str, str]:
     return found
 
 
+class FailedInRunDir(Exception):
+    """A model failed after its run directory was made; the cause is `__cause__`."""
+
+    def __init__(self, run_dir: Path) -> None:
+        super().__init__(str(run_dir))
+        self.run_dir = run_dir
+
+
 def effective_recipe(recipe: Recipe, entry: ModelEntry, settings: TrainingConfig) -> str:
     """The recipe for this one model with every setting spelled out and absolute paths, so that
     `zoo run RUN_DIR/recipe.toml` trains it again."""
@@ -129,7 +137,11 @@ def run_model(
     from zoo.engine.train import TrainJob, train_model
 
     spec = registry.get(entry.model)
-    model_defaults = {"max_length": spec.tokenizer.max_length, **spec.defaults}
+    model_defaults = {
+        "max_length": spec.tokenizer.max_length,
+        "precision": spec.resources.default_precision,
+        **spec.defaults,
+    }
     settings = resolve_training(recipe, entry, model_defaults)
     checkpoint = recipe.path(entry.checkpoint) if entry.checkpoint else None
     location, revision = locate(spec, checkpoint)
@@ -154,7 +166,7 @@ def run_model(
         run_dir, result = train_model(job, make_run_dir, progress)
     except Exception as exc:
         if made:  # the failure is recorded in the run directory it left behind
-            exc.zoo_run_dir = made[0]  # type: ignore[attr-defined]
+            raise FailedInRunDir(made[0]) from exc
         raise
     record = {
         "model": entry.label,
@@ -207,15 +219,16 @@ def run_recipe(
             runs.append(run_model(recipe, entry, registry, splits, progress))
         except Exception as exc:
             progress.stop()
-            on_failure(entry.label, exc)
-            reason = str(exc) if isinstance(exc, ZooError) else f"{type(exc).__name__}: {exc}"
-            run_dir = getattr(exc, "zoo_run_dir", None)
+            run_dir = exc.run_dir if isinstance(exc, FailedInRunDir) else None
+            cause = exc.__cause__ if isinstance(exc, FailedInRunDir) else exc
+            on_failure(entry.label, cause)
+            reason = (
+                str(cause) if isinstance(cause, ZooError) else f"{type(cause).__name__}: {cause}"
+            )
             if run_dir is not None:
-                write_json(
-                    run_dir / "run.json",
-                    {"model": entry.label, "status": "failed", "reason": reason},
-                )
-                write_text(run_dir / "error.txt", format_traceback(exc))
+                record = {"model": entry.label, "status": "failed", "reason": reason}
+                write_json(run_dir / "run.json", record)
+                write_text(run_dir / "error.txt", format_traceback(cause))
             runs.append(
                 ModelRun(model=entry.label, status="failed", run_dir=run_dir, reason=reason)
             )
