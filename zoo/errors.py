@@ -68,6 +68,12 @@ class PluginError(ZooError):
     exit_code = 5
 
 
+class RunRefused(ZooError):
+    """A run that zoo will not start on this machine, refused before anything is loaded."""
+
+    exit_code = 6
+
+
 class UnknownModelError(ZooError):
     exit_code = 2
 

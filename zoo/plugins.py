@@ -27,6 +27,9 @@ ENTRY_POINT_GROUP = "zoo"
 BUILTIN_PLUGINS = (
     "zoo_plugins.minilm",
     "zoo_plugins.e5_small",
+    "zoo_plugins.finbert",
+    "zoo_plugins.xlmr",
+    "zoo_plugins.koalpaca",
 )
 
 

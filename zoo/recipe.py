@@ -33,6 +33,7 @@ Scheduler = Literal["linear", "cosine", "constant", "constant_with_warmup"]
 Metric = Literal["f1_macro", "accuracy", "f1_weighted"]
 Precision = Literal["auto", "fp32", "fp16", "bf16"]
 Encoding = Literal["auto", "utf-8", "utf-8-sig", "cp949", "euc-kr"]
+Method = Literal["full", "lora", "qlora", "zero-shot"]
 
 
 def doc(text: str, **kwargs: Any) -> Any:
@@ -102,10 +103,25 @@ DEFAULT_TRAINING = TrainingConfig(
 TRAINING_KEYS = frozenset(f.name for f in attrs.fields(TrainingConfig))
 
 
+@attrs.frozen(kw_only=True)
+class LoraSettings:
+    r: PositiveInt = doc("rank of the adapter matrices", default=8)
+    alpha: PositiveInt = doc("scaling numerator: updates are scaled by alpha / r", default=16)
+    dropout: Ratio = doc("dropout on the adapter's input", default=0.05)
+    target_modules: tuple[str, ...] | None = doc(
+        "module names to adapt; default: the model plugin's choice", default=None
+    )
+
+
 # A model entry may override any training setting for that model alone.
 @attrs.frozen(kw_only=True)
 class ModelEntry(TrainingConfig):
     model: ModelName = doc("a registered model name (see 'zoo models')")
+    method: Method | None = doc(
+        "'full' fine-tuning (default), 'lora', 'qlora' (4-bit base, CUDA) or 'zero-shot'",
+        default=None,
+    )
+    lora: LoraSettings | None = doc("LoRA settings for 'lora' and 'qlora'", default=None)
     name: RunName | None = doc(
         "name for this entry; needed when a model appears twice", default=None
     )
@@ -116,6 +132,10 @@ class ModelEntry(TrainingConfig):
     @property
     def label(self) -> str:
         return self.name or self.model
+
+    @property
+    def training_method(self) -> str:
+        return self.method or "full"
 
 
 @attrs.frozen(kw_only=True)
@@ -364,13 +384,38 @@ def apply_overrides(raw: dict[str, Any], overrides: Sequence[str], source: str) 
     return raw
 
 
+def method_problems(recipe: Recipe, methods: Mapping[str, Sequence[str]]) -> list[Problem]:
+    """Training methods that a model does not support, and LoRA settings without LoRA."""
+    problems = []
+    for i, entry in enumerate(recipe.models):
+        supported = methods.get(entry.model)
+        if supported is not None and entry.training_method not in supported:
+            listed = ", ".join(repr(m) for m in supported)
+            problems.append(
+                Problem(
+                    f"models[{i}].method",
+                    f"{entry.model!r} supports {listed}, not {entry.training_method!r}",
+                )
+            )
+        if entry.lora is not None and entry.training_method not in {"lora", "qlora"}:
+            problems.append(
+                Problem(f"models[{i}].lora", "LoRA settings need method = 'lora' or 'qlora'")
+            )
+    return problems
+
+
 def load_recipe(
     path: str | Path,
     *,
     model_names: Collection[str] | None = None,
+    model_methods: Mapping[str, Sequence[str]] | None = None,
     overrides: Sequence[str] = (),
 ) -> Recipe:
-    """Read, override and validate a recipe file."""
+    """Read, override and validate a recipe file.
+
+    `model_names` are the registered models; `model_methods` maps each to the training methods
+    it supports. Either may be left out to skip that check.
+    """
     path = Path(path)
     source = str(path)
     try:
@@ -381,9 +426,11 @@ def load_recipe(
         raise RecipeError(source, [Problem("", f"cannot read the file: {exc}")]) from None
     raw = apply_overrides(parse_toml(text, source), overrides, source)
     recipe = structure_recipe(raw, source, path.resolve().parent, model_names)
-    missing = missing_files(recipe)
-    if missing:
-        raise RecipeError(source, missing)
+    problems = missing_files(recipe)
+    if model_methods is not None:
+        problems += method_problems(recipe, model_methods)
+    if problems:
+        raise RecipeError(source, sorted(problems, key=_natural))
     return recipe
 
 

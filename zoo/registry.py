@@ -49,6 +49,10 @@ class Registry:
     def names(self) -> list[str]:
         return sorted(self.models)
 
+    def methods(self) -> dict[str, tuple[str, ...]]:
+        """The training methods each model supports."""
+        return {name: m.spec.resources.methods for name, m in self.models.items()}
+
     def suggest(self, name: str) -> str | None:
         close = difflib.get_close_matches(name, self.names(), n=1, cutoff=0.6)
         return close[0] if close else None

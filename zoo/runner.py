@@ -22,7 +22,7 @@ import tomli_w
 
 import zoo
 from zoo.data import Splits, load_splits
-from zoo.errors import ZooError
+from zoo.errors import RunRefused, ZooError
 from zoo.files import new_run_dir, write_json, write_text
 from zoo.recipe import ModelEntry, Recipe, TrainingConfig, recipe_to_dict, resolve_training
 from zoo.registry import Registry
@@ -93,7 +93,14 @@ def effective_recipe(recipe: Recipe, entry: ModelEntry, settings: TrainingConfig
         data["data"]["validation"] = str(recipe.path(recipe.data.validation))
     data["run"]["output_dir"] = str(recipe.path(recipe.run.output_dir))
     data["training"] = {k: v for k, v in attrs.asdict(settings).items() if v is not None}
-    model = {"model": entry.model, "name": entry.name, "checkpoint": entry.checkpoint}
+    model = {
+        "model": entry.model,
+        "name": entry.name,
+        "checkpoint": entry.checkpoint,
+        "method": entry.method,
+    }
+    if entry.lora is not None:
+        model["lora"] = {k: v for k, v in attrs.asdict(entry.lora).items() if v is not None}
     data["models"] = [{k: v for k, v in model.items() if v is not None}]
     return tomli_w.dumps(data)
 
@@ -133,6 +140,7 @@ def _write_outputs(
 def run_model(
     recipe: Recipe, entry: ModelEntry, registry: Registry, splits: Splits, progress: Any
 ) -> ModelRun:
+    from zoo.engine.device import check_method, detect
     from zoo.engine.loading import locate
     from zoo.engine.train import TrainJob, train_model
 
@@ -143,9 +151,13 @@ def run_model(
         **spec.defaults,
     }
     settings = resolve_training(recipe, entry, model_defaults)
+    # Refuse what this machine cannot run before looking for (or downloading) any weights.
+    check_method(entry.training_method, detect())
     checkpoint = recipe.path(entry.checkpoint) if entry.checkpoint else None
     location, revision = locate(spec, checkpoint)
     job = TrainJob(
+        method=entry.training_method,
+        lora=entry.lora,
         spec=spec,
         location=location,
         revision=revision,
@@ -180,6 +192,8 @@ def run_model(
         "peak_memory_bytes": result.peak_memory_bytes,
         "peak_memory_kind": result.peak_memory_kind,
         "parameters": result.parameters,
+        "trainable_parameters": result.trainable_parameters,
+        "method": entry.training_method,
         "device": result.device,
         "precision": result.precision,
         "seed": recipe.run.seed,
@@ -229,9 +243,8 @@ def run_recipe(
                 record = {"model": entry.label, "status": "failed", "reason": reason}
                 write_json(run_dir / "run.json", record)
                 write_text(run_dir / "error.txt", format_traceback(cause))
-            runs.append(
-                ModelRun(model=entry.label, status="failed", run_dir=run_dir, reason=reason)
-            )
+            status: Status = "refused" if isinstance(cause, RunRefused) else "failed"
+            runs.append(ModelRun(model=entry.label, status=status, run_dir=run_dir, reason=reason))
     return runs
 
 

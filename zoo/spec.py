@@ -15,9 +15,16 @@ from typing import Any, Literal
 
 import attrs
 
+from zoo.resources import parameters_from_config
+
 Family = Literal["bert", "xlm-roberta", "gpt-neox", "other"]
 Method = Literal["full", "lora", "qlora", "zero-shot"]
 Precision = Literal["auto", "fp32", "fp16", "bf16"]
+
+
+def _frozen_mapping(value: Mapping[str, Any]) -> Mapping[str, Any]:
+    return MappingProxyType(dict(value))
+
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 
@@ -85,18 +92,29 @@ class TokenizerSettings:
             raise ValueError(f"max_length must be at least 1, got {value}")
 
 
+def _count(resources: Resources) -> int | None:
+    if resources.architecture is None:
+        return None
+    return parameters_from_config(resources.architecture)
+
+
 @attrs.frozen(kw_only=True)
 class Resources:
     """What a model needs: its size and the training methods it supports."""
 
-    # Parameters of the backbone (without the fresh classification head).
-    parameters: int | None = None
+    # The model's architecture numbers as a transformers config dictionary (model_type,
+    # hidden_size, ...): enough to count its parameters, or build it on the meta device,
+    # without any weights.
+    architecture: Mapping[str, Any] | None = attrs.field(
+        default=None, converter=attrs.converters.optional(_frozen_mapping)
+    )
+    # Parameters of the backbone (without the fresh classification head); computed from
+    # `architecture` when not given.
+    parameters: int | None = attrs.field(default=attrs.Factory(_count, takes_self=True))
     methods: tuple[Method, ...] = ("full",)
+    # Module names that LoRA adapts when the recipe names none (e.g. ("query", "value")).
+    lora_targets: tuple[str, ...] = ()
     default_precision: Precision = "auto"
-
-
-def _frozen_mapping(value: Mapping[str, Any]) -> Mapping[str, Any]:
-    return MappingProxyType(dict(value))
 
 
 @attrs.frozen(kw_only=True)

@@ -9,7 +9,7 @@ from typing import Literal
 
 import attrs
 
-from zoo.errors import ZooError
+from zoo.errors import RunRefused, ZooError
 
 Resolved = Literal["fp32", "fp16", "bf16"]
 
@@ -27,6 +27,25 @@ def detect() -> DeviceInfo:
     if torch.cuda.is_available():
         return DeviceInfo("cuda", torch.cuda.get_device_name(0), torch.cuda.is_bf16_supported())
     return DeviceInfo("cpu", f"CPU ({os.cpu_count()} cores)", False)
+
+
+def check_method(method: str, device: DeviceInfo) -> None:
+    """Refuse, before anything loads, a method that this machine cannot run."""
+    if method != "qlora":
+        return
+    if device.kind != "cuda":
+        raise RunRefused(
+            "method = 'qlora' loads the base model in 4 bits with bitsandbytes, which needs a "
+            "CUDA GPU, and this machine has none",
+            hint="use method = 'lora' (or 'full' for a small model) on this machine",
+        )
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError:
+        raise RunRefused(
+            "method = 'qlora' needs the bitsandbytes package, which is not installed",
+            hint="pip install bitsandbytes",
+        ) from None
 
 
 def choose_precision(requested: str, device: DeviceInfo) -> Resolved:

@@ -1,7 +1,8 @@
-"""Loading a registered model for sequence classification."""
+"""Finding and loading a registered model for sequence classification."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +21,47 @@ class LoadRequest:
     revision: str | None
     labels: tuple[str, ...]
     tokenizer: TokenizerSettings
+    # Load the base weights in 4-bit NF4 with double quantisation (QLoRA; CUDA only).
+    quantize_4bit: bool = False
+
+
+def _from_hub(spec: ModelSpec, source: HubSource) -> str:
+    """A local snapshot of the hub repository: the Hugging Face cache, else a download."""
+    from huggingface_hub import constants, snapshot_download
+    from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
+
+    try:
+        return snapshot_download(source.repo_id, revision=source.revision, local_files_only=True)
+    except LocalEntryNotFoundError:
+        pass
+    why = "HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE else "the hub cannot be reached"
+    message = (
+        f"the weights of {spec.name!r} ({source.describe()}) are not on this machine: "
+        f"not in the Hugging Face cache ({constants.HF_HUB_CACHE}) and {why}"
+    )
+    hint = (
+        f"on a machine with internet, run 'hf download {source.repo_id} --local-dir DIR', "
+        f'copy DIR here and set checkpoint = "DIR" for {spec.name!r} in the recipe '
+        "(or copy that machine's Hugging Face cache into HF_HOME)"
+    )
+    if constants.HF_HUB_OFFLINE:
+        raise ModelUnavailableError(message, hint=hint)
+    try:
+        return snapshot_download(
+            source.repo_id,
+            revision=source.revision,
+            # safetensors only: pickled .bin weights can run code when loaded.
+            allow_patterns=["*.json", "*.safetensors", "*.txt", "*.model", "*.tiktoken"],
+        )
+    except (LocalEntryNotFoundError, HFValidationError, OSError) as exc:
+        raise ModelUnavailableError(f"{message} ({type(exc).__name__})", hint=hint) from None
 
 
 def locate(spec: ModelSpec, checkpoint: Path | None) -> tuple[str, str | None]:
     """Where to load the model from: the recipe's checkpoint override, else the spec's source.
 
-    Returns a directory or hub id, and a revision for hub sources.
+    Returns a local directory, and the hub revision for hub sources. Raises
+    `ModelUnavailableError` with what to do when the files are not on this machine.
     """
     if checkpoint is not None:
         if not checkpoint.is_dir():
@@ -36,12 +72,30 @@ def locate(spec: ModelSpec, checkpoint: Path | None) -> tuple[str, str | None]:
         return str(checkpoint), None
     source = spec.source
     if isinstance(source, HubSource):
-        return source.repo_id, source.revision
+        return _from_hub(spec, source), source.revision
     if isinstance(source, LocalSource):
         return locate(spec, source.path)
     if isinstance(source, ResolvedSource):
         return str(source.resolve()), None
     raise TypeError(f"unknown source type {type(source).__name__}")
+
+
+def _quantization() -> Any:
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=torch.bfloat16,
+    )
+
+
+def apply_tokenizer_settings(tokenizer: Any, settings: TokenizerSettings) -> None:
+    tokenizer.padding_side = settings.padding_side
+    if settings.pad_token == "eos":
+        tokenizer.pad_token = tokenizer.eos_token
 
 
 def load_for_classification(request: LoadRequest) -> tuple[Any, Any]:
@@ -50,8 +104,13 @@ def load_for_classification(request: LoadRequest) -> tuple[Any, Any]:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     labels = request.labels
-    settings = request.tokenizer
     common: dict[str, Any] = {"revision": request.revision} if request.revision else {}
+    options = dict(common)
+    if request.quantize_4bit:
+        import torch
+
+        options["quantization_config"] = _quantization()
+        options["device_map"] = {"": torch.cuda.current_device()}
     try:
         tokenizer = AutoTokenizer.from_pretrained(request.location, **common)
         model = AutoModelForSequenceClassification.from_pretrained(
@@ -60,16 +119,32 @@ def load_for_classification(request: LoadRequest) -> tuple[Any, Any]:
             id2label=dict(enumerate(labels)),
             label2id={name: i for i, name in enumerate(labels)},
             ignore_mismatched_sizes=True,
-            **common,
+            **options,
         )
     except OSError as exc:
         raise ModelUnavailableError(
             f"cannot load {request.spec.name!r} from {request.location}: {exc}",
-            hint='without a network, set checkpoint = "/local/dir" for this model in the recipe',
+            hint="point checkpoint at a complete model folder (config.json, weights, tokenizer)",
         ) from exc
-    tokenizer.padding_side = settings.padding_side
-    if settings.pad_token == "eos":
-        tokenizer.pad_token = tokenizer.eos_token
-    if model.config.pad_token_id is None:
-        model.config.pad_token_id = tokenizer.pad_token_id
+    apply_tokenizer_settings(tokenizer, request.tokenizer)
+    # GPT-style models have no pad token: the classifier must know which token pads.
+    model.config.pad_token_id = tokenizer.pad_token_id
     return model, tokenizer
+
+
+def load_trained(model_dir: Path) -> tuple[Any, Any]:
+    """A model that zoo saved: a full model, or LoRA adapters plus head on their base model."""
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    if not (model_dir / "adapter_config.json").exists():
+        return AutoModelForSequenceClassification.from_pretrained(model_dir), tokenizer
+    from peft import PeftModel
+
+    adapter = json.loads((model_dir / "adapter_config.json").read_text(encoding="utf-8"))
+    # The labels live in the config saved beside the adapter, the weights in the base model.
+    config = AutoConfig.from_pretrained(model_dir)
+    base = AutoModelForSequenceClassification.from_pretrained(
+        adapter["base_model_name_or_path"], config=config
+    )
+    return PeftModel.from_pretrained(base, model_dir), tokenizer

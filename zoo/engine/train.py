@@ -14,9 +14,10 @@ import numpy as np
 
 from zoo.data import LabelledTexts, Splits
 from zoo.engine import device as devices
+from zoo.engine.adapters import apply_lora, is_adapter
 from zoo.engine.loading import LoadRequest, load_for_classification
 from zoo.engine.metrics import ClassificationMetrics, full_report
-from zoo.recipe import TrainingConfig
+from zoo.recipe import LoraSettings, TrainingConfig
 from zoo.spec import ModelSpec
 
 
@@ -37,6 +38,8 @@ class TrainJob:
     settings: TrainingConfig  # resolved: every key set (max_steps may be None)
     splits: Splits
     seed: int
+    method: str = "full"  # "full", "lora", "qlora" or "zero-shot"
+    lora: LoraSettings | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -47,6 +50,7 @@ class TrainResult:
     test_probabilities: np.ndarray | None
     log_history: list[dict[str, Any]]
     parameters: int
+    trainable_parameters: int
     train_seconds: float
     peak_memory_bytes: int
     peak_memory_kind: str
@@ -109,15 +113,24 @@ def _scores(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return logits.argmax(axis=-1), probabilities
 
 
+def quiet_libraries() -> None:
+    """zoo draws its own progress; the libraries' bars and log lines would interleave with it."""
+    import datasets
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+
+
 def train_model(
     job: TrainJob, make_run_dir: Callable[[], Path], progress: Progress
 ) -> tuple[Path, TrainResult]:
-    """Load, fine-tune, evaluate and save one model.
+    """Load, fine-tune, evaluate and save one model (or, for zero-shot, only evaluate).
 
     The run directory is made only once the model has loaded, so a model that cannot be found
     leaves nothing behind. Returns the run directory and what the run produced.
     """
-    import datasets
     import transformers
     from transformers import (
         DataCollatorWithPadding,
@@ -126,13 +139,14 @@ def train_model(
         TrainingArguments,
     )
 
-    # zoo draws its own progress; the libraries' bars and log prints would interleave with it.
-    transformers.logging.set_verbosity_error()
-    transformers.logging.disable_progress_bar()
-    datasets.disable_progress_bars()
+    quiet_libraries()
     settings, splits = job.settings, job.splits
     device = devices.detect()
     precision = devices.choose_precision(settings.precision, device)
+    if job.method == "zero-shot":
+        from zoo.engine.zero_shot import run_zero_shot
+
+        return run_zero_shot(job, device, precision, make_run_dir, progress)
     # The classification head is initialised at random: seed before it is built.
     transformers.set_seed(job.seed)
     request = LoadRequest(
@@ -141,9 +155,12 @@ def train_model(
         revision=job.revision,
         labels=splits.labels,
         tokenizer=attrs.evolve(job.spec.tokenizer, max_length=settings.max_length),
+        quantize_4bit=job.method == "qlora",
     )
     loader = job.spec.loader or load_for_classification
     model, tokenizer = loader(request)
+    if job.method in {"lora", "qlora"}:
+        model = apply_lora(model, job.spec, job.lora, quantized=job.method == "qlora")
     run_dir = make_run_dir()
 
     keep = set(tokenizer.model_input_names)
@@ -226,6 +243,9 @@ def train_model(
             _evaluate(trainer, test_ds, splits.labels) if test_ds is not None else (None,) * 3
         )
     trainer.save_model(str(run_dir / "model"))
+    if is_adapter(model):
+        # Beside the adapter and head: the labels and pad token that reloading needs.
+        model.base_model.model.config.save_pretrained(run_dir / "model")
     shutil.rmtree(checkpoints, ignore_errors=True)
     result = TrainResult(
         validation=validation,
@@ -234,6 +254,7 @@ def train_model(
         test_probabilities=test_probabilities,
         log_history=list(trainer.state.log_history),
         parameters=sum(p.numel() for p in model.parameters()),
+        trainable_parameters=sum(p.numel() for p in model.parameters() if p.requires_grad),
         train_seconds=train_seconds,
         peak_memory_bytes=peak.peak,
         peak_memory_kind=peak.kind,
