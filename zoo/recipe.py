@@ -430,7 +430,7 @@ def load_recipe(
     if model_methods is not None:
         problems += method_problems(recipe, model_methods)
     if problems:
-        raise RecipeError(source, sorted(problems, key=_natural))
+        raise RecipeError(source, problems)
     return recipe
 
 

@@ -58,14 +58,15 @@ def models_table(registry: Registry) -> Table:
     table.add_column("family")
     table.add_column("parameters", justify="right")
     table.add_column("methods")
-    table.add_column("source")
-    table.add_column("plugin", style="dim")
+    # Fold long sources and plugin names rather than cut them: they are what a user copies.
+    table.add_column("source", overflow="fold")
+    table.add_column("plugin", style="dim", overflow="fold")
     for entry in registry:
         spec = entry.spec
         table.add_row(
             spec.name,
             spec.family,
-            human_count(spec.resources.parameters),
+            "-" if spec.resources.parameters is None else f"{spec.resources.parameters:,}",
             ", ".join(spec.resources.methods),
             spec.source.describe(),
             entry.plugin,
