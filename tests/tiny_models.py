@@ -88,8 +88,8 @@ def save_tiny_xlmr(directory: Path, *, hidden: int = 32) -> Path:
 def save_tiny_gpt_neox(directory: Path, texts: Iterable[str], *, hidden: int = 32) -> Path:
     """A 2-layer GPT-NeoX causal LM with a character tokenizer that, like Polyglot-ko's, has an
     end-of-text token and no pad token and adds no special tokens."""
-    from tokenizers import Tokenizer, models, pre_tokenizers
     import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import GPTNeoXConfig, GPTNeoXForCausalLM, PreTrainedTokenizerFast
 
     torch.manual_seed(0)
