@@ -317,3 +317,21 @@ def test_a_seed_recipe_without_weights_says_where_zoo_looked(tmp_path, capsys, m
 def test_every_shipped_recipe_validates_with_the_seed_models(registry):
     for path in sorted((ROOT / "recipes").glob("*.toml")):
         load_recipe(path, model_names=registry.names(), model_methods=registry.methods())
+
+
+# --- on a CUDA GPU only (the device tool lends one to some sessions; CI has none) -----------------
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU; CI has none")
+@pytest.mark.parametrize("method", ["lora", "qlora"])
+def test_lora_and_qlora_train_the_tiny_gpt_neox_on_a_gpu(registry, tiny, data, method):
+    if method == "qlora":
+        pytest.importorskip("bitsandbytes", reason="QLoRA needs bitsandbytes")
+    entry = f'model = "koalpaca-5.8b"\nmethod = "{method}"\ncheckpoint = "{tiny["gpt-neox"]}"'
+    [result], failures = run(write_recipe(data, entry, max_steps=4), registry)
+    assert failures == []
+    assert result.status == "ok"
+    record = json.loads((result.run_dir / "run.json").read_text())
+    assert record["peak_memory_kind"] == "cuda_max_allocated"
+    assert 0 < record["trainable_parameters"] < record["parameters"]
