@@ -259,6 +259,7 @@ def test_models_json(capsys):
         ("koalpaca-12.8b", 12_739_594_240, "zoo_plugins.koalpaca"),
         ("koalpaca-5.8b", 5_761_851_392, "zoo_plugins.koalpaca"),
         ("minilm", 22_713_216, "zoo_plugins.minilm"),
+        ("tfidf", None, "zoo_plugins.tfidf"),
         ("xlmr", 277_453_056, "zoo_plugins.xlmr"),
     ]
     assert models[4] == {
@@ -319,6 +320,13 @@ def test_plugins_json(capsys):
                 "from": "built-in",
                 "status": "loaded",
                 "models": ["koalpaca-12.8b", "koalpaca-5.8b"],
+            },
+            {
+                "name": "zoo_plugins.tfidf",
+                "module": "zoo_plugins.tfidf",
+                "from": "built-in",
+                "status": "loaded",
+                "models": ["tfidf"],
             },
         ]
     }

@@ -74,7 +74,15 @@ def entry_points(monkeypatch):
     return install
 
 
-BUILTIN_MODELS = ["e5-small", "finbert", "koalpaca-12.8b", "koalpaca-5.8b", "minilm", "xlmr"]
+BUILTIN_MODELS = [
+    "e5-small",
+    "finbert",
+    "koalpaca-12.8b",
+    "koalpaca-5.8b",
+    "minilm",
+    "tfidf",
+    "xlmr",
+]
 BUILTIN_PLUGINS = [(name, "loaded") for name in zoo.plugins.BUILTIN_PLUGINS]
 
 REGISTERS_TINY = """
@@ -119,7 +127,7 @@ def test_registering_the_builtins_imports_no_torch():
         from zoo.registry import collect_models
 
         registry = collect_models(get_plugin_manager(entry_points=False))
-        assert len(registry.names()) == 6, registry.names()
+        assert len(registry.names()) == 7, registry.names()
         heavy = sorted(m for m in ("torch", "transformers") if m in sys.modules)
         assert not heavy, heavy
         """
@@ -436,6 +444,7 @@ def test_the_plugins_table_lists_the_builtins_and_their_models(render):
         │ zoo_plugins.finbert  │ built-in │ loaded │ finbert                       │
         │ zoo_plugins.xlmr     │ built-in │ loaded │ xlmr                          │
         │ zoo_plugins.koalpaca │ built-in │ loaded │ koalpaca-12.8b, koalpaca-5.8b │
+        │ zoo_plugins.tfidf    │ built-in │ loaded │ tfidf                         │
         └──────────────────────┴──────────┴────────┴───────────────────────────────┘
         """
     )

@@ -137,7 +137,7 @@ def test_an_unknown_section_without_a_close_match_lists_the_sections(write_recip
             "training.lr_scheduler: must be one of 'linear', 'cosine', 'constant', "
             "'constant_with_warmup', got integer 1",
         ),
-        ("batch_size = [16]", "training.batch_size: expected an integer, got a array"),
+        ("batch_size = [16]", "training.batch_size: expected an integer, got an array"),
     ],
 )
 def test_scalars_are_never_coerced(write_recipe, line, problem):
@@ -386,6 +386,7 @@ LAYERS = {
     "metric": ("f1_macro", "f1_weighted", "accuracy"),
     "precision": ("fp32", "bf16", "fp16"),
     "max_length": (64, 256, 512),
+    "class_weights": ((1.0, 2.0), "balanced", (3.0, 1.0)),
 }
 
 
@@ -445,6 +446,7 @@ def test_zoo_defaults():
         "metric": "f1_macro",
         "precision": "auto",
         "max_length": None,
+        "class_weights": None,
     }
 
 

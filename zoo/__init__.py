@@ -12,9 +12,11 @@ This module is the public face for plugin authors::
 
 from zoo.hookspecs import hookimpl
 from zoo.spec import (
+    CustomEngine,
     HubSource,
     LocalSource,
     ModelSpec,
+    NoWeights,
     ResolvedSource,
     Resources,
     TokenizerSettings,
@@ -23,9 +25,11 @@ from zoo.spec import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "CustomEngine",
     "HubSource",
     "LocalSource",
     "ModelSpec",
+    "NoWeights",
     "ResolvedSource",
     "Resources",
     "TokenizerSettings",

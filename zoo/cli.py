@@ -35,6 +35,7 @@ examples:
   zoo run recipes/demo.toml                   fine-tune and compare the recipe's models
   zoo run recipes/demo.toml --set training.epochs=1 --json
   zoo show runs/demo/e5-small-20261125-101500  metrics of one finished run
+  zoo predict RUN_DIR --input new.csv --output submission.csv --id-column id
 """
 
 
@@ -213,6 +214,26 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_predict(args: argparse.Namespace) -> int:
+    from zoo.predict import predict_run
+    from zoo.report import RichProgress
+
+    _out, err = _consoles()
+    _pm, registry = _registry()
+    rows = predict_run(
+        Path(args.run_dir),
+        Path(args.input),
+        Path(args.output),
+        registry=registry,
+        progress=RichProgress(err, Path(args.run_dir).name),
+        id_column=args.id_column,
+        proba=args.proba,
+        overwrite=args.force,
+    )
+    print(f"wrote {rows} predictions to {args.output}", file=sys.stderr)
+    return 0
+
+
 def _add_set(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--set",
@@ -262,6 +283,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="print one JSON object with every run on stdout (the table goes to stderr)",
     )
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser(
+        "predict",
+        help="classify the rows of a file with a finished run's model",
+        description="Classify every row of a CSV/TSV file with the model a run saved, and write "
+        "a submission file in the input's row order: the id column (if given) and the label "
+        "column named as in the training data, optionally one probability column per label.",
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory that 'zoo run' made")
+    p.add_argument("--input", required=True, metavar="FILE", help="CSV/TSV file with the texts")
+    p.add_argument("--output", required=True, metavar="FILE", help="the submission CSV to write")
+    p.add_argument("--id-column", metavar="NAME", help="copy this input column into the output")
+    p.add_argument("--proba", action="store_true", help="add one probability column per label")
+    p.add_argument("--force", action="store_true", help="replace --output if it exists")
+    p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("show", help="show the metrics of a finished run directory")
     p.add_argument("run_dir", metavar="RUN_DIR")

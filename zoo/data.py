@@ -109,6 +109,25 @@ def read_table(
     return LabelledTexts(tuple(texts), tuple(labels)), used
 
 
+def read_texts(
+    path: Path, *, text_column: str, id_column: str | None, encoding: str = "auto", setting: str
+) -> tuple[list[str], list[str] | None]:
+    """Read the texts to classify (and their ids) from an unlabelled CSV/TSV file, in order."""
+    text, _used = decode(path, encoding, setting)
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=_delimiter(path, text[:4096]))
+    columns = reader.fieldnames or []
+    for column in (text_column, id_column):
+        if column is not None and column not in columns:
+            found = ", ".join(repr(c) for c in columns) or "none"
+            raise DataError(f"{setting}: {path} has no column {column!r} (columns: {found})")
+    rows = list(reader)
+    if not rows:
+        raise DataError(f"{setting}: {path} has no data rows")
+    texts = [(row.get(text_column) or "").strip() for row in rows]
+    ids = [row.get(id_column) or "" for row in rows] if id_column else None
+    return texts, ids
+
+
 def label_order(labels: tuple[str, ...]) -> tuple[str, ...]:
     """Label names in a stable order: numerically if they are all integers, else alphabetically."""
     names = set(labels)

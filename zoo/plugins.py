@@ -30,6 +30,7 @@ BUILTIN_PLUGINS = (
     "zoo_plugins.finbert",
     "zoo_plugins.xlmr",
     "zoo_plugins.koalpaca",
+    "zoo_plugins.tfidf",
 )
 
 

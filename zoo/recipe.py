@@ -28,12 +28,15 @@ NonNegativeFloat = NewType("NonNegativeFloat", float)
 Ratio = NewType("Ratio", float)  # 0 <= x < 1
 ModelName = NewType("ModelName", str)
 RunName = NewType("RunName", str)
+Seeds = NewType("Seeds", tuple[int, ...])
 
 Scheduler = Literal["linear", "cosine", "constant", "constant_with_warmup"]
 Metric = Literal["f1_macro", "accuracy", "f1_weighted"]
 Precision = Literal["auto", "fp32", "fp16", "bf16"]
 Encoding = Literal["auto", "utf-8", "utf-8-sig", "cp949", "euc-kr"]
 Method = Literal["full", "lora", "qlora", "zero-shot"]
+# "balanced" or a tuple of floats, one per label (checked by `_class_weights`).
+ClassWeights = NewType("ClassWeights", object)
 
 
 def doc(text: str, **kwargs: Any) -> Any:
@@ -45,7 +48,16 @@ def doc(text: str, **kwargs: Any) -> Any:
 class RunSection:
     name: RunName = doc("name of the run; run directories go under OUTPUT_DIR/NAME/")
     seed: int = doc("random seed, set before each model is built", default=42)
+    seeds: Seeds | None = doc(
+        "train every model once per seed (repeated runs: the leaderboard shows mean and "
+        "standard deviation); replaces seed",
+        default=None,
+    )
     output_dir: str = doc("where run directories go, relative to the recipe", default="runs")
+
+    @property
+    def all_seeds(self) -> tuple[int, ...]:
+        return self.seeds or (self.seed,)
 
 
 @attrs.frozen(kw_only=True)
@@ -84,6 +96,11 @@ class TrainingConfig:
     )
     max_length: PositiveInt | None = doc(
         "tokens per text; longer texts are truncated", default=None
+    )
+    class_weights: ClassWeights | None = doc(
+        "weights of the classes in the loss: 'balanced' (inverse to their frequency in the "
+        "training rows) or one positive number per label, in label order",
+        default=None,
     )
 
 
@@ -178,10 +195,9 @@ _TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "tru
 def _describe(value: Any) -> str:
     kind = {bool: "boolean", int: "integer", float: "float", str: "string"}.get(type(value))
     if kind is None:
-        kind = (
-            "table" if isinstance(value, dict) else "array" if isinstance(value, list) else "value"
-        )
-        return f"a {kind}"
+        if isinstance(value, list):
+            return "an array"
+        return "a table" if isinstance(value, dict) else "a value"
     return f"{kind} {value!r}" if kind == "string" else f"{kind} {value}"
 
 
@@ -230,6 +246,27 @@ def _ratio_or_path(value: Any, _type: Any) -> float | str:
     raise ValueError(f"must be a fraction between 0 and 1 or a file path, got {_describe(value)}")
 
 
+def _class_weights(value: Any, _type: Any) -> str | tuple[float, ...]:
+    if value == "balanced":
+        return value
+    numbers = isinstance(value, list | tuple) and value
+    if numbers and all(
+        isinstance(v, int | float) and not isinstance(v, bool) and v > 0 for v in value
+    ):
+        return tuple(float(v) for v in value)
+    raise ValueError(
+        f"must be 'balanced' or a list of positive numbers, one per label, got {_describe(value)}"
+    )
+
+
+def _seeds(value: Any, _type: Any) -> tuple[int, ...]:
+    ints = isinstance(value, list | tuple) and value
+    ints = ints and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+    if not ints or len(set(value)) != len(value):
+        raise ValueError(f"must be a list of distinct integers, got {_describe(value)}")
+    return tuple(value)
+
+
 def _run_name(value: Any, type_: Any) -> str:
     value = _strict(str)(value, type_)
     if not value or value in {".", ".."} or any(c in value for c in "/\\:\0"):
@@ -251,6 +288,8 @@ def make_converter(model_names: Collection[str] | None = None) -> cattrs.Convert
     )
     conv.register_structure_hook(Ratio | str, _ratio_or_path)
     conv.register_structure_hook(RunName, _run_name)
+    conv.register_structure_hook(ClassWeights, _class_weights)
+    conv.register_structure_hook(Seeds, _seeds)
     conv.register_structure_hook_func(lambda t: getattr(t, "__origin__", None) is Literal, _choice)
 
     def model_name(value: Any, type_: Any) -> str:

@@ -121,8 +121,10 @@ def comparison_table(runs: Sequence[Any], title: str = "Results") -> Table:
         values = [read(r) for r in runs if r.status == "ok" and read(r) is not None]
         if len(values) > 1 and higher is not None:
             best[name] = max(values) if higher else min(values)
+    several_seeds = len({getattr(run, "seed", None) for run in runs}) > 1
     for run in runs:
-        cells: list[Any] = [Text(run.model), _status(run)]
+        name = f"{run.model} (seed {run.seed})" if several_seeds else run.model
+        cells: list[Any] = [Text(name), _status(run)]
         for name, read, fmt, _higher in _COLUMNS:
             value = read(run) if run.status == "ok" else None
             text = "-" if value is None else fmt(value)

@@ -42,6 +42,7 @@ class ModelRun:
     train_seconds: float | None = None
     peak_memory_bytes: int | None = None
     parameters: int | None = None
+    seed: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -53,6 +54,7 @@ class ModelRun:
             "train_seconds": self.train_seconds,
             "peak_memory_bytes": self.peak_memory_bytes,
             "parameters": self.parameters,
+            "seed": self.seed,
         }
 
 
@@ -141,8 +143,9 @@ def run_model(
     recipe: Recipe, entry: ModelEntry, registry: Registry, splits: Splits, progress: Any
 ) -> ModelRun:
     from zoo.engine.device import check_method, detect
+    from zoo.engine.jobs import TrainJob
     from zoo.engine.loading import locate
-    from zoo.engine.train import TrainJob, train_model
+    from zoo.engine.train import train_model
 
     spec = registry.get(entry.model)
     model_defaults = {
@@ -171,11 +174,12 @@ def run_model(
     made: list[Path] = []
 
     def make_run_dir() -> Path:
-        made.append(new_run_dir(parent, entry.label))
+        made.append(new_run_dir(parent, f"{entry.label}-seed{recipe.run.seed}"))
         return made[0]
 
     try:
-        run_dir, result = train_model(job, make_run_dir, progress)
+        train = spec.engine.train if spec.engine else train_model
+        run_dir, result = train(job, make_run_dir, progress)
     except Exception as exc:
         if made:  # the failure is recorded in the run directory it left behind
             raise FailedInRunDir(made[0]) from exc
@@ -215,7 +219,35 @@ def run_model(
         train_seconds=result.train_seconds,
         peak_memory_bytes=result.peak_memory_bytes,
         parameters=result.parameters,
+        seed=recipe.run.seed,
     )
+
+
+def _attempt(
+    recipe: Recipe,
+    entry: ModelEntry,
+    registry: Registry,
+    splits: Splits,
+    progress: Any,
+    on_failure: Callable[[str, BaseException], None],
+) -> ModelRun:
+    """Run one model; a failure becomes a failed (or refused) ModelRun, reported on the way."""
+    try:
+        return run_model(recipe, entry, registry, splits, progress)
+    except Exception as exc:
+        progress.stop()
+        run_dir = exc.run_dir if isinstance(exc, FailedInRunDir) else None
+        cause = exc.__cause__ if isinstance(exc, FailedInRunDir) else exc
+        on_failure(entry.label, cause)
+        reason = str(cause) if isinstance(cause, ZooError) else f"{type(cause).__name__}: {cause}"
+        if run_dir is not None:
+            record = {"model": entry.label, "status": "failed", "reason": reason}
+            write_json(run_dir / "run.json", record)
+            write_text(run_dir / "error.txt", format_traceback(cause))
+        status: Status = "refused" if isinstance(cause, RunRefused) else "failed"
+        return ModelRun(
+            model=entry.label, status=status, run_dir=run_dir, reason=reason, seed=recipe.run.seed
+        )
 
 
 def run_recipe(
@@ -224,27 +256,16 @@ def run_recipe(
     progress_for: Callable[[str], Any],
     on_failure: Callable[[str, BaseException], None],
 ) -> list[ModelRun]:
-    """Train every model of the recipe; a model that fails is reported and the rest go on."""
-    splits = load_splits(recipe.data, recipe.base_dir, recipe.run.seed)
+    """Train every model of the recipe (once per seed); a model that fails is reported and the
+    rest go on."""
     runs = []
-    for entry in recipe.models:
-        progress = progress_for(entry.label)
-        try:
-            runs.append(run_model(recipe, entry, registry, splits, progress))
-        except Exception as exc:
-            progress.stop()
-            run_dir = exc.run_dir if isinstance(exc, FailedInRunDir) else None
-            cause = exc.__cause__ if isinstance(exc, FailedInRunDir) else exc
-            on_failure(entry.label, cause)
-            reason = (
-                str(cause) if isinstance(cause, ZooError) else f"{type(cause).__name__}: {cause}"
-            )
-            if run_dir is not None:
-                record = {"model": entry.label, "status": "failed", "reason": reason}
-                write_json(run_dir / "run.json", record)
-                write_text(run_dir / "error.txt", format_traceback(cause))
-            status: Status = "refused" if isinstance(cause, RunRefused) else "failed"
-            runs.append(ModelRun(model=entry.label, status=status, run_dir=run_dir, reason=reason))
+    for seed in recipe.run.all_seeds:
+        # Each seed is a recipe of its own: its own validation split, its own run directories.
+        seeded = attrs.evolve(recipe, run=attrs.evolve(recipe.run, seed=seed, seeds=None))
+        splits = load_splits(recipe.data, recipe.base_dir, seed)
+        for entry in recipe.models:
+            label = entry.label if recipe.run.seeds is None else f"{entry.label} (seed {seed})"
+            runs.append(_attempt(seeded, entry, registry, splits, progress_for(label), on_failure))
     return runs
 
 

@@ -72,7 +72,15 @@ class ResolvedSource:
         return self.label
 
 
-Source = HubSource | LocalSource | ResolvedSource
+@attrs.frozen(kw_only=True)
+class NoWeights:
+    """A model trained from scratch, with nothing to download or load (e.g. TF-IDF)."""
+
+    def describe(self) -> str:
+        return "trained from scratch"
+
+
+Source = HubSource | LocalSource | ResolvedSource | NoWeights
 
 
 @attrs.frozen(kw_only=True)
@@ -118,6 +126,19 @@ class Resources:
 
 
 @attrs.frozen(kw_only=True)
+class CustomEngine:
+    """How to train and use a model that is not a transformer (e.g. a scikit-learn baseline).
+
+    `train(job, make_run_dir, progress)` returns ``(run_dir, zoo.engine.jobs.TrainResult)`` and
+    saves what it learned under ``run_dir / "model"``; `predict(model_dir, texts)` returns the
+    class probabilities, one row per text, columns in label order.
+    """
+
+    train: Callable[..., Any] = attrs.field(eq=False)
+    predict: Callable[..., Any] = attrs.field(eq=False)
+
+
+@attrs.frozen(kw_only=True)
 class ModelSpec:
     """A model that zoo can fine-tune for sequence classification."""
 
@@ -134,3 +155,5 @@ class ModelSpec:
     # `loader(request) -> (model, tokenizer)`; None uses zoo's standard
     # AutoModelForSequenceClassification loader. Called only when a run needs the model.
     loader: Callable[..., Any] | None = attrs.field(default=None, eq=False, repr=False)
+    # Replaces zoo's transformers engine altogether, for models that are not transformers.
+    engine: CustomEngine | None = None

@@ -9,7 +9,14 @@ from typing import Any
 import attrs
 
 from zoo.errors import ModelUnavailableError
-from zoo.spec import HubSource, LocalSource, ModelSpec, ResolvedSource, TokenizerSettings
+from zoo.spec import (
+    HubSource,
+    LocalSource,
+    ModelSpec,
+    NoWeights,
+    ResolvedSource,
+    TokenizerSettings,
+)
 
 
 @attrs.frozen(kw_only=True)
@@ -77,6 +84,8 @@ def locate(spec: ModelSpec, checkpoint: Path | None) -> tuple[str, str | None]:
         return locate(spec, source.path)
     if isinstance(source, ResolvedSource):
         return str(source.resolve()), None
+    if isinstance(source, NoWeights):
+        return "", None
     raise TypeError(f"unknown source type {type(source).__name__}")
 
 

@@ -7,55 +7,19 @@ import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import attrs
 import numpy as np
 
-from zoo.data import LabelledTexts, Splits
+from zoo.data import LabelledTexts
 from zoo.engine import device as devices
 from zoo.engine.adapters import apply_lora, is_adapter
+from zoo.engine.jobs import Progress, TrainJob, TrainResult
 from zoo.engine.loading import LoadRequest, load_for_classification
-from zoo.engine.metrics import ClassificationMetrics, full_report
-from zoo.recipe import LoraSettings, TrainingConfig
-from zoo.spec import ModelSpec
-
-
-class Progress(Protocol):
-    """Where the engine reports progress; zoo.report.RichProgress draws it."""
-
-    def start(self, description: str, total: int) -> None: ...
-    def advance(self, steps: int = 1) -> None: ...
-    def message(self, text: str) -> None: ...
-    def stop(self) -> None: ...
-
-
-@attrs.frozen(kw_only=True)
-class TrainJob:
-    spec: ModelSpec
-    location: str
-    revision: str | None
-    settings: TrainingConfig  # resolved: every key set (max_steps may be None)
-    splits: Splits
-    seed: int
-    method: str = "full"  # "full", "lora", "qlora" or "zero-shot"
-    lora: LoraSettings | None = None
-
-
-@attrs.frozen(kw_only=True)
-class TrainResult:
-    validation: dict[str, Any]
-    test: dict[str, Any] | None
-    test_predictions: tuple[int, ...] | None
-    test_probabilities: np.ndarray | None
-    log_history: list[dict[str, Any]]
-    parameters: int
-    trainable_parameters: int
-    train_seconds: float
-    peak_memory_bytes: int
-    peak_memory_kind: str
-    device: str
-    precision: str
+from zoo.engine.metrics import ClassificationMetrics
+from zoo.errors import ZooError
+from zoo.metrics import full_report
 
 
 def _dataset(rows: LabelledTexts, labels: tuple[str, ...], tokenize: Callable) -> Any:
@@ -105,6 +69,41 @@ def _progress_callback(progress: Progress):
             progress.stop()
 
     return ProgressCallback()
+
+
+def class_weight_vector(
+    setting: str | tuple[float, ...] | None, labels: tuple[str, ...], train_labels: tuple[str, ...]
+) -> np.ndarray | None:
+    """The loss weight of each class id: 'balanced' gives n_rows / (n_classes * rows_of_class),
+    as scikit-learn does; a list gives one weight per label in label order."""
+    if setting is None:
+        return None
+    if setting == "balanced":
+        counts = np.array([train_labels.count(label) for label in labels], dtype=float)
+        return len(train_labels) / (len(labels) * np.maximum(counts, 1))
+    if len(setting) != len(labels):
+        raise ZooError(
+            f"training.class_weights has {len(setting)} numbers, but the data has "
+            f"{len(labels)} labels ({', '.join(labels)})",
+            hint="give one weight per label, in that order, or use 'balanced'",
+        )
+    return np.asarray(setting, dtype=float)
+
+
+def weighted_loss(weights: np.ndarray):
+    """A Trainer `compute_loss_func`: cross-entropy with per-class weights (a weighted mean)."""
+    import torch
+
+    table = torch.tensor(weights, dtype=torch.float32)
+
+    def loss(outputs, labels, num_items_in_batch=None):
+        logits = outputs["logits"] if isinstance(outputs, dict) else outputs[0]
+        weight = table.to(device=logits.device, dtype=logits.dtype)
+        return torch.nn.functional.cross_entropy(
+            logits.view(-1, logits.shape[-1]), labels.view(-1), weight=weight
+        )
+
+    return loss
 
 
 def _scores(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -218,6 +217,7 @@ def train_model(
             predictions=prediction.predictions.argmax(axis=-1), references=prediction.label_ids
         )
 
+    weights = class_weight_vector(settings.class_weights, splits.labels, splits.train.labels)
     callbacks = [_progress_callback(progress)]
     if settings.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(settings.early_stopping_patience))
@@ -229,6 +229,7 @@ def train_model(
         eval_dataset=validation_ds,
         processing_class=tokenizer,
         compute_metrics=compute_metrics,
+        compute_loss_func=weighted_loss(weights) if weights is not None else None,
         callbacks=callbacks,
     )
     # With tqdm off, the Trainer prints every log line to stdout; zoo keeps stdout for results.

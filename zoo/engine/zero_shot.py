@@ -80,9 +80,9 @@ def run_zero_shot(job: Any, device: Any, precision: str, make_run_dir: Any, prog
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from zoo.engine import device as devices
+    from zoo.engine.jobs import TrainResult
     from zoo.engine.loading import apply_tokenizer_settings
-    from zoo.engine.metrics import full_report
-    from zoo.engine.train import TrainResult
+    from zoo.metrics import full_report
 
     options: dict[str, Any] = {"revision": job.revision} if job.revision else {}
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)

@@ -1,0 +1,239 @@
+"""The results store: what goes in comes out, from any number of processes at once."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from contextlib import closing
+from pathlib import Path
+
+import attrs
+import pytest
+
+from zoo.errors import ZooError
+from zoo.store import (
+    SCHEMA_VERSION,
+    STORE_NAME,
+    ResultsStore,
+    RunRecord,
+    fingerprint_files,
+    hash_text,
+)
+
+METRICS = {
+    "test": {
+        "accuracy": 0.875,
+        "f1_macro": 0.7056,
+        "f1_weighted": 0.8607,
+        "per_class": {
+            "code": {"precision": 0.9, "recall": 0.95, "f1": 0.92, "support": 51},
+            "remote": {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 4},
+        },
+    },
+    "validation": None,
+}
+
+
+def make_run(**changes) -> RunRecord:
+    fields = {
+        "recipe_name": "demo",
+        "recipe_hash": hash_text("[run]\nname = 'demo'\n"),
+        "data_fingerprint": "d" * 64,
+        "model": "e5-small",
+        "method": "full",
+        "seed": 42,
+        "status": "ok",
+    }
+    return RunRecord(**(fields | changes))
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> ResultsStore:
+    return ResultsStore.in_dir(tmp_path / "runs")
+
+
+def test_a_run_comes_back_as_it_went_in(store):
+    run = make_run(
+        settings={"epochs": 6, "learning_rate": 1e-4, "lr_scheduler": "cosine", "max_steps": None},
+        metrics=METRICS,
+        train_seconds=191.1,
+        peak_memory_bytes=4_402_341_888,
+        parameters=117_653_760,
+        run_dir="/work/runs/demo/e5-small-20261125-102354",
+        reason="메모: 한국어도 그대로",  # stored as text, not \u escapes, and read back the same
+    )
+    run_id = store.record(run)
+    assert store.runs() == [attrs.evolve(run, run_id=run_id)]
+    assert store.latest() == attrs.evolve(run, run_id=run_id)
+
+
+def test_the_store_lives_in_the_output_directory(tmp_path):
+    store = ResultsStore.in_dir(tmp_path / "new" / "runs")
+    assert store.path == tmp_path / "new" / "runs" / STORE_NAME
+    assert store.path.is_file()
+    with closing(sqlite3.connect(store.path)) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+def test_no_connection_stays_open_between_calls(store):
+    store.record(make_run())
+    store.runs()
+    # SQLite removes the write-ahead log when the last connection to the file closes.
+    assert not store.path.with_name(STORE_NAME + "-wal").exists()
+
+
+def test_runs_are_listed_oldest_first_with_new_ids(store):
+    ids = [store.record(make_run(seed=seed)) for seed in (3, 1, 2)]
+    assert ids == sorted(ids) and len(set(ids)) == 3
+    assert [r.seed for r in store.runs()] == [3, 1, 2]
+    assert store.latest().seed == 2
+
+
+def test_an_empty_store_has_no_runs(store):
+    assert store.runs() == []
+    assert store.latest() is None
+
+
+def test_a_failed_run_is_recorded_with_its_reason(store):
+    store.record(make_run())
+    reason = "RuntimeError: CUDA out of memory"
+    store.record(make_run(model="koalpaca-12.8b", method="qlora", status="failed", reason=reason))
+    failed = store.latest()
+    assert (failed.model, failed.method, failed.status, failed.reason) == (
+        "koalpaca-12.8b",
+        "qlora",
+        "failed",
+        reason,
+    )
+    assert failed.metrics == {} and failed.train_seconds is None
+
+
+@pytest.mark.parametrize("status", ["refused", "interrupted"])
+def test_every_status_is_kept(store, status):
+    store.record(make_run(status=status, reason="why"))
+    assert store.latest().status == status
+
+
+def test_a_record_with_an_unknown_status_is_a_bug_caught_at_once():
+    with pytest.raises(ValueError, match="status"):
+        make_run(status="crashed")
+
+
+def test_runs_filter_by_data_and_by_recipe(store):
+    store.record(make_run(data_fingerprint="a", recipe_name="one", seed=1))
+    store.record(make_run(data_fingerprint="b", recipe_name="one", seed=2))
+    store.record(make_run(data_fingerprint="a", recipe_name="two", seed=3))
+    assert [r.seed for r in store.runs(data_fingerprint="a")] == [1, 3]
+    assert [r.seed for r in store.runs(recipe_name="one")] == [1, 2]
+    assert [r.seed for r in store.runs(data_fingerprint="a", recipe_name="two")] == [3]
+    assert store.runs(data_fingerprint="c") == []
+
+
+# Each process waits for "go" on stdin, then opens the store itself (a fresh file: the two race
+# to create it too) and records its runs one call at a time, as `zoo run` does.
+WRITER = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    from zoo.store import ResultsStore, RunRecord
+
+    path, name = Path(sys.argv[1]), sys.argv[2]
+    sys.stdin.readline()
+    for seed in range(20):
+        ResultsStore(path).record(RunRecord(
+            recipe_name=name, recipe_hash="h", data_fingerprint="d",
+            model=name, method="full", seed=seed, status="ok",
+        ))
+    """
+)
+
+
+def test_two_processes_record_at_the_same_moment(tmp_path):
+    path = tmp_path / STORE_NAME
+    writers = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(path), name],
+            stdin=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name in ("first", "second")
+    ]
+    for writer in writers:
+        writer.stdin.write("go\n")
+        writer.stdin.flush()
+    errors = [writer.communicate(timeout=120)[1] for writer in writers]
+    assert [w.returncode for w in writers] == [0, 0], errors
+    assert errors == ["", ""]
+    runs = ResultsStore(path).runs()
+    assert len(runs) == 40
+    for name in ("first", "second"):
+        assert sorted(r.seed for r in runs if r.model == name) == list(range(20))
+
+
+def test_a_store_from_a_newer_zoo_is_refused(tmp_path):
+    store = ResultsStore(tmp_path / STORE_NAME)
+    store.record(make_run())
+    with closing(sqlite3.connect(store.path)) as conn:
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(ZooError) as raised:
+        ResultsStore(store.path)
+    assert str(raised.value) == (
+        f"{store.path} was written by a newer zoo (results schema version "
+        f"{SCHEMA_VERSION + 1}; this zoo reads version {SCHEMA_VERSION} and older)\n"
+        "  hint: upgrade zoo to read it, or record into another output directory"
+    )
+
+
+def test_an_empty_file_becomes_a_store(tmp_path):
+    path = tmp_path / STORE_NAME
+    path.touch()
+    ResultsStore(path).record(make_run())
+    assert len(ResultsStore(path).runs()) == 1
+
+
+def test_another_sqlite_database_is_not_taken_for_a_store(tmp_path):
+    path = tmp_path / "other.sqlite"
+    with closing(sqlite3.connect(path)) as conn:
+        conn.execute("CREATE TABLE notes (text TEXT)")
+    with pytest.raises(ZooError, match="is an SQLite file, but not a zoo results store"):
+        ResultsStore(path)
+
+
+def test_a_file_that_is_not_sqlite_is_a_clear_error(tmp_path):
+    path = tmp_path / STORE_NAME
+    path.write_text("model,f1\n" * 200, encoding="utf-8")
+    with pytest.raises(ZooError, match=f"results store {path}: file is not a database"):
+        ResultsStore(path)
+
+
+def test_hash_text_is_sha256_of_the_utf8_text():
+    assert hash_text("") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+    assert hash_text("코드") != hash_text("코드 ")
+
+
+def test_the_data_fingerprint_follows_the_bytes(tmp_path):
+    train, test = tmp_path / "train.csv", tmp_path / "test.csv"
+    train.write_bytes(b"text,label\nserver down,ops\n")
+    test.write_bytes(b"text,label\nsort a list,code\n")
+    before = fingerprint_files([train, test])
+    assert len(before) == 64 and before == fingerprint_files([train, test])
+
+    train.write_bytes(b"text,label\nserver down,opz\n")  # one byte changed
+    assert fingerprint_files([train, test]) != before
+
+
+def test_the_data_fingerprint_ignores_names_but_not_order_or_boundaries(tmp_path):
+    a, b, elsewhere = tmp_path / "a.csv", tmp_path / "b.csv", tmp_path / "elsewhere.tsv"
+    a.write_bytes(b"xy")
+    b.write_bytes(b"z")
+    elsewhere.write_bytes(b"xy")
+    before = fingerprint_files([a, b])
+    assert fingerprint_files([elsewhere, b]) == before
+    assert fingerprint_files([b, a]) != before
+    a.write_bytes(b"x")
+    b.write_bytes(b"yz")  # the same bytes in all, split differently between the files
+    assert fingerprint_files([a, b]) != before

@@ -1,0 +1,53 @@
+"""What a training routine receives and returns: plain data, no torch.
+
+zoo's own engine (zoo.engine.train) and a plugin's custom engine (`zoo.CustomEngine`, e.g. the
+TF-IDF baseline) take a `TrainJob` and return a `TrainResult`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import attrs
+import numpy as np
+
+from zoo.data import Splits
+from zoo.recipe import LoraSettings, TrainingConfig
+from zoo.spec import ModelSpec
+
+
+class Progress(Protocol):
+    """Where the engine reports progress; zoo.report.RichProgress draws it."""
+
+    def start(self, description: str, total: int) -> None: ...
+    def advance(self, steps: int = 1) -> None: ...
+    def message(self, text: str) -> None: ...
+    def stop(self) -> None: ...
+
+
+@attrs.frozen(kw_only=True)
+class TrainJob:
+    spec: ModelSpec
+    location: str
+    revision: str | None
+    settings: TrainingConfig  # resolved: every key set (max_steps may be None)
+    splits: Splits
+    seed: int
+    method: str = "full"  # "full", "lora", "qlora" or "zero-shot"
+    lora: LoraSettings | None = None
+
+
+@attrs.frozen(kw_only=True)
+class TrainResult:
+    validation: dict[str, Any]
+    test: dict[str, Any] | None
+    test_predictions: tuple[int, ...] | None
+    test_probabilities: np.ndarray | None
+    log_history: list[dict[str, Any]]
+    parameters: int
+    trainable_parameters: int
+    train_seconds: float
+    peak_memory_bytes: int
+    peak_memory_kind: str
+    device: str
+    precision: str

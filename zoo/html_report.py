@@ -1,0 +1,578 @@
+"""One finished run as a self-contained HTML page with its pictures.
+
+`write_report(run_dir)` reads what `zoo run` left in the run directory and writes `report.html`
+beside it: the run's facts, the classification report and confusion matrix of each split, and
+three pictures (learning rate, loss and validation metric curves, confusion-matrix heat map),
+which are also written as PNG files and embedded in the page, so that the page alone can be
+mailed or archived. matplotlib is imported only when a report is drawn.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import os
+import tempfile
+import textwrap
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from zoo.errors import ZooError
+from zoo.files import write_text
+from zoo.report import human_bytes, human_count, human_seconds
+
+REPORT_NAME = "report.html"
+LEARNING_RATE_PNG = "learning_rate.png"
+CURVES_PNG = "curves.png"
+CONFUSION_PNG = "confusion_matrix.png"
+
+RUN_DIR_HINT = "give a directory that 'zoo run' made, e.g. runs/NAME/MODEL-DATE"
+
+METRIC_NAMES = {"f1_macro": "macro-F1", "f1_weighted": "weighted F1", "accuracy": "accuracy"}
+
+# Fonts with Hangul (and other CJK) glyphs, tried after matplotlib's default when installed, so
+# that Korean label names are drawn rather than shown as boxes.
+CJK_FONTS = (
+    "Noto Sans CJK KR",
+    "Noto Sans KR",
+    "NanumGothic",
+    "Malgun Gothic",
+    "Apple SD Gothic Neo",
+    "AppleGothic",
+    "UnDotum",
+    "Noto Sans CJK JP",
+    "Noto Sans CJK SC",
+)
+
+
+@attrs.frozen(kw_only=True)
+class ReportFiles:
+    """What `write_report` wrote: the page and the pictures it embeds (those it could draw)."""
+
+    html: Path
+    pictures: tuple[Path, ...]
+
+
+@attrs.frozen(kw_only=True)
+class _Run:
+    """The parts of a run directory that a report shows."""
+
+    dir: Path
+    record: dict[str, Any]
+    metrics: dict[str, Any]
+    log_history: list[dict[str, Any]]
+    labels: tuple[str, ...]
+
+    @property
+    def metric(self) -> str:
+        return (self.record.get("settings") or {}).get("metric") or "f1_macro"
+
+    @property
+    def splits(self) -> tuple[str, ...]:
+        return tuple(s for s in ("validation", "test") if self.metrics.get(s))
+
+    @property
+    def confusion_split(self) -> str:
+        return "test" if self.metrics.get("test") else "validation"
+
+
+@attrs.frozen(kw_only=True)
+class _Picture:
+    name: str
+    alt: str
+    png: bytes
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading the run directory
+
+
+def _read_json(run_dir: Path, name: str) -> Any:
+    path = run_dir / name
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        problem = "is missing"
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        problem = f"cannot be read ({exc})"
+    raise ZooError(
+        f"{path} {problem}: a report needs a run directory that 'zoo run' made", hint=RUN_DIR_HINT
+    )
+
+
+def _malformed(run_dir: Path, name: str, what: str) -> ZooError:
+    return ZooError(
+        f"{run_dir / name} is not as 'zoo run' writes it ({what}): a report needs a run "
+        "directory that 'zoo run' made",
+        hint=RUN_DIR_HINT,
+    )
+
+
+def _split_ok(report: Any) -> bool:
+    try:
+        labels = report["confusion_matrix"]["labels"]
+        matrix = report["confusion_matrix"]["matrix"]
+        return (
+            all(k in report for k in ("accuracy", "f1_macro", "f1_weighted"))
+            and set(labels) == set(report["per_class"])
+            and len(matrix) == len(labels)
+            and all(len(row) == len(labels) for row in matrix)
+        )
+    except (KeyError, TypeError):
+        return False
+
+
+def _read_run(run_dir: Path) -> _Run:
+    if not run_dir.is_dir():
+        raise ZooError(f"{run_dir} is not a directory", hint=RUN_DIR_HINT)
+    record = _read_json(run_dir, "run.json")
+    if not isinstance(record, dict):
+        raise _malformed(run_dir, "run.json", "not a JSON object")
+    if record.get("status", "ok") != "ok":
+        reason = f": {record['reason']}" if record.get("reason") else ""
+        raise ZooError(
+            f"{run_dir} holds a run that did not finish (status {record.get('status')}{reason}); "
+            "it has no metrics to report",
+            hint="see error.txt in that directory",
+        )
+    metrics = _read_json(run_dir, "metrics.json")
+    log_history = _read_json(run_dir, "log_history.json")
+    labels = _read_json(run_dir, "labels.json")
+    if not isinstance(metrics, dict) or not metrics.get("validation"):
+        raise _malformed(run_dir, "metrics.json", "no validation scores")
+    for split in ("validation", "test"):
+        if metrics.get(split) and not _split_ok(metrics[split]):
+            raise _malformed(run_dir, "metrics.json", f"the {split} scores are incomplete")
+    if not isinstance(log_history, list) or not all(isinstance(e, dict) for e in log_history):
+        raise _malformed(run_dir, "log_history.json", "not a list of log entries")
+    try:
+        id2label = labels["id2label"]
+        names = tuple(str(id2label[str(i)]) for i in range(len(id2label)))
+    except (KeyError, TypeError):
+        raise _malformed(run_dir, "labels.json", "no id2label map from 0, 1, ...") from None
+    return _Run(dir=run_dir, record=record, metrics=metrics, log_history=log_history, labels=names)
+
+
+# ---------------------------------------------------------------------------------------------
+# Pictures
+
+
+def _series(history: Sequence[dict[str, Any]], x: str, y: str) -> tuple[list[float], list[float]]:
+    points = [(e[x], e[y]) for e in history if e.get(x) is not None and e.get(y) is not None]
+    return [p[0] for p in points], [p[1] for p in points]
+
+
+def _figure(width: float, height: float):
+    # A figure on its own Agg canvas: no pyplot, no global backend switch, nothing left open.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width, height), dpi=110, layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _png(figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def _model(run: _Run) -> str:
+    return str(run.record.get("model") or run.dir.name)
+
+
+def _title(run: _Run, what: str, width: int = 70) -> str:
+    return textwrap.fill(f"{_model(run)}: {what}", width)
+
+
+def _learning_rate_picture(run: _Run) -> bytes | None:
+    from matplotlib.ticker import FuncFormatter
+
+    steps, rates = _series(run.log_history, "step", "learning_rate")
+    if not steps:
+        return None
+    settings = run.record.get("settings") or {}
+    figure = _figure(7.0, 3.6)
+    ax = figure.add_subplot()
+    ax.plot(steps, rates, marker="o", markersize=3, label="learning rate")
+    schedule = settings.get("lr_scheduler")
+    warmup = settings.get("warmup_ratio")
+    if schedule:
+        ax.set_title(f"{schedule} schedule" + (f", warmup {warmup:.0%}" if warmup else ""))
+    figure.suptitle(_title(run, "learning rate per optimizer step"))
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("learning rate")
+    ax.yaxis.set_major_formatter(
+        FuncFormatter(lambda value, _pos: f"{value:.1e}" if value else "0")
+    )
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best")
+    return _png(figure)
+
+
+def _curves_picture(run: _Run) -> bytes | None:
+    history = run.log_history
+    train_x, train_loss = _series(history, "epoch", "loss")
+    eval_x, eval_loss = _series(history, "epoch", "eval_loss")
+    metric_x, metric = _series(history, "epoch", f"eval_{run.metric}")
+    if not (train_x or eval_x or metric_x):
+        return None
+    metric_name = METRIC_NAMES.get(run.metric, run.metric)
+    figure = _figure(10.0, 4.0)
+    loss_ax, metric_ax = figure.subplots(1, 2)
+    if train_x:
+        loss_ax.plot(train_x, train_loss, marker="o", markersize=3, label="training loss (per log)")
+    if eval_x:
+        loss_ax.plot(eval_x, eval_loss, marker="s", markersize=5, label="validation loss")
+    loss_ax.set_title("Loss")
+    loss_ax.set_ylabel("cross-entropy loss")
+    loss_ax.set_ylim(bottom=0)
+    if metric:
+        metric_ax.plot(metric_x, metric, marker="s", markersize=5, color="C2", label=metric_name)
+        best = max(range(len(metric)), key=metric.__getitem__)  # the first best is the one kept
+        metric_ax.plot(
+            metric_x[best],
+            metric[best],
+            marker="*",
+            markersize=16,
+            color="C3",
+            linestyle="none",
+            label=f"best {metric[best]:.4f} (epoch {metric_x[best]:g})",
+        )
+    metric_ax.set_title(f"Validation {metric_name}")
+    metric_ax.set_ylabel(metric_name)
+    metric_ax.set_ylim(0, 1.05)
+    x_max = max([*train_x, *eval_x, *metric_x])
+    for ax, legend_at in ((loss_ax, "best"), (metric_ax, "lower right")):
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        if x_max > 0:
+            ax.set_xlim(0, x_max * 1.03)
+        if ax.get_lines():
+            ax.legend(loc=legend_at)
+        else:
+            ax.text(0.5, 0.5, "nothing logged", ha="center", transform=ax.transAxes)
+    figure.suptitle(_title(run, "training curves"))
+    return _png(figure)
+
+
+def _confusion_picture(run: _Run) -> bytes:
+    split = run.confusion_split
+    confusion = run.metrics[split]["confusion_matrix"]
+    labels, matrix = confusion["labels"], confusion["matrix"]
+    n = len(labels)
+    side = max(4.8, 0.65 * n + 2.6)
+    figure = _figure(side + 1.0, side)
+    ax = figure.add_subplot()
+    image = ax.imshow(matrix, cmap="Blues", vmin=0)
+    top = max((max(row) for row in matrix), default=0)
+    for i, row in enumerate(matrix):
+        for j, count in enumerate(row):
+            color = "white" if count > top / 2 else "black"
+            ax.text(j, i, str(count), ha="center", va="center", color=color, fontsize=10)
+    ax.set_xticks(range(n), labels)
+    ax.set_yticks(range(n), labels)
+    if n > 5 or max((len(label) for label in labels), default=0) > 6:
+        for tick in ax.get_xticklabels():
+            tick.set(rotation=35, ha="right", rotation_mode="anchor")
+    ax.set_xlabel("predicted label")
+    ax.set_ylabel("true label")
+    rows = sum(sum(row) for row in matrix)
+    ax.set_title(_title(run, f"confusion matrix, {split} split ({rows} rows)", width=50))
+    figure.colorbar(image, ax=ax, shrink=0.8, label="rows")
+    return _png(figure)
+
+
+def _fonts() -> list[str]:
+    from matplotlib import font_manager, rcParams
+
+    installed = {font.name for font in font_manager.fontManager.ttflist}
+    return [*rcParams["font.sans-serif"][:1], *(f for f in CJK_FONTS if f in installed)]
+
+
+def _draw_pictures(run: _Run) -> tuple[list[_Picture], bool]:
+    """The pictures that the run has data for, and whether some glyph could not be drawn."""
+    import matplotlib
+
+    with (
+        warnings.catch_warnings(record=True) as caught,
+        matplotlib.rc_context({"font.family": "sans-serif", "font.sans-serif": _fonts()}),
+    ):
+        warnings.simplefilter("always")
+        pictures = []
+        learning_rate = _learning_rate_picture(run)
+        if learning_rate is not None:
+            pictures.append(
+                _Picture(name=LEARNING_RATE_PNG, alt="learning rate per step", png=learning_rate)
+            )
+        curves = _curves_picture(run)
+        if curves is not None:
+            pictures.append(
+                _Picture(name=CURVES_PNG, alt="loss and validation metric per epoch", png=curves)
+            )
+        pictures.append(
+            _Picture(name=CONFUSION_PNG, alt="confusion matrix", png=_confusion_picture(run))
+        )
+    missing_glyphs = any("missing from" in str(w.message) for w in caught)
+    for w in caught:
+        if "missing from" not in str(w.message):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return pictures, missing_glyphs
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to a temporary file beside `path`, then rename it into place."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# ---------------------------------------------------------------------------------------------
+# The page
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _score(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def _averages(report: dict[str, Any]) -> dict[str, dict[str, float | None]]:
+    """Macro and weighted precision and recall from the per-class values, as scikit-learn
+    averages them: macro over the classes that occur in the split or among its predictions
+    (the classes behind metrics.json's macro-F1), weighted by support."""
+    labels = report["confusion_matrix"]["labels"]
+    matrix = report["confusion_matrix"]["matrix"]
+    per_class = report["per_class"]
+    predicted = [sum(row[j] for row in matrix) for j in range(len(labels))]
+    present = [
+        label for j, label in enumerate(labels) if per_class[label]["support"] or predicted[j]
+    ]
+    total = sum(per_class[label]["support"] for label in labels)
+    macro: dict[str, float | None] = {"f1": report["f1_macro"]}
+    weighted: dict[str, float | None] = {"f1": report["f1_weighted"]}
+    for key in ("precision", "recall"):
+        values = [per_class[label][key] for label in present]
+        macro[key] = sum(values) / len(values) if values else None
+        weighted[key] = (
+            sum(per_class[label][key] * per_class[label]["support"] for label in labels) / total
+            if total
+            else None
+        )
+    macro["support"] = weighted["support"] = total
+    return {"macro avg": macro, "weighted avg": weighted}
+
+
+def _classification_table(report: dict[str, Any]) -> str:
+    head = "".join(f"<th>{c}</th>" for c in ("label", "precision", "recall", "F1", "support"))
+    rows = []
+    for label, s in report["per_class"].items():
+        absent = not s["support"]
+        note = ' <span class="note">(not in this split)</span>' if absent else ""
+        rows.append(
+            f'<tr{" class=absent" if absent else ""}><th scope="row">{_e(label)}{note}</th>'
+            f"<td>{_score(s['precision'])}</td><td>{_score(s['recall'])}</td>"
+            f"<td>{_score(s['f1'])}</td><td>{_e(s['support'])}</td></tr>"
+        )
+    total = sum(s["support"] for s in report["per_class"].values())
+    rows.append(
+        f'<tr class="summary"><th scope="row">accuracy</th><td></td><td></td>'
+        f"<td>{_score(report['accuracy'])}</td><td>{total}</td></tr>"
+    )
+    for name, s in _averages(report).items():
+        rows.append(
+            f'<tr class="summary"><th scope="row">{name}</th><td>{_score(s["precision"])}</td>'
+            f"<td>{_score(s['recall'])}</td><td>{_score(s['f1'])}</td><td>{s['support']}</td></tr>"
+        )
+    return (
+        f'<table class="scores"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+def _confusion_table(report: dict[str, Any]) -> str:
+    labels = report["confusion_matrix"]["labels"]
+    matrix = report["confusion_matrix"]["matrix"]
+    top = max((max(row) for row in matrix), default=0) or 1
+    head = "".join(f'<th scope="col">{_e(label)}</th>' for label in labels)
+    rows = []
+    for i, (label, row) in enumerate(zip(labels, matrix, strict=True)):
+        cells = []
+        for j, count in enumerate(row):
+            shade = 0.08 + 0.6 * count / top if count else 0
+            style = f"background: rgba(33, 113, 181, {shade:.2f})" if shade else ""
+            style += "; color: white" if shade > 0.45 else ""
+            style = f' style="{style}"' if style else ""
+            cls = ' class="diagonal"' if i == j else ""
+            cells.append(f"<td{cls}{style}>{count}</td>")
+        rows.append(f'<tr><th scope="row">{_e(label)}</th>{"".join(cells)}</tr>')
+    return (
+        '<table class="confusion"><thead><tr><th class="corner">true \\ predicted</th>'
+        f"{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+def _facts_table(run: _Run) -> str:
+    record = run.record
+    settings = record.get("settings") or {}
+    rows_by_split = record.get("rows") or {}
+    kind = record.get("peak_memory_kind")
+    memory_note = {
+        "cpu_peak_rss": " (peak resident set size of the process)",
+        "cuda_max_allocated": " (GPU allocator peak)",
+    }.get(kind or "", "")
+    parameters = record.get("parameters")
+    trainable = record.get("trainable_parameters")
+    facts = [
+        ("model", record.get("model")),
+        ("registered model", record.get("registered_model")),
+        ("source", record.get("source")),
+        ("started", record.get("started")),
+        ("device", record.get("device")),
+        ("precision", record.get("precision")),
+        ("method", record.get("method")),
+        ("seed", record.get("seed")),
+        ("train time", human_seconds(record.get("train_seconds"))),
+        ("wall time", human_seconds(record.get("wall_seconds"))),
+        ("peak memory", f"{human_bytes(record.get('peak_memory_bytes'))}{memory_note}"),
+        (
+            "parameters",
+            None if parameters is None else f"{parameters:,} ({human_count(parameters)})",
+        ),
+        ("trainable parameters", None if trainable is None else f"{trainable:,}"),
+        ("rows", ", ".join(f"{split} {n}" for split, n in rows_by_split.items()) or None),
+        ("labels", ", ".join(run.labels)),
+        (
+            "settings",
+            ", ".join(f"{k} {v}" for k, v in settings.items() if v is not None) or None,
+        ),
+        (
+            "versions",
+            ", ".join(f"{k} {v}" for k, v in (record.get("versions") or {}).items()) or None,
+        ),
+    ]
+    body = "".join(
+        f'<tr><th scope="row">{_e(name)}</th><td>{_e("-" if value is None else value)}</td></tr>'
+        for name, value in facts
+    )
+    return f'<table class="facts"><tbody>{body}</tbody></table>'
+
+
+def _figure_html(picture: _Picture) -> str:
+    data = base64.b64encode(picture.png).decode("ascii")
+    return (
+        f'<figure><img src="data:image/png;base64,{data}" alt="{_e(picture.alt)}">'
+        f"<figcaption>{_e(picture.name)}</figcaption></figure>"
+    )
+
+
+CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", "Noto Sans KR", sans-serif;
+       margin: 2rem auto; max-width: 72rem; padding: 0 1rem; color: #1f2328; line-height: 1.45; }
+h1 { font-size: 1.6rem; margin-bottom: 0.2rem; } h1 small { color: #59636e; font-weight: normal; }
+h2 { border-bottom: 1px solid #d1d9e0; padding-bottom: 0.3rem; margin-top: 2.2rem; }
+table { border-collapse: collapse; margin: 0.6rem 0 1.2rem; font-variant-numeric: tabular-nums; }
+th, td { padding: 0.25rem 0.7rem; border-bottom: 1px solid #e5e9ed; }
+th { text-align: left; } td { text-align: right; }
+table.facts td { text-align: left; } table.facts th { color: #59636e; font-weight: normal; }
+tr.summary th, tr.summary td { border-top: 2px solid #afb8c1; }
+tr.summary + tr.summary th, tr.summary + tr.summary td { border-top: none; }
+tr.absent { color: #8c959f; } .note { color: #8c959f; font-size: 0.85em; font-weight: normal; }
+table.confusion td { min-width: 3rem; text-align: center; border: 1px solid #e5e9ed; }
+table.confusion td.diagonal { font-weight: bold; }
+th.corner { color: #59636e; font-weight: normal; }
+figure { margin: 1rem 0; } figure img { max-width: 100%; height: auto; }
+figcaption { color: #59636e; font-size: 0.85em; }
+p.notice { background: #fff8c5; border: 1px solid #d4a72c; padding: 0.5rem 0.8rem; }
+"""
+
+
+def _page(run: _Run, pictures: Sequence[_Picture], missing_glyphs: bool) -> str:
+    model = _model(run)
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{_e(model)}: {_e(run.dir.name)} (zoo report)</title>",
+        f"<style>{CSS}</style></head><body>",
+        f"<h1>{_e(model)} <small>{_e(run.dir.name)}</small></h1>",
+        "<h2>Run</h2>",
+        _facts_table(run),
+    ]
+    for split in run.splits:
+        report = run.metrics[split]
+        parts += [
+            f"<h2>{split.capitalize()} split</h2>",
+            f"<p>accuracy {_score(report['accuracy'])}, macro-F1 {_score(report['f1_macro'])}, "
+            f"weighted F1 {_score(report['f1_weighted'])}</p>",
+            "<h3>Classification report</h3>",
+            _classification_table(report),
+            '<p class="note">Macro averages are over the classes that occur in this split or '
+            "among its predictions; weighted averages weigh each class by its support.</p>",
+            "<h3>Confusion matrix</h3>",
+            '<p class="note">Rows: true label; columns: predicted label.</p>',
+            _confusion_table(report),
+        ]
+    parts.append("<h2>Pictures</h2>")
+    by_name = {p.name: p for p in pictures}
+    if not run.log_history:
+        why = (
+            "a zero-shot run trains nothing, so it has no optimizer step or evaluation to log"
+            if run.record.get("method") == "zero-shot"
+            else "this model was not trained step by step by the Hugging Face Trainer"
+        )
+        parts.append(
+            '<p class="notice">No learning-rate or training curves: the log history is empty '
+            f"({why}).</p>"
+        )
+    else:
+        for name, what in ((LEARNING_RATE_PNG, "learning rate"), (CURVES_PNG, "loss or metric")):
+            if name not in by_name:
+                parts.append(
+                    f'<p class="notice">No {what} picture: the log history has no {what} '
+                    "entries.</p>"
+                )
+    if missing_glyphs:
+        parts.append(
+            '<p class="notice">Some characters of the label or model names could not be drawn '
+            "in the pictures: no font on this machine has them (install one, e.g. Noto Sans "
+            "CJK). The tables above show every name.</p>"
+        )
+    parts += [_figure_html(p) for p in pictures]
+    parts.append("</body></html>\n")
+    return "\n".join(parts)
+
+
+def write_report(run_dir: Path) -> ReportFiles:
+    """Write `report.html` and its PNG pictures into `run_dir`, a directory that `zoo run` made.
+
+    The learning-rate and curve pictures are left out (and the page says why) when the run has
+    no log history, as a zero-shot run has none. Raises `ZooError` for a directory that is not a
+    finished zoo run.
+    """
+    run_dir = Path(run_dir)
+    run = _read_run(run_dir)
+    pictures, missing_glyphs = _draw_pictures(run)
+    paths = []
+    for picture in pictures:
+        path = run_dir / picture.name
+        _write_bytes(path, picture.png)
+        paths.append(path)
+    html_path = run_dir / REPORT_NAME
+    write_text(html_path, _page(run, pictures, missing_glyphs))
+    return ReportFiles(html=html_path, pictures=tuple(paths))

@@ -1,0 +1,274 @@
+"""The leaderboard behind `zoo compare`: runs from the results store grouped by (model, method),
+with the mean and standard deviation over seeds, as rich tables, JSON or CSV.
+
+Which runs to compare (the same data, the same recipe) is the store's filter, not this module's.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import statistics
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import attrs
+from rich.table import Table
+from rich.text import Text
+
+from zoo.report import human_bytes, human_count, human_seconds
+from zoo.store import RunRecord
+
+Score = tuple[float, float | None]  # (mean, sample standard deviation; None for one run)
+
+METRICS = ("f1_macro", "accuracy", "f1_weighted")
+# What `by` may name, and whether a smaller value is better.
+SORT_KEYS: Mapping[str, bool] = {
+    "f1_macro": False,
+    "accuracy": False,
+    "f1_weighted": False,
+    "train_seconds": True,
+    "peak_memory_bytes": True,
+}
+SPLITS = ("test", "validation")
+
+
+@attrs.frozen(kw_only=True)
+class Row:
+    """One (model, method): the mean and spread of its ok runs, one per seed."""
+
+    model: str
+    method: str
+    runs: int  # ok runs counted in the means
+    seeds: tuple[int, ...]
+    split: str  # where the scores come from: the asked split, or "validation" as a fallback
+    f1_macro: Score | None = None
+    accuracy: Score | None = None
+    f1_weighted: Score | None = None
+    per_class_f1: Mapping[str, Score] = attrs.field(factory=dict)
+    train_seconds: float | None = None  # mean
+    peak_memory_bytes: int | None = None  # max
+    parameters: int | None = None  # the same for every seed
+    status: str = "ok"  # "ok" when a run succeeded, else the status of the group's latest run
+    not_ok: int = 0  # failed, refused and interrupted runs of the group
+
+
+def leaderboard(
+    records: Sequence[RunRecord], *, by: str = "f1_macro", split: str = "test"
+) -> list[Row]:
+    """One row per (model, method), best first by `by`; groups without an ok run come last."""
+    if by not in SORT_KEYS:
+        raise ValueError(f"cannot sort by {by!r}; choose one of {', '.join(SORT_KEYS)}")
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+    groups: dict[tuple[str, str], list[RunRecord]] = {}
+    for record in records:
+        groups.setdefault((record.model, record.method), []).append(record)
+    rows = [_row(model, method, runs, split) for (model, method), runs in groups.items()]
+    return sorted(rows, key=lambda row: _sort_key(row, by))
+
+
+def _row(model: str, method: str, records: list[RunRecord], split: str) -> Row:
+    # A seed run twice counts once, with its latest ok run: re-running must not weigh double.
+    by_seed = {r.seed: r for r in records if r.status == "ok"}
+    ok = [by_seed[seed] for seed in sorted(by_seed)]
+    not_ok = sum(r.status != "ok" for r in records)
+    if not ok:
+        status = records[-1].status
+        return Row(
+            model=model, method=method, runs=0, seeds=(), split=split, status=status, not_ok=not_ok
+        )
+    # One split for the whole group, so that a mean never mixes test and validation scores.
+    used = split if all(r.metrics.get(split) for r in ok) else "validation"
+    scores = [r.metrics.get(used) or {} for r in ok]
+    classes = [s.get("per_class") or {} for s in scores]
+    labels = dict.fromkeys(label for c in classes for label in c)  # first seen, in label order
+    per_class = {
+        label: _spread([c[label]["f1"] for c in classes if label in c]) for label in labels
+    }
+    seconds = [r.train_seconds for r in ok if r.train_seconds is not None]
+    memory = [r.peak_memory_bytes for r in ok if r.peak_memory_bytes is not None]
+    parameters = [r.parameters for r in ok if r.parameters is not None]
+    return Row(
+        model=model,
+        method=method,
+        runs=len(ok),
+        seeds=tuple(sorted(by_seed)),
+        split=used,
+        **{m: _spread([s[m] for s in scores if s.get(m) is not None]) for m in METRICS},
+        per_class_f1={k: v for k, v in per_class.items() if v is not None},
+        train_seconds=statistics.fmean(seconds) if seconds else None,
+        peak_memory_bytes=max(memory) if memory else None,
+        parameters=parameters[-1] if parameters else None,
+        not_ok=not_ok,
+    )
+
+
+def _spread(values: Sequence[float]) -> Score | None:
+    if not values:
+        return None
+    std = statistics.stdev(values) if len(values) > 1 else None
+    return (statistics.fmean(values), std)
+
+
+def _value(row: Row, key: str) -> float | None:
+    value = getattr(row, key)
+    return value[0] if isinstance(value, tuple) else value
+
+
+def _sort_key(row: Row, by: str) -> tuple[Any, ...]:
+    value = _value(row, by)
+    ascending = SORT_KEYS[by]
+    # Failed groups last, then rows without the value; ties by name, so the order is stable.
+    rank = 0.0 if value is None else (value if ascending else -value)
+    return (row.status != "ok", value is None, rank, row.model, row.method)
+
+
+def _score(score: Score | None) -> str:
+    if score is None:
+        return "-"
+    mean, std = score
+    return f"{mean:.4f}" if std is None else f"{mean:.4f} ± {std:.4f}"
+
+
+# (column title, row field, format, higher is better; None: never marked best)
+_COLUMNS: Sequence[tuple[str, str, Callable[[Any], str], bool | None]] = (
+    ("macro-F1", "f1_macro", _score, True),
+    ("accuracy", "accuracy", _score, True),
+    ("weighted F1", "f1_weighted", _score, True),
+    ("train time", "train_seconds", human_seconds, False),
+    ("peak memory", "peak_memory_bytes", human_bytes, False),
+    ("parameters", "parameters", human_count, None),
+)
+
+
+def _note(rows: Sequence[Row]) -> str:
+    """What a table title says about its numbers: the split (and who fell back to validation),
+    that they are means over seeds, and the best-value mark."""
+    used = [row for row in rows if row.status == "ok"] or rows
+    splits = {row.split for row in used} or {"test"}
+    if len(splits) == 1:
+        note = f"{splits.pop()} split"
+    else:
+        fallback = ", ".join(f"{r.model}/{r.method}" for r in used if r.split == "validation")
+        note = f"test split; validation for {fallback}"
+    if any(row.runs > 1 for row in rows):
+        note += "; mean ± std over seeds"
+    return note + "; * best"
+
+
+def _best(values: Sequence[float | None], higher: bool | None) -> float | None:
+    present = [v for v in values if v is not None]
+    if higher is None or len(present) < 2:
+        return None
+    return max(present) if higher else min(present)
+
+
+def _cell(text: str, marked: bool) -> Text:
+    # Unmarked cells keep two spaces where "*" goes, so right-aligned numbers line up.
+    return Text(text + " *", style="bold green") if marked else Text(text + "  ")
+
+
+def leaderboard_table(rows: Sequence[Row], *, title: str) -> Table:
+    """One row per (model, method), best first; the best value of each column bold with '*'."""
+    table = Table(title=f"{title} ({_note(rows)})", title_justify="left")
+    table.add_column("model", style="bold", overflow="fold")
+    table.add_column("method")
+    table.add_column("runs", justify="right")
+    for name, *_ in _COLUMNS:
+        table.add_column(name, justify="right")
+    ok = [row for row in rows if row.status == "ok"]
+    best = {
+        field: _best([_value(r, field) for r in ok], higher) for _, field, _, higher in _COLUMNS
+    }
+    for row in rows:
+        cells: list[Any] = [Text(row.model), Text(row.method), _runs(row)]
+        for _, field, fmt, _ in _COLUMNS:
+            value = getattr(row, field)
+            marked = value is not None and _value(row, field) == best[field]
+            cells.append(_cell("-" if value is None else fmt(value), marked))
+        table.add_row(*cells)
+    return table
+
+
+def _runs(row: Row) -> Text:
+    """The ok runs ("2/3" when one did not finish); a group with no ok run shows its status."""
+    if row.status != "ok":
+        return Text(row.status, style="red")
+    text = str(row.runs) if not row.not_ok else f"{row.runs}/{row.runs + row.not_ok}"
+    return Text(text, style="yellow" if row.not_ok else "")
+
+
+def per_class_table(rows: Sequence[Row], *, title: str = "Per-class F1") -> Table:
+    """One row per (model, method) with scores, one column per label: F1 mean (± std)."""
+    scored = [row for row in rows if row.per_class_f1]
+    labels = list(dict.fromkeys(label for row in scored for label in row.per_class_f1))
+    table = Table(title=f"{title} ({_note(scored)})", title_justify="left")
+    table.add_column("model", style="bold")
+    table.add_column("method")
+    for label in labels:
+        table.add_column(Text(label), justify="right")
+    best = {label: _best([_mean(r, label) for r in scored], True) for label in labels}
+    for row in scored:
+        cells: list[Any] = [Text(row.model), Text(row.method)]
+        for label in labels:
+            score = row.per_class_f1.get(label)
+            marked = score is not None and score[0] == best[label]
+            cells.append(_cell(_score(score), marked))
+        table.add_row(*cells)
+    return table
+
+
+def _mean(row: Row, label: str) -> float | None:
+    score = row.per_class_f1.get(label)
+    return None if score is None else score[0]
+
+
+def _pair(score: Score | None) -> dict[str, float | None] | None:
+    return None if score is None else {"mean": score[0], "std": score[1]}
+
+
+def to_json(rows: Sequence[Row]) -> dict[str, Any]:
+    """`{"leaderboard": [...]}`: each score as {"mean": ..., "std": ...} (std null for one run)."""
+    return {
+        "leaderboard": [
+            {
+                "model": row.model,
+                "method": row.method,
+                "status": row.status,
+                "runs": row.runs,
+                "not_ok": row.not_ok,
+                "seeds": list(row.seeds),
+                "split": row.split,
+                **{m: _pair(getattr(row, m)) for m in METRICS},
+                "per_class_f1": {k: _pair(v) for k, v in row.per_class_f1.items()},
+                "train_seconds": row.train_seconds,
+                "peak_memory_bytes": row.peak_memory_bytes,
+                "parameters": row.parameters,
+            }
+            for row in rows
+        ]
+    }
+
+
+def to_csv(rows: Sequence[Row]) -> str:
+    """One header line and one line per row; empty cells for missing values; seeds space-separated;
+    per-class F1 means in columns `f1_<label>`."""
+    labels = list(dict.fromkeys(label for row in rows for label in row.per_class_f1))
+    header = ["model", "method", "status", "runs", "not_ok", "seeds", "split"]
+    header += [name for m in METRICS for name in (m, f"{m}_std")]
+    header += ["train_seconds", "peak_memory_bytes", "parameters"]
+    header += [f"f1_{label}" for label in labels]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(header)
+    for row in rows:
+        line: list[Any] = [row.model, row.method, row.status, row.runs, row.not_ok]
+        line += [" ".join(map(str, row.seeds)), row.split]
+        for m in METRICS:
+            score = getattr(row, m)
+            line += [None, None] if score is None else list(score)
+        line += [row.train_seconds, row.peak_memory_bytes, row.parameters]
+        line += [_mean(row, label) for label in labels]
+        writer.writerow(line)
+    return out.getvalue()
