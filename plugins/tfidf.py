@@ -36,9 +36,8 @@ def train(job, make_run_dir, progress):
     from sklearn.linear_model import LogisticRegression
 
     from zoo.engine import device as devices
-    from zoo.engine.jobs import TrainResult
+    from zoo.engine.jobs import NOT_SCORED, TrainResult, score_split
     from zoo.engine.train import class_weight_vector
-    from zoo.metrics import full_report
 
     splits, labels = job.splits, job.splits.labels
     ids = {label: i for i, label in enumerate(labels)}
@@ -62,14 +61,11 @@ def train(job, make_run_dir, progress):
         seconds = time.perf_counter() - started
 
     def evaluate(rows):
-        probabilities = _full_probabilities(classifier, vectorizer.transform(rows.texts), labels)
-        predicted = probabilities.argmax(axis=1)
-        references = [ids[label] for label in rows.labels]
-        report = full_report(references, predicted.tolist(), labels)
-        return report, tuple(int(p) for p in predicted), probabilities
+        features = vectorizer.transform(rows.texts)
+        return score_split(_full_probabilities(classifier, features, labels), rows.labels, labels)
 
     validation = evaluate(splits.validation)[0]
-    test = evaluate(splits.test) if splits.test else (None, None, None)
+    test = evaluate(splits.test) if splits.test else NOT_SCORED
     _save(run_dir / "model", vectorizer, classifier, labels)
     return run_dir, TrainResult(
         validation=validation,

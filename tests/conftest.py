@@ -92,3 +92,12 @@ def shared_data() -> Path:
     if not (path / "README.md").is_file():
         pytest.skip(f"shared data not found at {path}; set ZOO_SHARED_DATA to its folder")
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory) -> Path:
+    """A 2-layer random-init BERT with a Korean character vocabulary, saved as a model folder."""
+    pytest.importorskip("torch")
+    from tiny_models import demo_texts, save_tiny_bert
+
+    return save_tiny_bert(tmp_path_factory.mktemp("tiny-bert"), demo_texts())

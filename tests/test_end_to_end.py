@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from zoo.cli import main
+from zoo.store import ResultsStore
 
 pytest.importorskip("torch")
 DEMO_DATA = Path(__file__).parent.parent / "recipes" / "demo-data"
@@ -102,4 +103,8 @@ def test_a_model_without_weights_fails_with_one_clear_message(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "error: model 'minilm' failed: checkpoint for 'minilm' is not a directory: " in err
     assert "Traceback" not in err
-    assert not (tmp_path / "runs").exists()
+    # No run directory; the results store records the failure and why.
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["zoo-results.sqlite"]
+    [record] = ResultsStore.in_dir(tmp_path / "runs").runs()
+    assert (record.model, record.status) == ("minilm", "failed")
+    assert record.reason.startswith("checkpoint for 'minilm' is not a directory")

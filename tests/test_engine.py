@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from tiny_models import DEMO_DATA, read_rows
 
 import zoo
 from zoo.errors import ZooError
@@ -17,8 +18,6 @@ from zoo.runner import run_recipe
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
-
-DEMO_DATA = Path(__file__).parent.parent / "recipes" / "demo-data"
 
 
 class SilentProgress:
@@ -37,19 +36,6 @@ class SilentProgress:
 
     def stop(self) -> None:
         pass
-
-
-def read_rows(path: Path) -> list[dict[str, str]]:
-    with path.open(encoding="utf-8", newline="") as f:
-        return list(csv.DictReader(f))
-
-
-@pytest.fixture(scope="module")
-def tiny_bert(tmp_path_factory) -> Path:
-    from tiny_models import save_tiny_bert
-
-    texts = [row["text"] for row in read_rows(DEMO_DATA / "train.csv")]
-    return save_tiny_bert(tmp_path_factory.mktemp("tiny-bert"), texts)
 
 
 @pytest.fixture
@@ -264,7 +250,7 @@ def test_a_missing_checkpoint_directory_fails_that_model_with_a_clear_reason(tin
     assert result.status == "failed"
     assert result.reason.startswith("checkpoint for 'tiny-bert' is not a directory: ")
     assert isinstance(failures[0][1], ZooError)
-    assert not (data_slice / "out").exists()
+    assert not (data_slice / "out" / "engine-test").exists()  # no run directory
 
 
 def test_a_model_that_fails_after_loading_records_why_in_its_run_directory(tiny_bert, data_slice):

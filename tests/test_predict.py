@@ -6,24 +6,11 @@ import csv
 from pathlib import Path
 
 import pytest
+from tiny_models import DEMO_DATA, read_rows
 
 from zoo.cli import main
 
 pytest.importorskip("torch")
-DEMO_DATA = Path(__file__).parent.parent / "recipes" / "demo-data"
-
-
-def read_rows(path: Path) -> list[dict[str, str]]:
-    with path.open(encoding="utf-8", newline="") as f:
-        return list(csv.DictReader(f))
-
-
-@pytest.fixture(scope="module")
-def tiny_bert(tmp_path_factory) -> Path:
-    from tiny_models import save_tiny_bert
-
-    texts = [row["text"] for row in read_rows(DEMO_DATA / "train.csv")]
-    return save_tiny_bert(tmp_path_factory.mktemp("tiny-bert"), texts)
 
 
 @pytest.fixture(scope="module")
@@ -149,3 +136,15 @@ def test_a_directory_that_is_not_a_run_is_a_clear_error(tmp_path, capsys):
     assert code == 1
     err = capsys.readouterr().err
     assert err.startswith(f"error: {tmp_path} is not a finished zoo run directory (run.json: ")
+
+
+def test_zoo_report_writes_the_html_report_with_three_pictures(trained, capsys):
+    _directory, runs = trained
+    assert main(["report", str(runs["finbert"])]) == 0
+    html = (runs["finbert"] / "report.html").read_text(encoding="utf-8")
+    err = capsys.readouterr().err
+    for name in ("learning_rate.png", "curves.png", "confusion_matrix.png"):
+        picture = runs["finbert"] / name
+        assert picture.read_bytes().startswith(b"\x89PNG")
+        assert f"wrote {picture}" in err
+    assert html.count("data:image/png;base64,") == 3

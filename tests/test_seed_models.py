@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 import pytest
+from tiny_models import DEMO_DATA, demo_texts
 
 from zoo.cli import main
 from zoo.plugins import get_plugin_manager
@@ -22,7 +23,6 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("peft")
 
 ROOT = Path(__file__).parent.parent
-DEMO_DATA = ROOT / "recipes" / "demo-data"
 
 
 class Silent:
@@ -39,24 +39,19 @@ class Silent:
         pass
 
 
-def demo_texts() -> list[str]:
-    with (DEMO_DATA / "train.csv").open(encoding="utf-8", newline="") as f:
-        return [row["text"] for row in csv.DictReader(f)]
-
-
 @pytest.fixture(scope="module")
 def registry():
     return collect_models(get_plugin_manager(entry_points=False))
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
+def tiny(tmp_path_factory, tiny_bert):
     """Tiny random-init stand-ins, one per seed architecture."""
-    from tiny_models import save_tiny_bert, save_tiny_gpt_neox, save_tiny_xlmr
+    from tiny_models import save_tiny_gpt_neox, save_tiny_xlmr
 
     texts = demo_texts()
     return {
-        "bert": save_tiny_bert(tmp_path_factory.mktemp("bert"), texts),
+        "bert": tiny_bert,
         "xlmr": save_tiny_xlmr(tmp_path_factory.mktemp("xlmr")),
         "gpt-neox": save_tiny_gpt_neox(tmp_path_factory.mktemp("neox"), texts),
     }
@@ -286,7 +281,7 @@ def test_qlora_without_a_cuda_gpu_is_refused_before_anything_loads(registry, dat
         "method = 'qlora' loads the base model in 4 bits with bitsandbytes, which needs a CUDA "
         "GPU, and this machine has none"
     )
-    assert not (data / "out").exists()
+    assert not (data / "out" / "seed").exists()  # no run directory
 
 
 def test_a_seed_recipe_without_weights_says_where_zoo_looked(tmp_path, capsys, monkeypatch):
@@ -311,7 +306,7 @@ def test_a_seed_recipe_without_weights_says_where_zoo_looked(tmp_path, capsys, m
         "classla/xlm-roberta-base-multilingual-text-genre-classifier --local-dir DIR'"
     ) in err
     assert "Traceback" not in err
-    assert not out.exists()
+    assert not (out / "inquiries-xlmr").exists()  # no run directory
 
 
 def test_every_shipped_recipe_validates_with_the_seed_models(registry):

@@ -6,10 +6,21 @@ tested without any download.
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Iterable
 from pathlib import Path
 
+DEMO_DATA = Path(__file__).parent.parent / "recipes" / "demo-data"
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def demo_texts() -> list[str]:
+    return [row["text"] for row in read_rows(DEMO_DATA / "train.csv")]
 
 
 def korean_wordpiece_vocab(texts: Iterable[str], limit: int = 3000) -> list[str]:

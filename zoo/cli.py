@@ -36,6 +36,8 @@ examples:
   zoo run recipes/demo.toml --set training.epochs=1 --json
   zoo show runs/demo/e5-small-20261125-101500  metrics of one finished run
   zoo predict RUN_DIR --input new.csv --output submission.csv --id-column id
+  zoo compare                                 leaderboard of the runs on the latest data
+  zoo report RUN_DIR                          HTML report with pictures
 """
 
 
@@ -234,6 +236,58 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    import attrs
+
+    from zoo.leaderboard import leaderboard, leaderboard_table, per_class_table, to_csv, to_json
+    from zoo.store import STORE_NAME, ResultsStore
+
+    out, _err = _consoles()
+    output_dir = Path(args.output_dir)
+    if not (output_dir / STORE_NAME).exists():
+        raise ZooError(
+            f"no results in {output_dir}: {output_dir / STORE_NAME} does not exist",
+            hint="run a recipe first, or point --output-dir at its output_dir",
+        )
+    store = ResultsStore.in_dir(output_dir)
+    data = args.data
+    if data is None and args.recipe is None and not args.all_data:
+        latest = store.latest()
+        data = latest.data_fingerprint if latest else None  # compare like with like
+    records = [
+        r
+        for r in store.runs(recipe_name=args.recipe)
+        if data is None or r.data_fingerprint.startswith(data)
+    ]
+    if args.each:  # one row per run instead of one per model and method
+        records = [
+            attrs.evolve(r, model=f"{r.model} (seed {r.seed}, #{r.run_id})") for r in records
+        ]
+    rows = leaderboard(records, by=args.by, split=args.split)
+    if args.json:
+        print(json.dumps(to_json(rows), indent=2, ensure_ascii=False))
+    elif args.csv:
+        sys.stdout.write(to_csv(rows))
+    else:
+        where = f"data {data[:12]}" if data else "all data"
+        if args.recipe:
+            where += f", recipe {args.recipe!r}"
+        out.print(leaderboard_table(rows, title=f"Leaderboard: {len(records)} runs, {where}"))
+        out.print(per_class_table(rows))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from zoo.html_report import write_report
+
+    files = write_report(Path(args.run_dir))
+    cmd_show(argparse.Namespace(run_dir=args.run_dir, json=False))
+    print(f"wrote {files.html}", file=sys.stderr)
+    for picture in files.pictures:
+        print(f"wrote {picture}", file=sys.stderr)
+    return 0
+
+
 def _add_set(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--set",
@@ -298,6 +352,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--proba", action="store_true", help="add one probability column per label")
     p.add_argument("--force", action="store_true", help="replace --output if it exists")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser(
+        "compare",
+        help="the leaderboard of recorded runs (mean ± std over seeds)",
+        description="Rank the runs recorded in OUTPUT_DIR/zoo-results.sqlite: one row per model "
+        "and method, scores averaged over seeds. Only runs on the same data as the latest run "
+        "are compared, unless --data, --recipe or --all-data says otherwise.",
+    )
+    p.add_argument("--output-dir", default="runs", metavar="DIR", help="default: runs")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--data", metavar="FINGERPRINT", help="runs on this data (a prefix)")
+    which.add_argument("--all-data", action="store_true", help="runs on any data")
+    p.add_argument("--recipe", metavar="NAME", help="runs of this recipe ([run] name)")
+    p.add_argument(
+        "--by",
+        default="f1_macro",
+        choices=("f1_macro", "accuracy", "f1_weighted", "train_seconds", "peak_memory_bytes"),
+        help="sort key (default: f1_macro)",
+    )
+    p.add_argument("--split", default="test", choices=("test", "validation"))
+    p.add_argument("--each", action="store_true", help="one row per run, not per model")
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="print JSON")
+    fmt.add_argument("--csv", action="store_true", help="print CSV")
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser(
+        "report",
+        help="write an HTML report with pictures for a run directory",
+        description="Print the classification report and confusion matrix of a run, and write "
+        "RUN_DIR/report.html (self-contained) with the learning-rate schedule, the training "
+        "curves and the confusion-matrix heat map as PNG files beside it.",
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("show", help="show the metrics of a finished run directory")
     p.add_argument("run_dir", metavar="RUN_DIR")

@@ -172,9 +172,10 @@ def _cell(text: str, marked: bool) -> Text:
 def leaderboard_table(rows: Sequence[Row], *, title: str) -> Table:
     """One row per (model, method), best first; the best value of each column bold with '*'."""
     table = Table(title=f"{title} ({_note(rows)})", title_justify="left")
-    table.add_column("model", style="bold", overflow="fold")
-    table.add_column("method")
-    table.add_column("runs", justify="right")
+    # Names and counts never wrap: on a narrow console the deviations go under their means.
+    table.add_column("model", style="bold", no_wrap=True)
+    table.add_column("method", no_wrap=True)
+    table.add_column("runs", justify="right", no_wrap=True)
     for name, *_ in _COLUMNS:
         table.add_column(name, justify="right")
     ok = [row for row in rows if row.status == "ok"]
@@ -204,8 +205,8 @@ def per_class_table(rows: Sequence[Row], *, title: str = "Per-class F1") -> Tabl
     scored = [row for row in rows if row.per_class_f1]
     labels = list(dict.fromkeys(label for row in scored for label in row.per_class_f1))
     table = Table(title=f"{title} ({_note(scored)})", title_justify="left")
-    table.add_column("model", style="bold")
-    table.add_column("method")
+    table.add_column("model", style="bold", no_wrap=True)
+    table.add_column("method", no_wrap=True)
     for label in labels:
         table.add_column(Text(label), justify="right")
     best = {label: _best([_mean(r, label) for r in scored], True) for label in labels}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import platform
 import time
 import traceback
@@ -26,6 +27,7 @@ from zoo.errors import RunRefused, ZooError
 from zoo.files import new_run_dir, write_json, write_text
 from zoo.recipe import ModelEntry, Recipe, TrainingConfig, recipe_to_dict, resolve_training
 from zoo.registry import Registry
+from zoo.store import ResultsStore, RunRecord, fingerprint_files, hash_text
 
 Status = Literal["ok", "failed", "refused"]
 
@@ -43,6 +45,9 @@ class ModelRun:
     peak_memory_bytes: int | None = None
     parameters: int | None = None
     seed: int | None = None
+    method: str = "full"
+    # Full metrics.json content (per class, confusion matrix) for the results store.
+    reports: dict[str, Any] = attrs.field(factory=dict, repr=False)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -220,6 +225,8 @@ def run_model(
         peak_memory_bytes=result.peak_memory_bytes,
         parameters=result.parameters,
         seed=recipe.run.seed,
+        method=entry.training_method,
+        reports={"test": result.test, "validation": result.validation},
     )
 
 
@@ -246,7 +253,12 @@ def _attempt(
             write_text(run_dir / "error.txt", format_traceback(cause))
         status: Status = "refused" if isinstance(cause, RunRefused) else "failed"
         return ModelRun(
-            model=entry.label, status=status, run_dir=run_dir, reason=reason, seed=recipe.run.seed
+            model=entry.label,
+            status=status,
+            run_dir=run_dir,
+            reason=reason,
+            seed=recipe.run.seed,
+            method=entry.training_method,
         )
 
 
@@ -259,14 +271,65 @@ def run_recipe(
     """Train every model of the recipe (once per seed); a model that fails is reported and the
     rest go on."""
     runs = []
+    store = ResultsStore.in_dir(recipe.path(recipe.run.output_dir))
+    identity = {
+        "recipe_name": recipe.run.name,
+        "recipe_hash": hash_text(tomli_w.dumps(recipe_to_dict(recipe))),
+        "data_fingerprint": fingerprint_files(data_files(recipe)),
+    }
     for seed in recipe.run.all_seeds:
         # Each seed is a recipe of its own: its own validation split, its own run directories.
         seeded = attrs.evolve(recipe, run=attrs.evolve(recipe.run, seed=seed, seeds=None))
         splits = load_splits(recipe.data, recipe.base_dir, seed)
         for entry in recipe.models:
             label = entry.label if recipe.run.seeds is None else f"{entry.label} (seed {seed})"
-            runs.append(_attempt(seeded, entry, registry, splits, progress_for(label), on_failure))
+            try:
+                run = _attempt(seeded, entry, registry, splits, progress_for(label), on_failure)
+            except KeyboardInterrupt:
+                store.record(
+                    RunRecord(
+                        **identity,
+                        model=entry.label,
+                        method=entry.training_method,
+                        seed=seed,
+                        status="interrupted",
+                        reason="interrupted by the user (Ctrl-C or SIGTERM)",
+                    )
+                )
+                raise
+            store.record(_store_record(identity, run))
+            runs.append(run)
     return runs
+
+
+def data_files(recipe: Recipe) -> list[Path]:
+    """The files that make up the data, for the fingerprint that groups comparable runs."""
+    named = [recipe.data.train, recipe.data.test]
+    if isinstance(recipe.data.validation, str):
+        named.append(recipe.data.validation)
+    return [recipe.path(name) for name in named if name is not None]
+
+
+def _store_record(identity: dict[str, str], run: ModelRun) -> RunRecord:
+    settings = {}
+    if run.run_dir is not None and (run.run_dir / "run.json").exists():
+        settings = json.loads((run.run_dir / "run.json").read_text(encoding="utf-8")).get(
+            "settings", {}
+        )
+    return RunRecord(
+        **identity,
+        model=run.model,
+        method=run.method,
+        seed=run.seed if run.seed is not None else 0,
+        status=run.status,
+        reason=run.reason,
+        settings=settings,
+        metrics=run.reports or run.metrics,
+        train_seconds=run.train_seconds,
+        peak_memory_bytes=run.peak_memory_bytes,
+        parameters=run.parameters,
+        run_dir=str(run.run_dir) if run.run_dir else None,
+    )
 
 
 def format_traceback(exc: BaseException) -> str:

@@ -63,7 +63,8 @@ class RunRecord:
     run_id: int | None = None
 
 
-# Column order of the `runs` table as RunRecord fields; settings and metrics are JSON text.
+# The `runs` columns are RunRecord's fields (settings and metrics as JSON text): a new field
+# needs a new schema version and a migration below.
 _FIELDS = tuple(f.name for f in attrs.fields(RunRecord) if f.name != "run_id")
 _JSON_FIELDS = ("settings", "metrics")
 

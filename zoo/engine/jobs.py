@@ -12,6 +12,7 @@ import attrs
 import numpy as np
 
 from zoo.data import Splits
+from zoo.metrics import full_report
 from zoo.recipe import LoraSettings, TrainingConfig
 from zoo.spec import ModelSpec
 
@@ -51,3 +52,23 @@ class TrainResult:
     peak_memory_kind: str
     device: str
     precision: str
+
+
+# What an evaluated split yields: its report, the predicted class ids, the probabilities.
+Scored = tuple[dict[str, Any], tuple[int, ...], np.ndarray]
+NOT_SCORED: tuple[None, None, None] = (None, None, None)
+
+
+def softmax(scores: np.ndarray) -> np.ndarray:
+    shifted = np.exp(scores - scores.max(axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)
+
+
+def score_split(
+    probabilities: np.ndarray, gold: tuple[str, ...], labels: tuple[str, ...]
+) -> Scored:
+    """The metrics of one split from the model's class probabilities (rows in file order)."""
+    predicted = probabilities.argmax(axis=-1)
+    references = [labels.index(label) for label in gold]
+    report = full_report(references, predicted.tolist(), labels)
+    return report, tuple(int(p) for p in predicted), probabilities

@@ -15,11 +15,17 @@ import numpy as np
 from zoo.data import LabelledTexts
 from zoo.engine import device as devices
 from zoo.engine.adapters import apply_lora, is_adapter
-from zoo.engine.jobs import Progress, TrainJob, TrainResult
+from zoo.engine.jobs import (
+    NOT_SCORED,
+    Progress,
+    TrainJob,
+    TrainResult,
+    score_split,
+    softmax,
+)
 from zoo.engine.loading import LoadRequest, load_for_classification
 from zoo.engine.metrics import ClassificationMetrics
 from zoo.errors import ZooError
-from zoo.metrics import full_report
 
 
 def _dataset(rows: LabelledTexts, labels: tuple[str, ...], tokenize: Callable) -> Any:
@@ -104,12 +110,6 @@ def weighted_loss(weights: np.ndarray):
         )
 
     return loss
-
-
-def _scores(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    probabilities = np.exp(shifted) / np.exp(shifted).sum(axis=-1, keepdims=True)
-    return logits.argmax(axis=-1), probabilities
 
 
 def quiet_libraries() -> None:
@@ -239,9 +239,9 @@ def train_model(
         trainer.train()
         train_seconds = time.perf_counter() - started
         progress.message("evaluating the best checkpoint")
-        validation = _evaluate(trainer, validation_ds, splits.labels)[0]
+        validation = _evaluate(trainer, validation_ds, splits.validation, splits.labels)[0]
         test, test_predictions, test_probabilities = (
-            _evaluate(trainer, test_ds, splits.labels) if test_ds is not None else (None,) * 3
+            _evaluate(trainer, test_ds, splits.test, splits.labels) if splits.test else NOT_SCORED
         )
     trainer.save_model(str(run_dir / "model"))
     if is_adapter(model):
@@ -265,9 +265,6 @@ def train_model(
     return run_dir, result
 
 
-def _evaluate(trainer: Any, dataset: Any, labels: tuple[str, ...]):
-    output = trainer.predict(dataset)
-    predicted, probabilities = _scores(output.predictions)
-    references = np.asarray(dataset["label"])
-    report = full_report(references.tolist(), predicted.tolist(), labels)
-    return report, tuple(int(p) for p in predicted), probabilities
+def _evaluate(trainer: Any, dataset: Any, rows: LabelledTexts, labels: tuple[str, ...]):
+    logits = trainer.predict(dataset).predictions
+    return score_split(softmax(logits), rows.labels, labels)

@@ -67,11 +67,6 @@ def label_scores(
     return scores.reshape(len(texts), len(labels))
 
 
-def _softmax(scores: np.ndarray) -> np.ndarray:
-    shifted = np.exp(scores - scores.max(axis=-1, keepdims=True))
-    return shifted / shifted.sum(axis=-1, keepdims=True)
-
-
 def run_zero_shot(job: Any, device: Any, precision: str, make_run_dir: Any, progress: Any):
     """Score the validation and test rows; nothing is trained or saved but the prompt."""
     import time
@@ -80,9 +75,8 @@ def run_zero_shot(job: Any, device: Any, precision: str, make_run_dir: Any, prog
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from zoo.engine import device as devices
-    from zoo.engine.jobs import TrainResult
+    from zoo.engine.jobs import NOT_SCORED, TrainResult, score_split, softmax
     from zoo.engine.loading import apply_tokenizer_settings
-    from zoo.metrics import full_report
 
     options: dict[str, Any] = {"revision": job.revision} if job.revision else {}
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
@@ -106,15 +100,12 @@ def run_zero_shot(job: Any, device: Any, precision: str, make_run_dir: Any, prog
             progress=progress,
         )
         progress.stop()
-        predicted = scores.argmax(axis=-1)
-        references = [labels.index(label) for label in rows.labels]
-        report = full_report(references, predicted.tolist(), labels)
-        return report, tuple(int(p) for p in predicted), _softmax(scores)
+        return score_split(softmax(scores), rows.labels, labels)
 
     with devices.PeakMemory(device) as peak:
         started = time.perf_counter()
         validation = evaluate(job.splits.validation)[0]
-        test = evaluate(job.splits.test) if job.splits.test else (None, None, None)
+        test = evaluate(job.splits.test) if job.splits.test else NOT_SCORED
         seconds = time.perf_counter() - started
     return run_dir, TrainResult(
         validation=validation,

@@ -1,0 +1,94 @@
+"""`zoo compare` on a results store: like is compared with like, every run can be listed."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from zoo.cli import main
+from zoo.store import ResultsStore, RunRecord
+
+
+def scores(f1: float) -> dict:
+    return {"test": {"accuracy": f1 + 0.05, "f1_macro": f1, "f1_weighted": f1, "per_class": {}}}
+
+
+def record(model: str, seed: int, f1: float | None, *, data: str = "a" * 64, status="ok"):
+    return RunRecord(
+        recipe_name="demo",
+        recipe_hash="r" * 64,
+        data_fingerprint=data,
+        model=model,
+        method="full",
+        seed=seed,
+        status=status,
+        reason=None if status == "ok" else "CUDA out of memory",
+        metrics=scores(f1) if f1 is not None else {},
+        train_seconds=10.0,
+    )
+
+
+@pytest.fixture
+def store_dir(tmp_path):
+    store = ResultsStore.in_dir(tmp_path)
+    for seed, (e5, minilm) in zip((1, 2), ((0.70, 0.74), (0.72, 0.76)), strict=True):
+        store.record(record("e5-small", seed, e5))
+        store.record(record("minilm", seed, minilm))
+        store.record(record("tfidf", seed, 0.60))
+    store.record(record("xlmr", 1, None, status="failed"))
+    store.record(record("other-data-model", 1, 0.99, data="b" * 64))
+    store.record(record("minilm", 3, 0.78))  # the latest run: its data is compared
+    return tmp_path
+
+
+def compare(capsys, *args):
+    assert main(["compare", *args]) == 0
+    return capsys.readouterr().out
+
+
+def test_runs_are_grouped_by_model_with_mean_and_spread_over_seeds(store_dir, capsys):
+    rows = json.loads(compare(capsys, "--output-dir", str(store_dir), "--json"))["leaderboard"]
+    assert [(r["model"], r["runs"]) for r in rows] == [
+        ("minilm", 3),
+        ("e5-small", 2),
+        ("tfidf", 2),
+        ("xlmr", 0),
+    ]
+    minilm = rows[0]
+    assert minilm["f1_macro"]["mean"] == pytest.approx(0.76)
+    assert minilm["f1_macro"]["std"] == pytest.approx(0.02)
+    assert rows[-1]["status"] == "failed"
+
+
+def test_only_runs_on_the_same_data_are_compared_unless_asked(store_dir, capsys):
+    default = compare(capsys, "--output-dir", str(store_dir), "--json")
+    assert "other-data-model" not in default
+    everything = compare(capsys, "--output-dir", str(store_dir), "--json", "--all-data")
+    assert "other-data-model" in everything
+    chosen = json.loads(compare(capsys, "--output-dir", str(store_dir), "--json", "--data", "bbb"))
+    assert [r["model"] for r in chosen["leaderboard"]] == ["other-data-model"]
+
+
+def test_each_lists_every_run_on_its_own_row(store_dir, capsys):
+    out = compare(capsys, "--output-dir", str(store_dir), "--each", "--json")
+    models = [r["model"] for r in json.loads(out)["leaderboard"]]
+    assert sum(m.startswith("minilm (seed ") for m in models) == 3
+    assert sum(m.startswith("e5-small (seed ") for m in models) == 2
+    assert sum(m.startswith("tfidf (seed ") for m in models) == 2
+
+
+def test_the_table_and_csv_name_the_models_best_first(store_dir, capsys):
+    table = compare(capsys, "--output-dir", str(store_dir))
+    assert table.index("minilm") < table.index("e5-small") < table.index("tfidf")
+    assert "Leaderboard: 8 runs, data aaaaaaaaaaaa" in table
+    csv_text = compare(capsys, "--output-dir", str(store_dir), "--csv", "--by", "accuracy")
+    assert csv_text.splitlines()[1].startswith("minilm,full,ok,3,")
+
+
+def test_an_output_dir_without_results_is_a_clear_error(tmp_path, capsys):
+    assert main(["compare", "--output-dir", str(tmp_path)]) == 1
+    assert capsys.readouterr().err == (
+        f"error: no results in {tmp_path}: {tmp_path / 'zoo-results.sqlite'} does not exist\n"
+        "  hint: run a recipe first, or point --output-dir at its output_dir\n"
+    )
