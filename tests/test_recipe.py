@@ -499,9 +499,10 @@ def test_recipe_to_dict_round_trips_through_toml(write_recipe, tmp_path):
     recipe = load_recipe(path, model_names=MODELS)
     data = recipe_to_dict(recipe)
     assert "base_dir" not in data
+    safe = {"allow_pickle": False, "trust_remote_code": False}
     assert data["models"] == [
-        {"model": "minilm"},
-        {"model": "minilm", "name": "minilm-long", "max_length": 256, "warmup_ratio": 0.1},
+        {"model": "minilm", **safe},
+        {"model": "minilm", "name": "minilm-long", "max_length": 256, "warmup_ratio": 0.1, **safe},
     ]
     again = tmp_path / "again.toml"
     again.write_text(tomli_w.dumps(data), encoding="utf-8")

@@ -70,6 +70,11 @@ class DataSection:
         "fraction of train held out (stratified), or a file with the validation rows", default=0.2
     )
     encoding: Encoding = doc("file encoding; 'auto' tries utf-8 then cp949", default="auto")
+    empty_texts: Literal["fail", "drop"] = doc(
+        "rows with an empty text or label: 'fail' names them, 'drop' leaves them out and says "
+        "how many",
+        default="fail",
+    )
 
 
 @attrs.frozen(kw_only=True)
@@ -144,6 +149,14 @@ class ModelEntry(TrainingConfig):
     )
     checkpoint: str | None = doc(
         "a local model directory to load instead of the source", default=None
+    )
+    allow_pickle: bool = doc(
+        "load pickled .bin weights when a model has no safetensors (pickles can run code)",
+        default=False,
+    )
+    trust_remote_code: bool = doc(
+        "run Python code shipped with the model; needs the model's plugin to allow it too",
+        default=False,
     )
 
     @property
