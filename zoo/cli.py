@@ -9,7 +9,9 @@ import argparse
 import contextlib
 import json
 import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -34,6 +36,7 @@ examples:
   zoo validate recipes/demo.toml              check a recipe without running it
   zoo run recipes/demo.toml                   fine-tune and compare the recipe's models
   zoo run recipes/demo.toml --set training.epochs=1 --json
+  zoo run --resume runs/demo/e5-small-seed42-20261125-101500  continue after Ctrl-C
   zoo show runs/demo/e5-small-20261125-101500  metrics of one finished run
   zoo predict RUN_DIR --input new.csv --output submission.csv --id-column id
   zoo compare                                 leaderboard of the runs on the latest data
@@ -142,17 +145,33 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from zoo.recipe import load_recipe
     from zoo.report import RichProgress, comparison_table
-    from zoo.runner import format_traceback, run_recipe
+    from zoo.runner import RunOptions, format_traceback, is_out_of_memory, run_recipe
 
     out, err = _consoles()
     pm, registry = _registry()
     _warn_failed_plugins(pm, registry)
+    resume = Path(args.resume) if args.resume else None
+    if bool(resume) == bool(args.recipes):
+        raise ZooError(
+            "give either recipes to run or --resume RUN_DIR, not both",
+            hint="zoo run RECIPE...  or  zoo run --resume runs/NAME/MODEL-DATE",
+        )
+    paths = [resume / "recipe.toml"] if resume else args.recipes
+    if resume and not (resume / "recipe.toml").is_file():
+        raise ZooError(
+            f"{resume} is not a zoo run directory (no recipe.toml)",
+            hint="give the directory of the interrupted run, e.g. runs/NAME/MODEL-DATE",
+        )
     # Check every recipe before training anything.
-    recipes = [load_recipe(p, overrides=args.set, **_known_models(registry)) for p in args.recipes]
+    recipes = [load_recipe(p, overrides=args.set, **_known_models(registry)) for p in paths]
+    options = RunOptions(resume=resume, oom_retries=args.oom_retries)
 
     def on_failure(model: str, exc: BaseException) -> None:
         verb = "refused" if isinstance(exc, RunRefused) else "failed"
-        _error(f"model {model!r} {verb}: {exc}")
+        text = str(exc) if isinstance(exc, ZooError) else f"{type(exc).__name__}: {exc}"
+        if is_out_of_memory(exc):
+            text += "\n  hint: --oom-retries 2 retries with a smaller batch (same effective batch)"
+        _error(f"model {model!r} {verb}: {text}")
         if args.debug:
             err.print(format_traceback(exc), markup=False, highlight=False)
 
@@ -162,7 +181,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
         for recipe in recipes:
             err.print(f"run {recipe.run.name!r}: {len(recipe.models)} model(s)", markup=False)
-            runs += run_recipe(recipe, registry, lambda label: RichProgress(err, label), on_failure)
+            progress = lambda label: RichProgress(err, label)  # noqa: E731
+            runs += run_recipe(recipe, registry, progress, on_failure, options)
     table = comparison_table(runs, title="Comparison")
     if args.json:
         err.print(table)
@@ -329,12 +349,25 @@ def build_parser() -> argparse.ArgumentParser:
         description="Fine-tune every model of each recipe, each into a new run directory "
         "(OUTPUT_DIR/RUN_NAME/MODEL-DATE), then print a comparison table.",
     )
-    p.add_argument("recipes", nargs="+", metavar="RECIPE", help="TOML recipe file(s)")
+    p.add_argument("recipes", nargs="*", metavar="RECIPE", help="TOML recipe file(s)")
     _add_set(p)
     p.add_argument(
         "--json",
         action="store_true",
         help="print one JSON object with every run on stdout (the table goes to stderr)",
+    )
+    p.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue an interrupted run from its last checkpoint, in its own directory",
+    )
+    p.add_argument(
+        "--oom-retries",
+        type=int,
+        default=0,
+        metavar="N",
+        help="on CUDA out-of-memory, retry up to N times with half the batch and twice the "
+        "gradient accumulation (the effective batch stays the same)",
     )
     p.set_defaults(func=cmd_run)
 
@@ -395,9 +428,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _interrupt(_signum: int, _frame: object) -> None:
+    # SIGTERM (a scheduler, `kill`) stops a run the way Ctrl-C does: checkpoints are kept and
+    # the run is marked interrupted.
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     err = Console(stderr=True)
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _interrupt) if on_main_thread else None
     try:
         return args.func(args)
     except ZooError as exc:
@@ -406,5 +447,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         _error(str(exc))
         return exc.exit_code
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print(
+            "interrupted: a run that had started training keeps its checkpoints; continue it "
+            "with 'zoo run --resume RUN_DIR' (its run.json says how)",
+            file=sys.stderr,
+        )
         return EXIT_INTERRUPTED
+    finally:
+        if on_main_thread:
+            signal.signal(signal.SIGTERM, previous)

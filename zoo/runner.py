@@ -10,6 +10,8 @@ import csv
 import io
 import json
 import platform
+import shutil
+import sys
 import time
 import traceback
 from collections.abc import Callable
@@ -27,6 +29,7 @@ from zoo.errors import RunRefused, ZooError
 from zoo.files import new_run_dir, write_json, write_text
 from zoo.recipe import ModelEntry, Recipe, TrainingConfig, recipe_to_dict, resolve_training
 from zoo.registry import Registry
+from zoo.spec import ModelSpec
 from zoo.store import ResultsStore, RunRecord, fingerprint_files, hash_text
 
 Status = Literal["ok", "failed", "refused"]
@@ -89,6 +92,22 @@ class FailedInRunDir(Exception):
         self.run_dir = run_dir
 
 
+def _batch(settings: TrainingConfig) -> str:
+    return (
+        f"batch {settings.batch_size} x {settings.gradient_accumulation_steps} accumulation steps"
+    )
+
+
+def _mark_interrupted(run_dir: Path, label: str) -> None:
+    record = {
+        "model": label,
+        "status": "interrupted",
+        "reason": "interrupted by the user (Ctrl-C or SIGTERM)",
+        "resume": f"zoo run --resume {run_dir}",
+    }
+    write_json(run_dir / "run.json", record)
+
+
 def effective_recipe(recipe: Recipe, entry: ModelEntry, settings: TrainingConfig) -> str:
     """The recipe for this one model with every setting spelled out and absolute paths, so that
     `zoo run RUN_DIR/recipe.toml` trains it again."""
@@ -144,8 +163,59 @@ def _write_outputs(
     write_json(run_dir / "run.json", record)
 
 
+def check_remote_code(spec: ModelSpec, entry: ModelEntry) -> None:
+    """Code from a model repository runs only when both its plugin and the recipe allow it."""
+    if not entry.trust_remote_code:
+        return
+    if not spec.trust_remote_code:
+        raise RunRefused(
+            f"the recipe sets trust_remote_code = true for {entry.label!r}, but the plugin of "
+            f"{spec.name!r} does not allow code from its repository",
+            hint="remove trust_remote_code from the recipe; zoo's built-in models never need it",
+        )
+    print(
+        f"warning: {entry.label!r} runs Python code from {spec.source.describe()} "
+        "(trust_remote_code: allowed by its plugin and the recipe)",
+        file=sys.stderr,
+    )
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    # torch.OutOfMemoryError (torch.cuda.OutOfMemoryError), matched by name: no torch import here.
+    return type(exc).__name__ == "OutOfMemoryError"
+
+
+def halve_batch(settings: TrainingConfig) -> TrainingConfig:
+    """Half the batch per device, twice the accumulation: the effective batch stays the same."""
+    return attrs.evolve(
+        settings,
+        batch_size=settings.batch_size // 2,
+        gradient_accumulation_steps=settings.gradient_accumulation_steps * 2,
+    )
+
+
+def last_checkpoint(run_dir: Path) -> Path:
+    """The newest complete Trainer checkpoint of an interrupted run directory."""
+    complete = [
+        path
+        for path in (run_dir / "checkpoints").glob("checkpoint-*")
+        if (path / "trainer_state.json").exists()  # written last: the checkpoint is whole
+    ]
+    if not complete:
+        raise ZooError(
+            f"{run_dir} has no complete checkpoint to resume from",
+            hint="the run was stopped before its first evaluation; start it again with zoo run",
+        )
+    return max(complete, key=lambda path: int(path.name.rsplit("-", 1)[1]))
+
+
 def run_model(
-    recipe: Recipe, entry: ModelEntry, registry: Registry, splits: Splits, progress: Any
+    recipe: Recipe,
+    entry: ModelEntry,
+    registry: Registry,
+    splits: Splits,
+    progress: Any,
+    options: RunOptions | None = None,
 ) -> ModelRun:
     from zoo.engine.device import check_method, detect
     from zoo.engine.jobs import TrainJob
@@ -159,10 +229,13 @@ def run_model(
         **spec.defaults,
     }
     settings = resolve_training(recipe, entry, model_defaults)
-    # Refuse what this machine cannot run before looking for (or downloading) any weights.
+    # Refuse what this machine cannot run, or what may run foreign code, before looking for
+    # (or downloading) any weights.
     check_method(entry.training_method, detect())
+    check_remote_code(spec, entry)
     checkpoint = recipe.path(entry.checkpoint) if entry.checkpoint else None
     location, revision = locate(spec, checkpoint)
+    options = options or RunOptions()
     job = TrainJob(
         method=entry.training_method,
         lora=entry.lora,
@@ -172,23 +245,45 @@ def run_model(
         settings=settings,
         splits=splits,
         seed=recipe.run.seed,
+        resume_from=last_checkpoint(options.resume) if options.resume else None,
+        allow_pickle=entry.allow_pickle,
+        trust_remote_code=entry.trust_remote_code,
     )
     parent = recipe.path(recipe.run.output_dir) / recipe.run.name
     started = datetime.now(UTC)
     clock = time.perf_counter()
-    made: list[Path] = []
+    made: list[Path] = [options.resume] if options.resume else []
 
     def make_run_dir() -> Path:
-        made.append(new_run_dir(parent, f"{entry.label}-seed{recipe.run.seed}"))
+        if not made:
+            made.append(new_run_dir(parent, f"{entry.label}-seed{recipe.run.seed}"))
+            # Written first, so that an interrupted run can be resumed from its directory.
+            write_text(made[0] / "recipe.toml", effective_recipe(recipe, entry, job.settings))
         return made[0]
 
-    try:
-        train = spec.engine.train if spec.engine else train_model
-        run_dir, result = train(job, make_run_dir, progress)
-    except Exception as exc:
-        if made:  # the failure is recorded in the run directory it left behind
-            raise FailedInRunDir(made[0]) from exc
-        raise
+    train = spec.engine.train if spec.engine else train_model
+    retries: list[dict[str, Any]] = []
+    while True:
+        try:
+            run_dir, result = train(job, make_run_dir, progress)
+            break
+        except KeyboardInterrupt:
+            if made:
+                _mark_interrupted(made[0], entry.label)
+            raise
+        except Exception as exc:
+            can_halve = job.settings.batch_size > 1 and len(retries) < options.oom_retries
+            if is_out_of_memory(exc) and can_halve:
+                job = attrs.evolve(job, settings=halve_batch(job.settings), resume_from=None)
+                retries.append({"error": str(exc)[:300], "then": _batch(job.settings)})
+                progress.message(f"out of memory; retrying with {_batch(job.settings)}")
+                if made:
+                    shutil.rmtree(made[0] / "checkpoints", ignore_errors=True)
+                continue
+            if made:  # the failure is recorded in the run directory it left behind
+                raise FailedInRunDir(made[0]) from exc
+            raise
+    settings = job.settings
     record = {
         "model": entry.label,
         "registered_model": spec.name,
@@ -213,6 +308,8 @@ def run_model(
         },
         "encodings": splits.encodings,
         "settings": attrs.asdict(settings),
+        "oom_retries": retries,
+        "resumed_from": str(job.resume_from) if job.resume_from else None,
         "versions": _versions(),
     }
     _write_outputs(run_dir, recipe, entry, settings, splits, result, record)
@@ -237,10 +334,11 @@ def _attempt(
     splits: Splits,
     progress: Any,
     on_failure: Callable[[str, BaseException], None],
+    options: RunOptions,
 ) -> ModelRun:
     """Run one model; a failure becomes a failed (or refused) ModelRun, reported on the way."""
     try:
-        return run_model(recipe, entry, registry, splits, progress)
+        return run_model(recipe, entry, registry, splits, progress, options)
     except Exception as exc:
         progress.stop()
         run_dir = exc.run_dir if isinstance(exc, FailedInRunDir) else None
@@ -262,15 +360,30 @@ def _attempt(
         )
 
 
+@attrs.frozen(kw_only=True)
+class RunOptions:
+    """How `zoo run` runs, beyond the recipe."""
+
+    # Continue this interrupted run directory from its last checkpoint.
+    resume: Path | None = None
+    # On CUDA out-of-memory: retries, each halving the batch and doubling accumulation.
+    oom_retries: int = 0
+
+
 def run_recipe(
     recipe: Recipe,
     registry: Registry,
     progress_for: Callable[[str], Any],
     on_failure: Callable[[str, BaseException], None],
+    options: RunOptions = RunOptions(),
 ) -> list[ModelRun]:
     """Train every model of the recipe (once per seed); a model that fails is reported and the
     rest go on."""
     runs = []
+    # Every seed's data is read and checked before anything is written.
+    splits_for = {
+        seed: load_splits(recipe.data, recipe.base_dir, seed) for seed in recipe.run.all_seeds
+    }
     store = ResultsStore.in_dir(recipe.path(recipe.run.output_dir))
     identity = {
         "recipe_name": recipe.run.name,
@@ -280,11 +393,13 @@ def run_recipe(
     for seed in recipe.run.all_seeds:
         # Each seed is a recipe of its own: its own validation split, its own run directories.
         seeded = attrs.evolve(recipe, run=attrs.evolve(recipe.run, seed=seed, seeds=None))
-        splits = load_splits(recipe.data, recipe.base_dir, seed)
+        splits = splits_for[seed]
         for entry in recipe.models:
             label = entry.label if recipe.run.seeds is None else f"{entry.label} (seed {seed})"
             try:
-                run = _attempt(seeded, entry, registry, splits, progress_for(label), on_failure)
+                run = _attempt(
+                    seeded, entry, registry, splits, progress_for(label), on_failure, options
+                )
             except KeyboardInterrupt:
                 store.record(
                     RunRecord(

@@ -157,3 +157,5 @@ class ModelSpec:
     loader: Callable[..., Any] | None = attrs.field(default=None, eq=False, repr=False)
     # Replaces zoo's transformers engine altogether, for models that are not transformers.
     engine: CustomEngine | None = None
+    # The model needs Python code from its repository; a recipe must also allow it.
+    trust_remote_code: bool = False

@@ -6,6 +6,7 @@ TF-IDF baseline) take a `TrainJob` and return a `TrainResult`.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Protocol
 
 import attrs
@@ -36,6 +37,10 @@ class TrainJob:
     seed: int
     method: str = "full"  # "full", "lora", "qlora" or "zero-shot"
     lora: LoraSettings | None = None
+    # A Trainer checkpoint to continue from (`zoo run --resume`).
+    resume_from: Path | None = None
+    allow_pickle: bool = False
+    trust_remote_code: bool = False
 
 
 @attrs.frozen(kw_only=True)

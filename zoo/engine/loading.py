@@ -8,7 +8,7 @@ from typing import Any
 
 import attrs
 
-from zoo.errors import ModelUnavailableError
+from zoo.errors import ModelUnavailableError, RunRefused
 from zoo.spec import (
     HubSource,
     LocalSource,
@@ -30,6 +30,30 @@ class LoadRequest:
     tokenizer: TokenizerSettings
     # Load the base weights in 4-bit NF4 with double quantisation (QLoRA; CUDA only).
     quantize_4bit: bool = False
+    allow_pickle: bool = False
+    trust_remote_code: bool = False
+
+
+PICKLED = ("*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl")
+
+
+def weights_format(request: LoadRequest) -> dict[str, Any]:
+    """from_pretrained options that load safetensors only, unless the recipe allows pickles.
+
+    Pickled weights (pytorch_model.bin) can run arbitrary code when loaded.
+    """
+    folder = Path(request.location)
+    if not folder.is_dir() or any(folder.glob("*.safetensors")):
+        return {"use_safetensors": True} if folder.is_dir() else {}
+    pickled = sorted(p.name for pattern in PICKLED for p in folder.glob(pattern))
+    if pickled and not request.allow_pickle:
+        raise RunRefused(
+            f"{folder} holds only pickled weights ({', '.join(pickled[:3])}), which can run code "
+            "when they are loaded",
+            hint=f"convert them to safetensors, or set allow_pickle = true for "
+            f"{request.spec.name!r} in the recipe if you trust these files",
+        )
+    return {"use_safetensors": False} if pickled else {}
 
 
 def _from_hub(spec: ModelSpec, source: HubSource) -> str:
@@ -114,7 +138,9 @@ def load_for_classification(request: LoadRequest) -> tuple[Any, Any]:
 
     labels = request.labels
     common: dict[str, Any] = {"revision": request.revision} if request.revision else {}
-    options = dict(common)
+    if request.trust_remote_code:
+        common["trust_remote_code"] = True
+    options = {**common, **weights_format(request)}
     if request.quantize_4bit:
         import torch
 

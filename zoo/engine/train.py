@@ -39,10 +39,23 @@ def _dataset(rows: LabelledTexts, labels: tuple[str, ...], tokenize: Callable) -
 
 
 def _trainer_class():
+    import torch
     from torch.utils.data import SequentialSampler
     from transformers import Trainer
 
     class ZooTrainer(Trainer):
+        def evaluation_loop(self, *args, **kwargs):
+            # Out of memory while evaluating: halve the evaluation batch and try again, without
+            # touching the training batch.
+            while True:
+                try:
+                    return super().evaluation_loop(*args, **kwargs)
+                except torch.OutOfMemoryError:
+                    if self.args.per_device_eval_batch_size <= 1:
+                        raise
+                    self.args.per_device_eval_batch_size //= 2
+                    torch.cuda.empty_cache()
+
         def _get_eval_sampler(self, eval_dataset):
             # transformers 5 length-groups evaluation too when training is length-grouped, which
             # reorders predictions against the input file. Keep evaluation in file order.
@@ -69,6 +82,14 @@ def _progress_callback(progress: Progress):
                 progress.message(
                     f"step {state.global_step}: validation {args.metric_for_best_model} "
                     f"{metrics.get(name, float('nan')):.4f}, loss {metrics.get('eval_loss', 0):.4f}"
+                )
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            loss = (logs or {}).get("loss")
+            if loss is not None and not math.isfinite(loss):
+                raise ZooError(
+                    f"the training loss became {loss} at step {state.global_step}",
+                    hint="lower the learning rate, or train in fp32 (training.precision = 'fp32')",
                 )
 
         def on_train_end(self, args, state, control, **kwargs):
@@ -155,6 +176,8 @@ def train_model(
         labels=splits.labels,
         tokenizer=attrs.evolve(job.spec.tokenizer, max_length=settings.max_length),
         quantize_4bit=job.method == "qlora",
+        allow_pickle=job.allow_pickle,
+        trust_remote_code=job.trust_remote_code,
     )
     loader = job.spec.loader or load_for_classification
     model, tokenizer = loader(request)
@@ -197,12 +220,15 @@ def train_model(
         save_strategy="steps",
         save_steps=eval_every,
         save_total_limit=1,
-        save_only_model=True,
+        # Optimizer, scheduler and RNG states too: an interrupted run resumes exactly.
+        save_only_model=False,
         load_best_model_at_end=True,
         metric_for_best_model=settings.metric,
         greater_is_better=True,
         logging_strategy="steps",
         logging_steps=max(1, eval_every // 4),
+        # Log a NaN or infinite loss as it is, so that zoo can stop the run and say so.
+        logging_nan_inf_filter=False,
         train_sampling_strategy="group_by_length",
         bf16=precision == "bf16",
         fp16=precision == "fp16",
@@ -236,17 +262,22 @@ def train_model(
     trainer.remove_callback(PrinterCallback)
     with devices.PeakMemory(device) as peak:
         started = time.perf_counter()
-        trainer.train()
+        trainer.train(resume_from_checkpoint=str(job.resume_from) if job.resume_from else None)
         train_seconds = time.perf_counter() - started
         progress.message("evaluating the best checkpoint")
         validation = _evaluate(trainer, validation_ds, splits.validation, splits.labels)[0]
         test, test_predictions, test_probabilities = (
             _evaluate(trainer, test_ds, splits.test, splits.labels) if splits.test else NOT_SCORED
         )
-    trainer.save_model(str(run_dir / "model"))
+    # Saved beside, then renamed into place: a full disk leaves no half-written model behind
+    # (and the best checkpoint stays in checkpoints/ until the save has succeeded).
+    saving = run_dir / ".model.partial"
+    shutil.rmtree(saving, ignore_errors=True)
+    trainer.save_model(str(saving))
     if is_adapter(model):
         # Beside the adapter and head: the labels and pad token that reloading needs.
-        model.base_model.model.config.save_pretrained(run_dir / "model")
+        model.base_model.model.config.save_pretrained(saving)
+    saving.replace(run_dir / "model")
     shutil.rmtree(checkpoints, ignore_errors=True)
     result = TrainResult(
         validation=validation,
