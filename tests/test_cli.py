@@ -132,7 +132,7 @@ def test_validate_reports_every_recipe(write_recipe, monkeypatch, capsys):
     assert captured.out == "ok recipe.toml: run 'tiny', models: minilm\n"
     assert captured.err == (
         "error: bad.toml is not a valid recipe (2 problems)\n"
-        "  - data: required key is missing\n"
+        "  - data: required section is missing: add a [data] table\n"
         "  - models: add at least one [[models]] table naming a model to train\n"
     )
 

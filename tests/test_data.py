@@ -17,8 +17,11 @@ KOREAN = "text,label\n비밀번호를 잊어버렸어요,계정\n결제가 두 �
 
 
 def read(path: Path, encoding: str = "auto", **columns: str) -> tuple[LabelledTexts, str]:
+    """The rows of a file read as data.train, and the encoding that read them."""
     columns = {"text_column": "text", "label_column": "label", **columns}
-    return read_table(path, encoding=encoding, setting="data.train", **columns)
+    texts, used, dropped = read_table(path, encoding=encoding, setting="data.train", **columns)
+    assert dropped == 0  # rows with an empty text fail unless data.empty_texts = "drop"
+    return texts, used
 
 
 def rows(*labels: str) -> LabelledTexts:
@@ -99,7 +102,7 @@ def test_a_file_that_is_not_in_the_encoding_named(tmp_path):
     path = tmp_path / "train.csv"
     path.write_bytes(KOREAN.encode("cp949"))
     assert data_error(read, path, encoding="utf-8") == (
-        f"data.train: {path} is not text in utf-8\n"
+        f"data.train: {path} is not text in utf-8 (line 2 has the byte 0xba, which is not UTF-8)\n"
         "  hint: save it as UTF-8, or set data.encoding to the file's encoding"
     )
 
@@ -108,7 +111,8 @@ def test_a_file_that_is_no_text_at_all(tmp_path):
     path = tmp_path / "train.csv"
     path.write_bytes(b"text,label\n\xff\xfe\x80\x80,x\n")
     assert data_error(read, path) == (
-        f"data.train: {path} is not text in utf-8-sig or cp949\n"
+        f"data.train: {path} is not text in utf-8-sig or cp949 "
+        "(line 2 has the byte 0xff, which is not UTF-8)\n"
         "  hint: save it as UTF-8, or set data.encoding to the file's encoding"
     )
 
@@ -127,18 +131,23 @@ def test_a_missing_column_lists_the_columns_there_are(tmp_path):
     )
 
 
-def test_an_empty_file_has_no_columns(tmp_path):
+def test_an_empty_file_says_so(tmp_path):
     path = tmp_path / "train.csv"
     path.write_text("", encoding="utf-8")
-    assert data_error(read, path).startswith(
-        f"data.train: {path} has no column 'text' (columns: none)\n"
+    assert data_error(read, path) == (
+        f"data.train: {path} is empty\n"
+        "  hint: a data file needs a header line naming its columns (e.g. text,label) and one "
+        "row per labelled text"
     )
 
 
 def test_a_file_with_only_a_header_has_no_data_rows(tmp_path):
     path = tmp_path / "train.csv"
     path.write_text("text,label\n", encoding="utf-8")
-    assert data_error(read, path) == f"data.train: {path} has no data rows"
+    assert data_error(read, path) == (
+        f"data.train: {path} has no data rows\n"
+        "  hint: add one row per labelled text below the header line"
+    )
 
 
 def test_rows_with_an_empty_text_or_label_are_counted_with_their_lines(tmp_path):
@@ -146,8 +155,25 @@ def test_rows_with_an_empty_text_or_label_are_counted_with_their_lines(tmp_path)
     path.write_text("text,label\nfine,a\n,b\nno label,\n   ,c\nfine too,d\n", encoding="utf-8")
     assert data_error(read, path) == (
         f"data.train: {path} has 3 rows with an empty text or label (lines 3, 4, 5)\n"
-        "  hint: fill them in or remove them"
+        '  hint: fill them in or remove them, or set data.empty_texts = "drop" to leave them out'
     )
+
+
+def test_texts_that_spreadsheets_write_for_missing_values_count_as_empty(tmp_path):
+    path = tmp_path / "train.csv"
+    path.write_text("text,label\nfine,a\nnan,b\nNone,c\nN/A,d\nnan-bread,e\n", encoding="utf-8")
+    assert data_error(read, path).startswith(
+        f"data.train: {path} has 3 rows with an empty text or label "
+        "(lines 3, 4, 5; 'N/A', 'None', 'nan' count as empty)\n"
+    )
+
+
+def test_rows_with_an_empty_text_or_label_can_be_dropped(tmp_path):
+    path = tmp_path / "train.csv"
+    path.write_text("text,label\nfine,a\n,b\nno label,\nNaN,c\nfine too,d\n", encoding="utf-8")
+    assert read_table(
+        path, text_column="text", label_column="label", setting="data.train", empty_texts="drop"
+    ) == (LabelledTexts(("fine", "fine too"), ("a", "d")), "utf-8-sig", 3)
 
 
 def test_only_the_first_five_empty_lines_are_shown(tmp_path):
@@ -261,12 +287,33 @@ def test_load_splits_reads_train_and_test_and_splits_off_validation(tmp_path):
     assert splits.labels == ("x", "y")
     assert (len(splits.train), len(splits.validation), len(splits.test)) == (8, 2, 2)
     assert splits.encodings == {"train": "utf-8-sig", "test": "utf-8-sig"}
+    assert splits.dropped == {"train": 0, "test": 0}
+
+
+def test_load_splits_drops_empty_texts_and_counts_them_per_file(tmp_path):
+    train = "text,label\n" + "".join(f"t{i},{'xy'[i % 2]}\n" for i in range(10)) + ",x\nnull,y\n"
+    data = DataSection(
+        train=write(tmp_path / "train.csv", train),
+        test=write(tmp_path / "test.csv", "text,label\nu,x\n,y\n"),
+        empty_texts="drop",
+    )
+    splits = load_splits(data, tmp_path, seed=1)
+    assert (len(splits.train), len(splits.validation), len(splits.test)) == (8, 2, 1)
+    assert splits.dropped == {"train": 2, "test": 1}
+
+
+def test_load_splits_fails_on_empty_texts_by_default(tmp_path):
+    data = DataSection(train=write(tmp_path / "train.csv", "text,label\na,x\n,y\nb,y\n"))
+    assert data_error(load_splits, data, tmp_path, seed=1).startswith(
+        f"data.train: {tmp_path / 'train.csv'} has 1 row with an empty text or label (lines 3)\n"
+    )
 
 
 def test_a_single_class_is_rejected(tmp_path):
     data = DataSection(train=write(tmp_path / "train.csv", "text,label\na,x\nb,x\nc,x\n"))
     assert data_error(load_splits, data, tmp_path, seed=1) == (
-        "data.train: every row has the label 'x'; a classifier needs two or more"
+        "data.train: every row has the label 'x'; a classifier needs two or more\n"
+        "  hint: add rows of another label, or check that data.label_column names the labels"
     )
 
 

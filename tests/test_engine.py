@@ -264,7 +264,12 @@ def test_a_model_that_fails_after_loading_records_why_in_its_run_directory(tiny_
 
     assert result.status == "failed"
     assert result.reason.startswith("AttributeError: ")
-    assert sorted(p.name for p in result.run_dir.iterdir()) == ["error.txt", "run.json"]
+    # The recipe is written as the directory is made; the failure beside it.
+    assert sorted(p.name for p in result.run_dir.iterdir()) == [
+        "error.txt",
+        "recipe.toml",
+        "run.json",
+    ]
     record = json.loads((result.run_dir / "run.json").read_text())
     assert record == {"model": "broken", "status": "failed", "reason": result.reason}
     assert "Traceback" in (result.run_dir / "error.txt").read_text()

@@ -220,3 +220,26 @@ def test_names_cannot_escape_the_output_directory(
     recipe.write_text(text, encoding="utf-8")
     assert main(["validate", str(recipe)]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_full_disk_while_saving_keeps_the_checkpoints_and_no_half_model(
+    tmp_path, tiny_bert, monkeypatch, capsys
+):
+    import errno
+
+    from transformers import Trainer
+
+    def full_disk(self, output_dir=None, _internal_call=False):
+        Path(output_dir).mkdir(parents=True, exist_ok=True)
+        (Path(output_dir) / "model.safetensors").write_bytes(b"half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Trainer, "save_model", full_disk)
+    monkeypatch.setenv("ZOO_PLUGINS", "")
+    assert main(["run", str(write_recipe(tmp_path, tiny_bert, max_steps=4)), "--json"]) == 1
+    [run] = json.loads(capsys.readouterr().out)["runs"]
+    run_dir = Path(run["run_dir"])
+    assert run["reason"] == "OSError: [Errno 28] No space left on device"
+    assert not (run_dir / "model").exists()  # no half-written model where a model belongs
+    assert list(run_dir.glob("checkpoints/checkpoint-*/model.safetensors"))  # the best is kept
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "failed"

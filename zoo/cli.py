@@ -72,7 +72,11 @@ def _warn_failed_plugins(pm, registry) -> None:
     problems = [(i.name, i.status) for i in pm.info if i.status.startswith("failed")]
     problems += [(name, f"failed: {reason}") for name, reason in registry.failures]
     for name, status in problems:
-        print(f"warning: plugin {name!r} left out ({status}); see 'zoo plugins'", file=sys.stderr)
+        print(
+            f"warning: plugin {name!r} left out ({status}); "
+            f"set ZOO_BLOCK_PLUGINS={name} to skip it, see 'zoo plugins'",
+            file=sys.stderr,
+        )
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -145,7 +149,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from zoo.recipe import load_recipe
     from zoo.report import RichProgress, comparison_table
-    from zoo.runner import RunOptions, format_traceback, is_out_of_memory, run_recipe
+    from zoo.runner import (
+        RunOptions,
+        format_traceback,
+        is_out_of_memory,
+        load_all_splits,
+        run_recipe,
+    )
 
     out, err = _consoles()
     pm, registry = _registry()
@@ -165,6 +175,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     # Check every recipe before training anything.
     recipes = [load_recipe(p, overrides=args.set, **_known_models(registry)) for p in paths]
     options = RunOptions(resume=resume, oom_retries=args.oom_retries)
+    # Every recipe's data too: a bad file in the last recipe stops the run before any training.
+    prepared = [(recipe, load_all_splits(recipe)) for recipe in recipes]
+    for recipe, splits_for in prepared:
+        for key, count in next(iter(splits_for.values())).dropped.items():
+            if count:
+                print(
+                    f"{recipe.run.name}: data.{key}: left out {count} rows with an empty text "
+                    'or label (data.empty_texts = "drop")',
+                    file=sys.stderr,
+                )
 
     def on_failure(model: str, exc: BaseException) -> None:
         verb = "refused" if isinstance(exc, RunRefused) else "failed"
@@ -179,10 +199,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     # With --json, stdout carries the one JSON object alone: anything a library prints goes to
     # stderr.
     with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
-        for recipe in recipes:
+        for recipe, splits_for in prepared:
             err.print(f"run {recipe.run.name!r}: {len(recipe.models)} model(s)", markup=False)
             progress = lambda label: RichProgress(err, label)  # noqa: E731
-            runs += run_recipe(recipe, registry, progress, on_failure, options)
+            runs += run_recipe(recipe, registry, progress, on_failure, options, splits_for)
     table = comparison_table(runs, title="Comparison")
     if args.json:
         err.print(table)

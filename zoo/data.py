@@ -1,7 +1,8 @@
 """Reading labelled CSV/TSV files and splitting them: plain Python, no torch.
 
 Korean spreadsheets often come as cp949 (a superset of euc-kr); 'auto' tries UTF-8 (with or
-without a byte-order mark) and then cp949.
+without a byte-order mark) and then cp949. A file that is not a text table (an image, a workbook,
+JSON) is a `DataError` that says what it is, never a decoding or csv traceback.
 """
 
 from __future__ import annotations
@@ -17,6 +18,19 @@ import attrs
 from zoo.errors import DataError
 
 AUTO_ENCODINGS = ("utf-8-sig", "cp949")
+
+# What spreadsheets and pandas write for a missing value; a text that reads so counts as empty.
+MISSING_TEXTS = frozenset({"nan", "-nan", "none", "null", "na", "n/a", "#n/a", "<na>"})
+
+# The first bytes of files that are no text at all, and what they are.
+SIGNATURES = {
+    b"\x89PNG": "a PNG image",
+    b"\xff\xd8\xff": "a JPEG image",
+    b"%PDF": "a PDF document",
+    b"PK\x03\x04": "a ZIP archive (an Excel .xlsx workbook?)",
+    b"\xd0\xcf\x11\xe0": "an old Office file (an Excel .xls workbook?)",
+}
+SEPARATORS = {",": ("commas", ".csv"), "\t": ("tabs", ".tsv"), ";": ("semicolons", ".txt")}
 
 
 @attrs.frozen
@@ -36,6 +50,9 @@ class Splits:
     # Label names in id order: labels[i] is the name of class id i.
     labels: tuple[str, ...]
     encodings: dict[str, str] = attrs.field(factory=dict)
+    # Rows left out of each file ("train", "validation", "test") for an empty text or label,
+    # with data.empty_texts = "drop".
+    dropped: dict[str, int] = attrs.field(factory=dict)
 
 
 def decode(path: Path, encoding: str, setting: str) -> tuple[str, str]:
@@ -46,18 +63,39 @@ def decode(path: Path, encoding: str, setting: str) -> tuple[str, str]:
         raise DataError(f"{setting}: file not found: {path}") from None
     except OSError as exc:
         raise DataError(f"{setting}: cannot read {path}: {exc.strerror}") from None
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):  # Excel's "Unicode Text"
+        raise DataError(
+            f"{setting}: {path} is UTF-16 text, which zoo does not read",
+            hint="save it as UTF-8 (in Excel: CSV UTF-8)",
+        )
+    kind = next((kind for magic, kind in SIGNATURES.items() if raw.startswith(magic)), None)
+    if kind is None and b"\0" in raw:
+        kind = "a binary file"
+    if kind is not None:
+        raise DataError(
+            f"{setting}: {path} is {kind}, not a CSV or TSV table",
+            hint="save the table as CSV (UTF-8) with a header line naming its columns",
+        )
     tried = AUTO_ENCODINGS if encoding == "auto" else (encoding,)
+    failures = []
     for name in tried:
         # A byte-order mark is never part of the data (Excel writes one); utf-8-sig drops it.
         codec = "utf-8-sig" if name == "utf-8" else name
         try:
             return raw.decode(codec), name
-        except UnicodeDecodeError:
-            continue
+        except UnicodeDecodeError as exc:
+            failures.append(exc)
+    first = failures[0]
+    line = raw.count(b"\n", 0, first.start) + 1
     raise DataError(
-        f"{setting}: {path} is not text in {' or '.join(tried)}",
+        f"{setting}: {path} is not text in {' or '.join(tried)} "
+        f"(line {line} has the byte 0x{raw[first.start]:02x}, which is not {_name(tried[0])})",
         hint="save it as UTF-8, or set data.encoding to the file's encoding",
     )
+
+
+def _name(encoding: str) -> str:
+    return "UTF-8" if encoding.startswith("utf-8") else encoding
 
 
 def _delimiter(path: Path, sample: str) -> str:
@@ -71,42 +109,93 @@ def _delimiter(path: Path, sample: str) -> str:
         return ","
 
 
+def _reader(path: Path, text: str) -> csv.DictReader:
+    # Long texts are fine (models truncate them); the csv module's own limit is 128 KiB a field.
+    csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
+    return csv.DictReader(io.StringIO(text, newline=""), delimiter=_delimiter(path, text[:4096]))
+
+
+def _no_column(path: Path, text: str, columns: list[str], missing: str, setting: str) -> DataError:
+    """The error for a file without the column asked for, saying what the file looks like."""
+    if not text.strip():
+        return DataError(
+            f"{setting}: {path} is empty",
+            hint="a data file needs a header line naming its columns (e.g. text,label) and one "
+            "row per labelled text",
+        )
+    if text.lstrip()[0] in "{[":
+        return DataError(
+            f"{setting}: {path} looks like JSON, not a CSV or TSV table",
+            hint="save the table as CSV (UTF-8) with a header line naming its columns",
+        )
+    found = ", ".join(repr(c) for c in columns) or "none"
+    hint = "set data.text_column and data.label_column to the file's column names"
+    if len(columns) == 1:
+        for separator, (name, suffix) in SEPARATORS.items():
+            if separator in columns[0]:
+                hint = f"its header line is separated by {name}: name the file {suffix}"
+                break
+    return DataError(f"{setting}: {path} has no column {missing!r} (columns: {found})", hint=hint)
+
+
 def read_table(
-    path: Path, *, text_column: str, label_column: str, encoding: str = "auto", setting: str
-) -> tuple[LabelledTexts, str]:
-    """Read one labelled file; returns its rows and the encoding used."""
+    path: Path,
+    *,
+    text_column: str,
+    label_column: str,
+    encoding: str = "auto",
+    setting: str,
+    empty_texts: str = "fail",
+) -> tuple[LabelledTexts, str, int]:
+    """Read one labelled file; returns its rows, the encoding used and how many rows were left
+    out for an empty text or label (`empty_texts="drop"`; with "fail" they are an error)."""
     text, used = decode(path, encoding, setting)
-    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=_delimiter(path, text[:4096]))
+    reader = _reader(path, text)
     columns = reader.fieldnames or []
     missing = [c for c in (text_column, label_column) if c not in columns]
     if missing:
-        found = ", ".join(repr(c) for c in columns) or "none"
-        raise DataError(
-            f"{setting}: {path} has no column {missing[0]!r} (columns: {found})",
-            hint="set data.text_column and data.label_column to the file's column names",
-        )
-    texts, labels, empty = [], [], []
+        raise _no_column(path, text, columns, missing[0], setting)
+    texts, labels, empty, missing_values = [], [], [], set()
     line = reader.line_num + 1  # where the next record starts; quoted texts may span lines
-    for row in reader:
-        text_value = (row.get(text_column) or "").strip()
-        label_value = (row.get(label_column) or "").strip()
-        if not text_value or not label_value:
-            empty.append(line)
-        else:
-            texts.append(text_value)
-            labels.append(label_value)
-        line = reader.line_num + 1
-    if empty:
+    try:
+        for row in reader:
+            text_value = (row.get(text_column) or "").strip()
+            label_value = (row.get(label_column) or "").strip()
+            if text_value.lower() in MISSING_TEXTS:
+                missing_values.add(text_value)
+                text_value = ""
+            if not text_value or not label_value:
+                empty.append(line)
+            else:
+                texts.append(text_value)
+                labels.append(label_value)
+            line = reader.line_num + 1
+    except csv.Error as exc:
+        raise DataError(
+            f"{setting}: {path} cannot be read as a table at line {line}: {exc}",
+            hint="check the quotes on that line",
+        ) from None
+    if empty and empty_texts != "drop":
         shown = ", ".join(map(str, empty[:5])) + (" ..." if len(empty) > 5 else "")
         rows = "row" if len(empty) == 1 else "rows"
+        also = ""
+        if missing_values:
+            listed = ", ".join(repr(v) for v in sorted(missing_values))
+            also = f"; {listed} {'counts' if len(missing_values) == 1 else 'count'} as empty"
         raise DataError(
             f"{setting}: {path} has {len(empty)} {rows} with an empty text or label "
-            f"(lines {shown})",
-            hint="fill them in or remove them",
+            f"(lines {shown}{also})",
+            hint='fill them in or remove them, or set data.empty_texts = "drop" to leave them out',
         )
     if not texts:
-        raise DataError(f"{setting}: {path} has no data rows")
-    return LabelledTexts(tuple(texts), tuple(labels)), used
+        left_out = (
+            f" left after leaving out {len(empty)} with an empty text or label" if empty else ""
+        )
+        raise DataError(
+            f"{setting}: {path} has no data rows{left_out}",
+            hint="add one row per labelled text below the header line",
+        )
+    return LabelledTexts(tuple(texts), tuple(labels)), used, len(empty)
 
 
 def read_texts(
@@ -114,7 +203,7 @@ def read_texts(
 ) -> tuple[list[str], list[str] | None]:
     """Read the texts to classify (and their ids) from an unlabelled CSV/TSV file, in order."""
     text, _used = decode(path, encoding, setting)
-    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=_delimiter(path, text[:4096]))
+    reader = _reader(path, text)
     columns = reader.fieldnames or []
     for column in (text_column, id_column):
         if column is not None and column not in columns:
@@ -177,25 +266,40 @@ def _check_known(rows: LabelledTexts, known: tuple[str, ...], setting: str) -> N
 def load_splits(data, base_dir: Path, seed: int) -> Splits:
     """Read train (and test, and validation) as a recipe's [data] section describes them."""
     columns = {"text_column": data.text_column, "label_column": data.label_column}
+    encodings, dropped = {}, {}
 
-    def read(relative: str, setting: str) -> tuple[LabelledTexts, str]:
+    def read(relative: str, key: str) -> LabelledTexts:
         path = (base_dir / relative).resolve()
-        return read_table(path, encoding=data.encoding, setting=setting, **columns)
+        rows, encodings[key], dropped[key] = read_table(
+            path,
+            encoding=data.encoding,
+            setting=f"data.{key}",
+            empty_texts=data.empty_texts,
+            **columns,
+        )
+        return rows
 
-    encodings = {}
-    train, encodings["train"] = read(data.train, "data.train")
+    train = read(data.train, "train")
     labels = label_order(train.labels)
     if len(labels) < 2:
         raise DataError(
-            f"data.train: every row has the label {labels[0]!r}; a classifier needs two or more"
+            f"data.train: every row has the label {labels[0]!r}; a classifier needs two or more",
+            hint="add rows of another label, or check that data.label_column names the labels",
         )
     if isinstance(data.validation, str):
-        validation, encodings["validation"] = read(data.validation, "data.validation")
+        validation = read(data.validation, "validation")
         _check_known(validation, labels, "data.validation")
     else:
         train, validation = stratified_split(train, data.validation, seed)
     test = None
     if data.test is not None:
-        test, encodings["test"] = read(data.test, "data.test")
+        test = read(data.test, "test")
         _check_known(test, labels, "data.test")
-    return Splits(train=train, validation=validation, test=test, labels=labels, encodings=encodings)
+    return Splits(
+        train=train,
+        validation=validation,
+        test=test,
+        labels=labels,
+        encodings=encodings,
+        dropped=dropped,
+    )

@@ -330,14 +330,33 @@ def _join(path: str, part: str | int) -> str:
     return f"{path}.{part}" if path else part
 
 
-def _problems(exc: BaseException, path: str) -> Iterable[Problem]:
+def _missing(cls: type, name: str) -> str:
+    """What to write for a required key (or section) that a table lacks."""
+    doc = attrs.fields_dict(cls)[name].metadata.get("doc")
+    if doc is None:
+        return f"required section is missing: add a [{name}] table"
+    return f"required key is missing: {doc}"
+
+
+def _part(value: Any, part: str | int) -> Any:
+    """The value at `part` of a table or an array, if there is one."""
+    if isinstance(part, str):
+        return value.get(part) if isinstance(value, Mapping) else None
+    return value[part] if isinstance(value, list) and part < len(value) else None
+
+
+def _problems(exc: BaseException, path: str, value: Any = None) -> Iterable[Problem]:
+    """The problems in `exc`, raised when structuring `value` (found at `path`)."""
     if isinstance(exc, ClassValidationError | IterableValidationError):
         with_notes, without_notes = exc.group_exceptions()
         for sub, note in with_notes:
             part = note.name if hasattr(note, "name") else note.index
-            yield from _problems(sub, _join(path, part))
+            if isinstance(sub, KeyError) and isinstance(exc, ClassValidationError):
+                yield Problem(_join(path, part), _missing(exc.cl, part))
+                continue
+            yield from _problems(sub, _join(path, part), _part(value, part))
         for sub in without_notes:
-            yield from _problems(sub, path)
+            yield from _problems(sub, path, value)
     elif isinstance(exc, ForbiddenExtraKeysError):
         known = _field_names(exc.cl)
         for key in sorted(exc.extra_fields):
@@ -348,9 +367,13 @@ def _problems(exc: BaseException, path: str) -> Iterable[Problem]:
                 hint = hint or f" (expected {sections})"
                 yield Problem(key, f"unknown section{hint}")
             else:
+                hint = hint or f" (expected one of: {', '.join(known)})"
                 yield Problem(_join(path, key), f"unknown key{hint}")
     elif isinstance(exc, KeyError):
         yield Problem(path, "required key is missing")
+    elif isinstance(exc, AttributeError | TypeError) and not isinstance(value, Mapping):
+        # cattrs met something else where a table ([data], lora = { ... }) belongs.
+        yield Problem(path, f"expected a table, got {_describe(value)}")
     elif isinstance(exc, ValueError | TypeError):
         yield Problem(path, str(exc) or type(exc).__name__)
     else:
@@ -363,7 +386,9 @@ def _natural(problem: Problem) -> list[Any]:
 
 
 def _check_model_entries(models: Any) -> list[Problem]:
-    if not isinstance(models, list) or not models:
+    if models is not None and not isinstance(models, list):
+        return [Problem("models", f"expected [[models]] tables, got {_describe(models)}")]
+    if not models:
         return [Problem("models", "add at least one [[models]] table naming a model to train")]
     problems, seen = [], {}
     for i, entry in enumerate(models):
@@ -391,7 +416,11 @@ def structure_recipe(
     try:
         recipe = conv.structure(dict(raw), Recipe)
     except (ClassValidationError, ForbiddenExtraKeysError) as exc:
-        problems += [p for p in _problems(exc, "") if p.path != "models"]
+        found = _problems(exc, "", raw)
+        if isinstance(raw.get("models"), list) and raw["models"]:
+            problems += [p for p in found if p.path != "models"]
+        else:  # _check_model_entries said what is wrong with them
+            problems += [p for p in found if not p.path.startswith("models")]
         recipe = None
     if problems:
         raise RecipeError(source, sorted(problems, key=_natural))
@@ -402,7 +431,23 @@ def parse_toml(text: str, source: str) -> dict[str, Any]:
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise RecipeError(source, [Problem("", f"TOML syntax error: {exc}")]) from None
+        message = f"TOML syntax error: {exc}{_unquoted(text, str(exc))}"
+        raise RecipeError(source, [Problem("", message)]) from None
+
+
+def _unquoted(text: str, error: str) -> str:
+    """A hint for the commonest TOML mistake, text without quotes (``model = minilm``)."""
+    where = re.fullmatch(r"Invalid value \(at line (\d+), column (\d+)\)", error)
+    if where is None:
+        return ""
+    lines, line, column = text.splitlines(), int(where[1]), int(where[2])
+    if line > len(lines):
+        return ""
+    before, value = lines[line - 1][: column - 1], lines[line - 1][column - 1 :]
+    value = value.split("#")[0].strip()
+    if not re.fullmatch(r"[A-Za-z_][\w.\-/]*", value):
+        return ""
+    return f'; text needs quotes: {before.strip()} "{value}"'
 
 
 def apply_overrides(raw: dict[str, Any], overrides: Sequence[str], source: str) -> dict[str, Any]:
@@ -451,7 +496,11 @@ def method_problems(recipe: Recipe, methods: Mapping[str, Sequence[str]]) -> lis
             )
         if entry.lora is not None and entry.training_method not in {"lora", "qlora"}:
             problems.append(
-                Problem(f"models[{i}].lora", "LoRA settings need method = 'lora' or 'qlora'")
+                Problem(
+                    f"models[{i}].lora",
+                    f"LoRA settings need method = 'lora' or 'qlora', not "
+                    f"{entry.training_method!r}; set the method or remove the LoRA settings",
+                )
             )
     return problems
 
@@ -471,11 +520,18 @@ def load_recipe(
     path = Path(path)
     source = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise RecipeError(source, [Problem("", "file not found")]) from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise RecipeError(source, [Problem("", f"cannot read the file: {exc}")]) from None
+    try:
+        # A byte-order mark (Windows Notepad writes one) is not part of the recipe.
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        message = f"not UTF-8 text: line {line} has the byte 0x{raw[exc.start]:02x}"
+        raise RecipeError(source, [Problem("", f"{message}; save the recipe as UTF-8")]) from None
     raw = apply_overrides(parse_toml(text, source), overrides, source)
     recipe = structure_recipe(raw, source, path.resolve().parent, model_names)
     problems = missing_files(recipe)

@@ -6,29 +6,25 @@ once training starts.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-import platform
 import shutil
 import sys
 import time
 import traceback
 from collections.abc import Callable
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
 
 import attrs
 import tomli_w
 
-import zoo
 from zoo.data import Splits, load_splits
 from zoo.errors import RunRefused, ZooError
 from zoo.files import new_run_dir, write_json, write_text
 from zoo.recipe import ModelEntry, Recipe, TrainingConfig, recipe_to_dict, resolve_training
 from zoo.registry import Registry
+from zoo.rundir import effective_recipe, last_checkpoint, mark_interrupted, versions, write_outputs
 from zoo.spec import ModelSpec
 from zoo.store import ResultsStore, RunRecord, fingerprint_files, hash_text
 
@@ -73,17 +69,6 @@ def _summary(report: dict[str, Any] | None) -> dict[str, float] | None:
     return None if report is None else {k: report[k] for k in SUMMARY_KEYS}
 
 
-def _versions() -> dict[str, str]:
-    names = ("torch", "transformers", "datasets", "evaluate", "accelerate", "scikit-learn")
-    found = {"python": platform.python_version(), "zoo": zoo.__version__}
-    for name in names:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return found
-
-
 class FailedInRunDir(Exception):
     """A model failed after its run directory was made; the cause is `__cause__`."""
 
@@ -96,71 +81,6 @@ def _batch(settings: TrainingConfig) -> str:
     return (
         f"batch {settings.batch_size} x {settings.gradient_accumulation_steps} accumulation steps"
     )
-
-
-def _mark_interrupted(run_dir: Path, label: str) -> None:
-    record = {
-        "model": label,
-        "status": "interrupted",
-        "reason": "interrupted by the user (Ctrl-C or SIGTERM)",
-        "resume": f"zoo run --resume {run_dir}",
-    }
-    write_json(run_dir / "run.json", record)
-
-
-def effective_recipe(recipe: Recipe, entry: ModelEntry, settings: TrainingConfig) -> str:
-    """The recipe for this one model with every setting spelled out and absolute paths, so that
-    `zoo run RUN_DIR/recipe.toml` trains it again."""
-    data = recipe_to_dict(recipe)
-    for key in ("train", "test"):
-        if data["data"].get(key):
-            data["data"][key] = str(recipe.path(data["data"][key]))
-    if isinstance(recipe.data.validation, str):
-        data["data"]["validation"] = str(recipe.path(recipe.data.validation))
-    data["run"]["output_dir"] = str(recipe.path(recipe.run.output_dir))
-    data["training"] = {k: v for k, v in attrs.asdict(settings).items() if v is not None}
-    model = {
-        "model": entry.model,
-        "name": entry.name,
-        "checkpoint": entry.checkpoint,
-        "method": entry.method,
-    }
-    if entry.lora is not None:
-        model["lora"] = {k: v for k, v in attrs.asdict(entry.lora).items() if v is not None}
-    data["models"] = [{k: v for k, v in model.items() if v is not None}]
-    return tomli_w.dumps(data)
-
-
-def _predictions_csv(splits: Splits, predicted: tuple[int, ...], probabilities) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["row", "text", "label", "predicted", "confidence"])
-    assert splits.test is not None
-    for i, (text, label) in enumerate(zip(splits.test.texts, splits.test.labels, strict=True)):
-        p = predicted[i]
-        writer.writerow([i, text, label, splits.labels[p], f"{probabilities[i][p]:.6f}"])
-    return out.getvalue()
-
-
-def _write_outputs(
-    run_dir: Path,
-    recipe: Recipe,
-    entry: ModelEntry,
-    settings: TrainingConfig,
-    splits: Splits,
-    result: Any,
-    record: dict[str, Any],
-) -> None:
-    write_text(run_dir / "recipe.toml", effective_recipe(recipe, entry, settings))
-    write_json(run_dir / "labels.json", {"id2label": dict(enumerate(splits.labels))})
-    write_json(run_dir / "metrics.json", {"validation": result.validation, "test": result.test})
-    write_json(run_dir / "log_history.json", result.log_history)
-    if result.test_predictions is not None:
-        write_text(
-            run_dir / "predictions.csv",
-            _predictions_csv(splits, result.test_predictions, result.test_probabilities),
-        )
-    write_json(run_dir / "run.json", record)
 
 
 def check_remote_code(spec: ModelSpec, entry: ModelEntry) -> None:
@@ -192,21 +112,6 @@ def halve_batch(settings: TrainingConfig) -> TrainingConfig:
         batch_size=settings.batch_size // 2,
         gradient_accumulation_steps=settings.gradient_accumulation_steps * 2,
     )
-
-
-def last_checkpoint(run_dir: Path) -> Path:
-    """The newest complete Trainer checkpoint of an interrupted run directory."""
-    complete = [
-        path
-        for path in (run_dir / "checkpoints").glob("checkpoint-*")
-        if (path / "trainer_state.json").exists()  # written last: the checkpoint is whole
-    ]
-    if not complete:
-        raise ZooError(
-            f"{run_dir} has no complete checkpoint to resume from",
-            hint="the run was stopped before its first evaluation; start it again with zoo run",
-        )
-    return max(complete, key=lambda path: int(path.name.rsplit("-", 1)[1]))
 
 
 def run_model(
@@ -269,7 +174,7 @@ def run_model(
             break
         except KeyboardInterrupt:
             if made:
-                _mark_interrupted(made[0], entry.label)
+                mark_interrupted(made[0], entry.label)
             raise
         except Exception as exc:
             can_halve = job.settings.batch_size > 1 and len(retries) < options.oom_retries
@@ -307,12 +212,13 @@ def run_model(
             "test": len(splits.test) if splits.test else 0,
         },
         "encodings": splits.encodings,
+        "dropped_rows": splits.dropped,
         "settings": attrs.asdict(settings),
         "oom_retries": retries,
         "resumed_from": str(job.resume_from) if job.resume_from else None,
-        "versions": _versions(),
+        "versions": versions(),
     }
-    _write_outputs(run_dir, recipe, entry, settings, splits, result, record)
+    write_outputs(run_dir, recipe, entry, settings, splits, result, record)
     return ModelRun(
         model=entry.label,
         status="ok",
@@ -370,20 +276,23 @@ class RunOptions:
     oom_retries: int = 0
 
 
+def load_all_splits(recipe: Recipe) -> dict[int, Splits]:
+    """Every seed's data, read and checked before anything is trained or written."""
+    return {seed: load_splits(recipe.data, recipe.base_dir, seed) for seed in recipe.run.all_seeds}
+
+
 def run_recipe(
     recipe: Recipe,
     registry: Registry,
     progress_for: Callable[[str], Any],
     on_failure: Callable[[str, BaseException], None],
     options: RunOptions = RunOptions(),
+    splits_for: dict[int, Splits] | None = None,
 ) -> list[ModelRun]:
     """Train every model of the recipe (once per seed); a model that fails is reported and the
     rest go on."""
     runs = []
-    # Every seed's data is read and checked before anything is written.
-    splits_for = {
-        seed: load_splits(recipe.data, recipe.base_dir, seed) for seed in recipe.run.all_seeds
-    }
+    splits_for = splits_for or load_all_splits(recipe)
     store = ResultsStore.in_dir(recipe.path(recipe.run.output_dir))
     identity = {
         "recipe_name": recipe.run.name,
