@@ -146,9 +146,22 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return failed
 
 
+def _without_nproc(argv: list[str]) -> list[str]:
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            kept.append(arg)
+    return kept
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    from zoo.engine.distributed import is_main, launch, world
     from zoo.recipe import load_recipe
-    from zoo.report import RichProgress, comparison_table
+    from zoo.report import NoProgress, RichProgress, comparison_table
     from zoo.runner import (
         RunOptions,
         format_traceback,
@@ -157,9 +170,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         run_recipe,
     )
 
+    if args.nproc > 1 and world()[1] == 1:
+        # Start again under torchrun, one process per device; zoo runs in each of them.
+        return launch(args.nproc, _without_nproc(args.argv))
     out, err = _consoles()
     pm, registry = _registry()
-    _warn_failed_plugins(pm, registry)
+    if is_main():
+        _warn_failed_plugins(pm, registry)
     resume = Path(args.resume) if args.resume else None
     if bool(resume) == bool(args.recipes):
         raise ZooError(
@@ -200,9 +217,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     # stderr.
     with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
         for recipe, splits_for in prepared:
-            err.print(f"run {recipe.run.name!r}: {len(recipe.models)} model(s)", markup=False)
-            progress = lambda label: RichProgress(err, label)  # noqa: E731
+            if is_main():
+                err.print(f"run {recipe.run.name!r}: {len(recipe.models)} model(s)", markup=False)
+            progress = (
+                (lambda label: RichProgress(err, label)) if is_main() else (lambda _: NoProgress())
+            )
             runs += run_recipe(recipe, registry, progress, on_failure, options, splits_for)
+    if not is_main():  # the main process reports for all of them
+        return 0
     table = comparison_table(runs, title="Comparison")
     if args.json:
         err.print(table)
@@ -389,6 +411,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="on CUDA out-of-memory, retry up to N times with half the batch and twice the "
         "gradient accumulation (the effective batch stays the same)",
     )
+    p.add_argument(
+        "--nproc",
+        type=int,
+        default=1,
+        metavar="N",
+        help="train with N processes on this machine through torchrun (one per GPU; gloo on a "
+        "CPU); for several machines: 'torchrun ... -m zoo run' or 'accelerate launch -m zoo run'",
+    )
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser(
@@ -455,7 +485,9 @@ def _interrupt(_signum: int, _frame: object) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv
     err = Console(stderr=True)
     on_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _interrupt) if on_main_thread else None

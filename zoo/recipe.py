@@ -169,11 +169,27 @@ class ModelEntry(TrainingConfig):
 
 
 @attrs.frozen(kw_only=True)
+class DistributedSection:
+    strategy: Literal["ddp", "fsdp", "deepspeed-zero2", "deepspeed-zero3"] = doc(
+        "how several processes share the work: 'ddp' replicates the model; 'fsdp' and "
+        "'deepspeed-zero3' shard weights, gradients and optimizer state; 'deepspeed-zero2' "
+        "shards gradients and optimizer state",
+        default="ddp",
+    )
+    config: dict[str, Any] | None = doc(
+        "passed through to the Trainer: fsdp_config for 'fsdp', the DeepSpeed configuration "
+        "(merged over zoo's ZeRO settings) for 'deepspeed-*'",
+        default=None,
+    )
+
+
+@attrs.frozen(kw_only=True)
 class Recipe:
     run: RunSection
     data: DataSection
     models: tuple[ModelEntry, ...]
     training: TrainingConfig = TrainingConfig()
+    distributed: DistributedSection = DistributedSection()
     # Where the recipe came from; relative paths in it are relative to this folder.
     base_dir: Path = attrs.field(default=Path("."), metadata={"internal": True})
 

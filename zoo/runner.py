@@ -20,6 +20,7 @@ import attrs
 import tomli_w
 
 from zoo.data import Splits, load_splits
+from zoo.engine.distributed import check_strategy, is_main, on_main, world
 from zoo.errors import RunRefused, ZooError
 from zoo.files import new_run_dir, write_json, write_text
 from zoo.recipe import ModelEntry, Recipe, TrainingConfig, recipe_to_dict, resolve_training
@@ -138,6 +139,7 @@ def run_model(
     # (or downloading) any weights.
     check_method(entry.training_method, detect())
     check_remote_code(spec, entry)
+    check_strategy(recipe.distributed.strategy)
     checkpoint = recipe.path(entry.checkpoint) if entry.checkpoint else None
     location, revision = locate(spec, checkpoint)
     options = options or RunOptions()
@@ -153,17 +155,22 @@ def run_model(
         resume_from=last_checkpoint(options.resume) if options.resume else None,
         allow_pickle=entry.allow_pickle,
         trust_remote_code=entry.trust_remote_code,
+        distributed=recipe.distributed,
     )
     parent = recipe.path(recipe.run.output_dir) / recipe.run.name
     started = datetime.now(UTC)
     clock = time.perf_counter()
     made: list[Path] = [options.resume] if options.resume else []
 
+    def new_dir() -> Path:
+        run_dir = new_run_dir(parent, f"{entry.label}-seed{recipe.run.seed}")
+        # Written first, so that an interrupted run can be resumed from its directory.
+        write_text(run_dir / "recipe.toml", effective_recipe(recipe, entry, job.settings))
+        return run_dir
+
     def make_run_dir() -> Path:
         if not made:
-            made.append(new_run_dir(parent, f"{entry.label}-seed{recipe.run.seed}"))
-            # Written first, so that an interrupted run can be resumed from its directory.
-            write_text(made[0] / "recipe.toml", effective_recipe(recipe, entry, job.settings))
+            made.append(on_main(new_dir))  # one directory for all processes of a run
         return made[0]
 
     train = spec.engine.train if spec.engine else train_model
@@ -173,7 +180,7 @@ def run_model(
             run_dir, result = train(job, make_run_dir, progress)
             break
         except KeyboardInterrupt:
-            if made:
+            if made and is_main():
                 mark_interrupted(made[0], entry.label)
             raise
         except Exception as exc:
@@ -204,6 +211,8 @@ def run_model(
         "trainable_parameters": result.trainable_parameters,
         "method": entry.training_method,
         "device": result.device,
+        "processes": world()[1],
+        "distributed": recipe.distributed.strategy if world()[1] > 1 else None,
         "precision": result.precision,
         "seed": recipe.run.seed,
         "rows": {
@@ -218,7 +227,8 @@ def run_model(
         "resumed_from": str(job.resume_from) if job.resume_from else None,
         "versions": versions(),
     }
-    write_outputs(run_dir, recipe, entry, settings, splits, result, record)
+    if is_main():
+        write_outputs(run_dir, recipe, entry, settings, splits, result, record)
     return ModelRun(
         model=entry.label,
         status="ok",
@@ -251,7 +261,7 @@ def _attempt(
         cause = exc.__cause__ if isinstance(exc, FailedInRunDir) else exc
         on_failure(entry.label, cause)
         reason = str(cause) if isinstance(cause, ZooError) else f"{type(cause).__name__}: {cause}"
-        if run_dir is not None:
+        if run_dir is not None and is_main():
             record = {"model": entry.label, "status": "failed", "reason": reason}
             write_json(run_dir / "run.json", record)
             write_text(run_dir / "error.txt", format_traceback(cause))
@@ -293,7 +303,8 @@ def run_recipe(
     rest go on."""
     runs = []
     splits_for = splits_for or load_all_splits(recipe)
-    store = ResultsStore.in_dir(recipe.path(recipe.run.output_dir))
+    # Only the main process of a distributed run records.
+    store = ResultsStore.in_dir(recipe.path(recipe.run.output_dir)) if is_main() else None
     identity = {
         "recipe_name": recipe.run.name,
         "recipe_hash": hash_text(tomli_w.dumps(recipe_to_dict(recipe))),
@@ -310,6 +321,8 @@ def run_recipe(
                     seeded, entry, registry, splits, progress_for(label), on_failure, options
                 )
             except KeyboardInterrupt:
+                if store is None:
+                    raise
                 store.record(
                     RunRecord(
                         **identity,
@@ -321,7 +334,8 @@ def run_recipe(
                     )
                 )
                 raise
-            store.record(_store_record(identity, run))
+            if store is not None:
+                store.record(_store_record(identity, run))
             runs.append(run)
     return runs
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from zoo.data import Splits
 from zoo.metrics import full_report
-from zoo.recipe import LoraSettings, TrainingConfig
+from zoo.recipe import DistributedSection, LoraSettings, TrainingConfig
 from zoo.spec import ModelSpec
 
 
@@ -41,6 +41,7 @@ class TrainJob:
     resume_from: Path | None = None
     allow_pickle: bool = False
     trust_remote_code: bool = False
+    distributed: DistributedSection = DistributedSection()
 
 
 @attrs.frozen(kw_only=True)

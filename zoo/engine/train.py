@@ -15,6 +15,7 @@ import numpy as np
 from zoo.data import LabelledTexts
 from zoo.engine import device as devices
 from zoo.engine.adapters import apply_lora, is_adapter
+from zoo.engine.distributed import is_main, trainer_arguments
 from zoo.engine.jobs import (
     NOT_SCORED,
     Progress,
@@ -230,6 +231,9 @@ def train_model(
         # Log a NaN or infinite loss as it is, so that zoo can stop the run and say so.
         logging_nan_inf_filter=False,
         train_sampling_strategy="group_by_length",
+        **trainer_arguments(
+            job.distributed.strategy, job.distributed.config, cpu=device.kind == "cpu"
+        ),
         bf16=precision == "bf16",
         fp16=precision == "fp16",
         use_cpu=device.kind == "cpu",
@@ -272,13 +276,16 @@ def train_model(
     # Saved beside, then renamed into place: a full disk leaves no half-written model behind
     # (and the best checkpoint stays in checkpoints/ until the save has succeeded).
     saving = run_dir / ".model.partial"
-    shutil.rmtree(saving, ignore_errors=True)
-    trainer.save_model(str(saving))
-    if is_adapter(model):
-        # Beside the adapter and head: the labels and pad token that reloading needs.
-        model.base_model.model.config.save_pretrained(saving)
-    saving.replace(run_dir / "model")
-    shutil.rmtree(checkpoints, ignore_errors=True)
+    if is_main():
+        shutil.rmtree(saving, ignore_errors=True)  # what an earlier failed save left
+    trainer.save_model(str(saving))  # on the main process only, under torchrun
+    if is_main():
+        if is_adapter(model):
+            # Beside the adapter and head: the labels and pad token that reloading needs.
+            model.base_model.model.config.save_pretrained(saving)
+        saving.replace(run_dir / "model")
+    if is_main():
+        shutil.rmtree(checkpoints, ignore_errors=True)
     result = TrainResult(
         validation=validation,
         test=test,
