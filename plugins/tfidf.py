@@ -64,14 +64,12 @@ def train(job, make_run_dir, progress):
         features = vectorizer.transform(rows.texts)
         return score_split(_full_probabilities(classifier, features, labels), rows.labels, labels)
 
-    validation = evaluate(splits.validation)[0]
+    validation = evaluate(splits.validation)
     test = evaluate(splits.test) if splits.test else NOT_SCORED
     _save(run_dir / "model", vectorizer, classifier, labels)
-    return run_dir, TrainResult(
-        validation=validation,
-        test=test[0],
-        test_predictions=test[1],
-        test_probabilities=test[2],
+    return run_dir, TrainResult.scored(
+        validation,
+        test,
         log_history=[],
         parameters=int(np.asarray(classifier.coef_).size + np.asarray(classifier.intercept_).size),
         trainable_parameters=int(classifier.coef_.size + classifier.intercept_.size),

@@ -97,7 +97,9 @@ RECIPE_CASES = [
     RecipeCase(
         "unknown-section-lists-the-sections",
         RUN + DATA + "[optimizer]\nname = 'adamw'\n" + TFIDF,
-        ("optimizer: unknown section (expected [run], [data], [models], [training])",),
+        (
+            "optimizer: unknown section (expected [run], [data], [models], [training], [distributed])",
+        ),
     ),
     RecipeCase(
         "float-for-int",

@@ -273,3 +273,20 @@ def test_a_model_that_fails_after_loading_records_why_in_its_run_directory(tiny_
     record = json.loads((result.run_dir / "run.json").read_text())
     assert record == {"model": "broken", "status": "failed", "reason": result.reason}
     assert "Traceback" in (result.run_dir / "error.txt").read_text()
+
+
+def test_tokenization_is_cached_across_runs(tiny_bert, data_slice, tmp_path, monkeypatch):
+    monkeypatch.setenv("ZOO_CACHE", str(tmp_path / "cache"))
+    registry = make_registry(tiny_bert)
+    recipe = write_recipe(data_slice, '[[models]]\nmodel = "tiny-bert"', max_steps=1)
+    run(recipe, registry)
+    cached = {p: p.stat().st_mtime_ns for p in (tmp_path / "cache" / "tokenized").iterdir()}
+    assert len(cached) == 3  # train, validation, test
+
+    run(recipe, registry)
+    again = {p: p.stat().st_mtime_ns for p in (tmp_path / "cache" / "tokenized").iterdir()}
+    assert again == cached  # read back, not written again
+
+    longer = write_recipe(data_slice, '[[models]]\nmodel = "tiny-bert"', max_steps=1, max_length=32)
+    run(longer, registry)
+    assert len(list((tmp_path / "cache" / "tokenized").iterdir())) == 6  # new settings, new files

@@ -117,7 +117,9 @@ def test_an_unknown_key_in_a_model_entry_suggests_the_right_one(write_recipe):
 
 def test_an_unknown_section_without_a_close_match_lists_the_sections(write_recipe):
     path = write_recipe(with_data("") + "[foo]\nx = 1\n")
-    assert problems(path) == ["foo: unknown section (expected [run], [data], [models], [training])"]
+    assert problems(path) == [
+        "foo: unknown section (expected [run], [data], [models], [training], [distributed])"
+    ]
 
 
 # --- strict scalars -----------------------------------------------------------------------------
@@ -388,6 +390,7 @@ LAYERS = {
     "precision": ("fp32", "bf16", "fp16"),
     "max_length": (64, 256, 512),
     "class_weights": ((1.0, 2.0), "balanced", (3.0, 1.0)),
+    "torch_compile": (True, False, True),
 }
 
 
@@ -448,6 +451,7 @@ def test_zoo_defaults():
         "precision": "auto",
         "max_length": None,
         "class_weights": None,
+        "torch_compile": False,
     }
 
 

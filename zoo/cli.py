@@ -158,6 +158,35 @@ def _without_nproc(argv: list[str]) -> list[str]:
     return kept
 
 
+def _recipe_paths(recipes: list[str], resume: Path | None) -> list[Path]:
+    """The recipes given, or the one recipe an interrupted run directory holds."""
+    if resume is None:
+        if not recipes:
+            raise ZooError("give a recipe to run", hint="zoo run RECIPE...  (see zoo run --help)")
+        return [Path(p) for p in recipes]
+    if recipes:
+        raise ZooError(
+            "give either recipes to run or --resume RUN_DIR, not both",
+            hint="zoo run RECIPE...  or  zoo run --resume runs/NAME/MODEL-DATE",
+        )
+    if not (resume / "recipe.toml").is_file():
+        raise ZooError(
+            f"{resume} is not a zoo run directory (no recipe.toml)",
+            hint="give the directory of the interrupted run, e.g. runs/NAME/MODEL-DATE",
+        )
+    return [resume / "recipe.toml"]
+
+
+def _say_dropped(run_name: str, dropped: dict[str, int]) -> None:
+    for key, count in dropped.items():
+        if count:
+            print(
+                f"{run_name}: data.{key}: left out {count} rows with an empty text or label "
+                '(data.empty_texts = "drop")',
+                file=sys.stderr,
+            )
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from zoo.engine.distributed import is_main, launch, world
     from zoo.recipe import load_recipe
@@ -178,30 +207,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     if is_main():
         _warn_failed_plugins(pm, registry)
     resume = Path(args.resume) if args.resume else None
-    if bool(resume) == bool(args.recipes):
-        raise ZooError(
-            "give either recipes to run or --resume RUN_DIR, not both",
-            hint="zoo run RECIPE...  or  zoo run --resume runs/NAME/MODEL-DATE",
-        )
-    paths = [resume / "recipe.toml"] if resume else args.recipes
-    if resume and not (resume / "recipe.toml").is_file():
-        raise ZooError(
-            f"{resume} is not a zoo run directory (no recipe.toml)",
-            hint="give the directory of the interrupted run, e.g. runs/NAME/MODEL-DATE",
-        )
     # Check every recipe before training anything.
-    recipes = [load_recipe(p, overrides=args.set, **_known_models(registry)) for p in paths]
+    recipes = [
+        load_recipe(p, overrides=args.set, **_known_models(registry))
+        for p in _recipe_paths(args.recipes, resume)
+    ]
     options = RunOptions(resume=resume, oom_retries=args.oom_retries)
     # Every recipe's data too: a bad file in the last recipe stops the run before any training.
     prepared = [(recipe, load_all_splits(recipe)) for recipe in recipes]
     for recipe, splits_for in prepared:
-        for key, count in next(iter(splits_for.values())).dropped.items():
-            if count:
-                print(
-                    f"{recipe.run.name}: data.{key}: left out {count} rows with an empty text "
-                    'or label (data.empty_texts = "drop")',
-                    file=sys.stderr,
-                )
+        _say_dropped(recipe.run.name, next(iter(splits_for.values())).dropped)
 
     def on_failure(model: str, exc: BaseException) -> None:
         verb = "refused" if isinstance(exc, RunRefused) else "failed"

@@ -102,6 +102,9 @@ class TrainingConfig:
     max_length: PositiveInt | None = doc(
         "tokens per text; longer texts are truncated", default=None
     )
+    torch_compile: bool | None = doc(
+        "compile the model with torch.compile (faster steps after a slow first one)", default=None
+    )
     class_weights: ClassWeights | None = doc(
         "weights of the classes in the loss: 'balanced' (inverse to their frequency in the "
         "training rows) or one positive number per label, in label order",
@@ -120,6 +123,7 @@ DEFAULT_TRAINING = TrainingConfig(
     early_stopping_patience=3,
     metric="f1_macro",
     precision="auto",
+    torch_compile=False,
 )
 
 TRAINING_KEYS = frozenset(f.name for f in attrs.fields(TrainingConfig))

@@ -19,13 +19,16 @@ class DeviceInfo:
     kind: Literal["cuda", "cpu"]
     name: str
     bf16: bool  # the device computes in bfloat16 natively
+    tf32: bool = False  # TF32 matrix units (Ampere and newer): fp32 matmuls much faster
 
 
 def detect() -> DeviceInfo:
     import torch
 
     if torch.cuda.is_available():
-        return DeviceInfo("cuda", torch.cuda.get_device_name(0), torch.cuda.is_bf16_supported())
+        ampere = torch.cuda.get_device_capability(0)[0] >= 8
+        name = torch.cuda.get_device_name(0)
+        return DeviceInfo("cuda", name, torch.cuda.is_bf16_supported(), tf32=ampere)
     return DeviceInfo("cpu", f"CPU ({os.cpu_count()} cores)", False)
 
 

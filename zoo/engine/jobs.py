@@ -59,6 +59,17 @@ class TrainResult:
     device: str
     precision: str
 
+    @classmethod
+    def scored(cls, validation: Scored, test: Scored | tuple[None, None, None], **facts: Any):
+        """A result from the scored validation and test splits and the run's facts."""
+        return cls(
+            validation=validation[0],
+            test=test[0],
+            test_predictions=test[1],
+            test_probabilities=test[2],
+            **facts,
+        )
+
 
 # What an evaluated split yields: its report, the predicted class ids, the probabilities.
 Scored = tuple[dict[str, Any], tuple[int, ...], np.ndarray]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -12,6 +14,7 @@ from typing import Any
 import attrs
 import numpy as np
 
+from zoo.assets import cache_dir
 from zoo.data import LabelledTexts
 from zoo.engine import device as devices
 from zoo.engine.adapters import apply_lora, is_adapter
@@ -29,14 +32,46 @@ from zoo.engine.metrics import ClassificationMetrics
 from zoo.errors import ZooError
 
 
-def _dataset(rows: LabelledTexts, labels: tuple[str, ...], tokenize: Callable) -> Any:
+def _dataset(
+    rows: LabelledTexts, labels: tuple[str, ...], tokenize: Callable, tokenizer_key: str
+) -> Any:
+    """The tokenized rows, cached across runs under zoo's cache directory: the same texts and
+    labels with the same tokenizer settings are tokenized once."""
     import datasets
 
     ids = {name: i for i, name in enumerate(labels)}
     table = datasets.Dataset.from_dict(
         {"text": list(rows.texts), "label": [ids[label] for label in rows.labels]}
     )
-    return table.map(tokenize, batched=True, remove_columns=["text"])
+    digest = hashlib.sha256(tokenizer_key.encode())
+    for text, label in zip(rows.texts, rows.labels, strict=True):
+        digest.update(f"{len(text)}:{text}{len(label)}:{label}".encode())
+    cached = cache_dir() / "tokenized" / f"{digest.hexdigest()[:40]}.arrow"
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    # Several processes only pay off on large files; each one imports the tokenizer anew.
+    workers = min(4, os.cpu_count() or 1) if len(rows) >= 20_000 else None
+    return table.map(
+        tokenize,
+        batched=True,
+        remove_columns=["text"],
+        cache_file_name=str(cached),
+        load_from_cache_file=True,
+        num_proc=workers,
+    )
+
+
+def _tokenizer_key(tokenizer: Any, settings: Any, keep: set[str]) -> str:
+    """What decides the tokens: the tokenizer's own definition and zoo's settings."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    definition = backend.to_str() if backend is not None else repr(sorted(tokenizer.get_vocab()))
+    return "\0".join(
+        [
+            hashlib.sha256(definition.encode()).hexdigest(),
+            str(settings.max_length),
+            tokenizer.padding_side,
+            ",".join(sorted(keep)),
+        ]
+    )
 
 
 def _trainer_class():
@@ -195,9 +230,10 @@ def train_model(
         return {k: v for k, v in encoded.items() if k in keep}
 
     progress.message("tokenizing")
-    train_ds = _dataset(splits.train, splits.labels, tokenize)
-    validation_ds = _dataset(splits.validation, splits.labels, tokenize)
-    test_ds = _dataset(splits.test, splits.labels, tokenize) if splits.test else None
+    key = _tokenizer_key(tokenizer, request.tokenizer, keep)
+    train_ds = _dataset(splits.train, splits.labels, tokenize, key)
+    validation_ds = _dataset(splits.validation, splits.labels, tokenize, key)
+    test_ds = _dataset(splits.test, splits.labels, tokenize, key) if splits.test else None
 
     steps_per_epoch = math.ceil(
         len(train_ds) / (settings.batch_size * settings.gradient_accumulation_steps)
@@ -235,6 +271,8 @@ def train_model(
             job.distributed.strategy, job.distributed.config, cpu=device.kind == "cpu"
         ),
         bf16=precision == "bf16",
+        tf32=True if device.tf32 else None,
+        torch_compile=bool(settings.torch_compile),
         fp16=precision == "fp16",
         use_cpu=device.kind == "cpu",
         report_to="none",
@@ -269,8 +307,8 @@ def train_model(
         trainer.train(resume_from_checkpoint=str(job.resume_from) if job.resume_from else None)
         train_seconds = time.perf_counter() - started
         progress.message("evaluating the best checkpoint")
-        validation = _evaluate(trainer, validation_ds, splits.validation, splits.labels)[0]
-        test, test_predictions, test_probabilities = (
+        validation = _evaluate(trainer, validation_ds, splits.validation, splits.labels)
+        test = (
             _evaluate(trainer, test_ds, splits.test, splits.labels) if splits.test else NOT_SCORED
         )
     # Saved beside, then renamed into place: a full disk leaves no half-written model behind
@@ -286,11 +324,9 @@ def train_model(
         saving.replace(run_dir / "model")
     if is_main():
         shutil.rmtree(checkpoints, ignore_errors=True)
-    result = TrainResult(
-        validation=validation,
-        test=test,
-        test_predictions=test_predictions,
-        test_probabilities=test_probabilities,
+    result = TrainResult.scored(
+        validation,
+        test,
         log_history=list(trainer.state.log_history),
         parameters=sum(p.numel() for p in model.parameters()),
         trainable_parameters=sum(p.numel() for p in model.parameters() if p.requires_grad),

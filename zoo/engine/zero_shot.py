@@ -104,14 +104,12 @@ def run_zero_shot(job: Any, device: Any, precision: str, make_run_dir: Any, prog
 
     with devices.PeakMemory(device) as peak:
         started = time.perf_counter()
-        validation = evaluate(job.splits.validation)[0]
+        validation = evaluate(job.splits.validation)
         test = evaluate(job.splits.test) if job.splits.test else NOT_SCORED
         seconds = time.perf_counter() - started
-    return run_dir, TrainResult(
-        validation=validation,
-        test=test[0],
-        test_predictions=test[1],
-        test_probabilities=test[2],
+    return run_dir, TrainResult.scored(
+        validation,
+        test,
         log_history=[],
         parameters=sum(p.numel() for p in model.parameters()),
         trainable_parameters=0,
