@@ -98,7 +98,8 @@ RECIPE_CASES = [
         "unknown-section-lists-the-sections",
         RUN + DATA + "[optimizer]\nname = 'adamw'\n" + TFIDF,
         (
-            "optimizer: unknown section (expected [run], [data], [models], [training], [distributed])",
+            "optimizer: unknown section "
+            "(expected [run], [data], [models], [training], [distributed])",
         ),
     ),
     RecipeCase(
