@@ -76,13 +76,25 @@ def run_zero_shot(job: Any, device: Any, precision: str, make_run_dir: Any, prog
 
     from zoo.engine import device as devices
     from zoo.engine.jobs import NOT_SCORED, TrainResult, score_split, softmax
-    from zoo.engine.loading import apply_tokenizer_settings
+    from zoo.engine.loading import LoadRequest, apply_tokenizer_settings, weights_format
 
     options: dict[str, Any] = {"revision": job.revision} if job.revision else {}
+    if job.trust_remote_code:
+        options["trust_remote_code"] = True
+    request = LoadRequest(
+        spec=job.spec,
+        location=job.location,
+        revision=job.revision,
+        labels=job.splits.labels,
+        tokenizer=job.spec.tokenizer,
+        allow_pickle=job.allow_pickle,
+    )
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(job.location, **options)
     apply_tokenizer_settings(tokenizer, job.spec.tokenizer)
-    model = AutoModelForCausalLM.from_pretrained(job.location, dtype=dtype, **options)
+    model = AutoModelForCausalLM.from_pretrained(
+        job.location, dtype=dtype, **options, **weights_format(request)
+    )
     model.to("cuda" if device.kind == "cuda" else "cpu")
     run_dir = make_run_dir()
     labels = job.splits.labels
