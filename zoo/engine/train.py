@@ -18,7 +18,7 @@ from zoo.assets import cache_dir
 from zoo.data import LabelledTexts
 from zoo.engine import device as devices
 from zoo.engine.adapters import apply_lora, is_adapter
-from zoo.engine.distributed import is_main, trainer_arguments
+from zoo.engine.distributed import is_main, trainer_arguments, world
 from zoo.engine.jobs import (
     NOT_SCORED,
     Progress,
@@ -235,9 +235,8 @@ def train_model(
     validation_ds = _dataset(splits.validation, splits.labels, tokenize, key)
     test_ds = _dataset(splits.test, splits.labels, tokenize, key) if splits.test else None
 
-    steps_per_epoch = math.ceil(
-        len(train_ds) / (settings.batch_size * settings.gradient_accumulation_steps)
-    )
+    rows_per_step = settings.batch_size * settings.gradient_accumulation_steps * world()[1]
+    steps_per_epoch = math.ceil(len(train_ds) / rows_per_step)
     eval_every = min(steps_per_epoch, settings.max_steps or steps_per_epoch)
     checkpoints = run_dir / "checkpoints"
     args = TrainingArguments(
