@@ -348,3 +348,21 @@ def test_validation_file_labels_unseen_in_train_are_rejected(tmp_path):
     assert data_error(load_splits, data, tmp_path, seed=1).startswith(
         "data.validation: labels not seen in data.train: 'z'\n"
     )
+
+
+def test_each_seed_gets_its_own_validation_split_from_one_reading(tmp_path, monkeypatch):
+    import zoo.data
+
+    train = "text,label\n" + "".join(f"t{i},{'xy'[i % 2]}\n" for i in range(20))
+    data = DataSection(train=write(tmp_path / "train.csv", train), validation=0.2)
+    reads = []
+    real = zoo.data.read_table
+    monkeypatch.setattr(zoo.data, "read_table", lambda *a, **k: reads.append(a) or real(*a, **k))
+
+    splits = zoo.data.load_splits_for_seeds(data, tmp_path, (1, 2, 3))
+
+    assert len(reads) == 1  # the file is read once for every seed
+    held_out = {seed: set(s.validation.texts) for seed, s in splits.items()}
+    assert len({frozenset(v) for v in held_out.values()}) == 3  # three different splits
+    for s in splits.values():
+        assert sorted(s.train.texts + s.validation.texts) == sorted(f"t{i}" for i in range(20))

@@ -72,6 +72,9 @@ def test_zoo_run_json_prints_one_object_with_every_run(model, tmp_path, capsys):
     assert len(predictions) == 20
     metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
     assert metrics["test"]["accuracy"] == run["metrics"]["test"]["accuracy"]
+    [record] = ResultsStore.in_dir(tmp_path / "runs").runs()  # recorded with its settings
+    assert (record.status, record.settings["max_steps"]) == ("ok", 3)
+    assert record.metrics["test"]["per_class"] == metrics["test"]["per_class"]
 
 
 @pytest.mark.slow

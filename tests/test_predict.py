@@ -148,3 +148,16 @@ def test_zoo_report_writes_the_html_report_with_three_pictures(trained, capsys):
         assert picture.read_bytes().startswith(b"\x89PNG")
         assert f"wrote {picture}" in err
     assert html.count("data:image/png;base64,") == 3
+
+
+def test_an_input_without_the_text_column_says_which_column_it_needs(trained, tmp_path, capsys):
+    _directory, runs = trained
+    (tmp_path / "input.csv").write_text("id,body\n1,hello\n", encoding="utf-8")
+    args = ["predict", str(runs["tfidf"]), "--input", str(tmp_path / "input.csv")]
+    assert main([*args, "--output", str(tmp_path / "out.csv")]) == 3
+    assert capsys.readouterr().err == (
+        f"error: --input: {tmp_path / 'input.csv'} has no column 'text' (columns: 'id', 'body')\n"
+        "  hint: the input needs the text column the model was trained on "
+        "(data.text_column of the run's recipe)\n"
+    )
+    assert not (tmp_path / "out.csv").exists()

@@ -115,7 +115,14 @@ def _reader(path: Path, text: str) -> csv.DictReader:
     return csv.DictReader(io.StringIO(text, newline=""), delimiter=_delimiter(path, text[:4096]))
 
 
-def _no_column(path: Path, text: str, columns: list[str], missing: str, setting: str) -> DataError:
+def _no_column(
+    path: Path,
+    text: str,
+    columns: list[str],
+    missing: str,
+    setting: str,
+    hint: str = "set data.text_column and data.label_column to the file's column names",
+) -> DataError:
     """The error for a file without the column asked for, saying what the file looks like."""
     if not text.strip():
         return DataError(
@@ -129,7 +136,6 @@ def _no_column(path: Path, text: str, columns: list[str], missing: str, setting:
             hint="save the table as CSV (UTF-8) with a header line naming its columns",
         )
     found = ", ".join(repr(c) for c in columns) or "none"
-    hint = "set data.text_column and data.label_column to the file's column names"
     if len(columns) == 1:
         for separator, (name, suffix) in SEPARATORS.items():
             if separator in columns[0]:
@@ -207,8 +213,13 @@ def read_texts(
     columns = reader.fieldnames or []
     for column in (text_column, id_column):
         if column is not None and column not in columns:
-            found = ", ".join(repr(c) for c in columns) or "none"
-            raise DataError(f"{setting}: {path} has no column {column!r} (columns: {found})")
+            hint = (
+                "the input needs the text column the model was trained on "
+                "(data.text_column of the run's recipe)"
+                if column == text_column
+                else "--id-column must name a column of the input file"
+            )
+            raise _no_column(path, text, columns, column, setting, hint)
     rows = list(reader)
     if not rows:
         raise DataError(f"{setting}: {path} has no data rows")
@@ -265,6 +276,11 @@ def _check_known(rows: LabelledTexts, known: tuple[str, ...], setting: str) -> N
 
 def load_splits(data, base_dir: Path, seed: int) -> Splits:
     """Read train (and test, and validation) as a recipe's [data] section describes them."""
+    return load_splits_for_seeds(data, base_dir, (seed,))[seed]
+
+
+def load_splits_for_seeds(data, base_dir: Path, seeds: tuple[int, ...]) -> dict[int, Splits]:
+    """The splits for each seed; the files are read once, only the validation split differs."""
     columns = {"text_column": data.text_column, "label_column": data.label_column}
     encodings, dropped = {}, {}
 
@@ -286,20 +302,27 @@ def load_splits(data, base_dir: Path, seed: int) -> Splits:
             f"data.train: every row has the label {labels[0]!r}; a classifier needs two or more",
             hint="add rows of another label, or check that data.label_column names the labels",
         )
+    validation_file = None
     if isinstance(data.validation, str):
-        validation = read(data.validation, "validation")
-        _check_known(validation, labels, "data.validation")
-    else:
-        train, validation = stratified_split(train, data.validation, seed)
+        validation_file = read(data.validation, "validation")
+        _check_known(validation_file, labels, "data.validation")
     test = None
     if data.test is not None:
         test = read(data.test, "test")
         _check_known(test, labels, "data.test")
-    return Splits(
-        train=train,
-        validation=validation,
-        test=test,
-        labels=labels,
-        encodings=encodings,
-        dropped=dropped,
-    )
+
+    def for_seed(seed: int) -> Splits:
+        if validation_file is not None:
+            train_part, validation = train, validation_file
+        else:
+            train_part, validation = stratified_split(train, data.validation, seed)
+        return Splits(
+            train=train_part,
+            validation=validation,
+            test=test,
+            labels=labels,
+            encodings=encodings,
+            dropped=dropped,
+        )
+
+    return {seed: for_seed(seed) for seed in seeds}

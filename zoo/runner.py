@@ -6,7 +6,6 @@ once training starts.
 
 from __future__ import annotations
 
-import json
 import shutil
 import sys
 import time
@@ -19,7 +18,7 @@ from typing import Any, Literal
 import attrs
 import tomli_w
 
-from zoo.data import Splits, load_splits
+from zoo.data import Splits, load_splits_for_seeds
 from zoo.engine.distributed import check_strategy, is_main, on_main, world
 from zoo.errors import RunRefused, ZooError
 from zoo.files import new_run_dir, write_json, write_text
@@ -46,8 +45,10 @@ class ModelRun:
     parameters: int | None = None
     seed: int | None = None
     method: str = "full"
-    # Full metrics.json content (per class, confusion matrix) for the results store.
+    # Full metrics.json content (per class, confusion matrix) and the resolved training
+    # settings, for the results store.
     reports: dict[str, Any] = attrs.field(factory=dict, repr=False)
+    settings: dict[str, Any] = attrs.field(factory=dict, repr=False)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -240,6 +241,7 @@ def run_model(
         seed=recipe.run.seed,
         method=entry.training_method,
         reports={"test": result.test, "validation": result.validation},
+        settings=attrs.asdict(settings),
     )
 
 
@@ -288,7 +290,7 @@ class RunOptions:
 
 def load_all_splits(recipe: Recipe) -> dict[int, Splits]:
     """Every seed's data, read and checked before anything is trained or written."""
-    return {seed: load_splits(recipe.data, recipe.base_dir, seed) for seed in recipe.run.all_seeds}
+    return load_splits_for_seeds(recipe.data, recipe.base_dir, recipe.run.all_seeds)
 
 
 def run_recipe(
@@ -349,11 +351,6 @@ def data_files(recipe: Recipe) -> list[Path]:
 
 
 def _store_record(identity: dict[str, str], run: ModelRun) -> RunRecord:
-    settings = {}
-    if run.run_dir is not None and (run.run_dir / "run.json").exists():
-        settings = json.loads((run.run_dir / "run.json").read_text(encoding="utf-8")).get(
-            "settings", {}
-        )
     return RunRecord(
         **identity,
         model=run.model,
@@ -361,7 +358,7 @@ def _store_record(identity: dict[str, str], run: ModelRun) -> RunRecord:
         seed=run.seed if run.seed is not None else 0,
         status=run.status,
         reason=run.reason,
-        settings=settings,
+        settings=run.settings,
         metrics=run.reports or run.metrics,
         train_seconds=run.train_seconds,
         peak_memory_bytes=run.peak_memory_bytes,
