@@ -283,6 +283,23 @@ RECIPE_CASES = [
         ),
     ),
     RecipeCase(
+        "an-optimizer-zoo-does-not-have",
+        RUN + DATA + '[training]\noptimizer = "adam"\n' + TFIDF,
+        (
+            "training.optimizer: must be one of 'adamw', 'adamw-8bit', 'adafactor', 'sgd', "
+            "got string 'adam' (did you mean 'adamw'?)",
+        ),
+    ),
+    RecipeCase(
+        "attention-set-from-the-command-line",
+        GOOD,
+        (
+            "training.attention: must be one of 'sdpa', 'eager', got string 'sdp' "
+            "(did you mean 'sdpa'?)",
+        ),
+        overrides=("training.attention=sdp",),
+    ),
+    RecipeCase(
         "empty-texts-with-a-bad-value",
         RUN + DATA + 'empty_texts = "skip"\n' + TFIDF,
         ("data.empty_texts: must be one of 'fail', 'drop', got string 'skip'",),

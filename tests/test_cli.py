@@ -328,6 +328,13 @@ def test_plugins_json(capsys):
                 "status": "loaded",
                 "models": ["tfidf"],
             },
+            {  # the device probe for memory checks: no models
+                "name": "zoo.memory.probe",
+                "module": "zoo.memory.probe",
+                "from": "built-in",
+                "status": "loaded",
+                "models": [],
+            },
         ]
     }
 

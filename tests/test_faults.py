@@ -200,6 +200,23 @@ def test_remote_code_is_refused_unless_plugin_and_recipe_both_allow_it(tmp_path,
     assert not (tmp_path / "runs" / "faults").exists()
 
 
+def test_8_bit_adamw_without_a_cuda_gpu_is_refused_before_the_model_loads(
+    tmp_path, tiny_bert, capsys
+):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU")
+    recipe = write_recipe(tmp_path, tiny_bert, max_steps=2, optimizer="adamw-8bit")
+    assert main(["run", str(recipe)]) == 6
+    err = capsys.readouterr().err
+    assert (
+        "error: model 'finbert' refused: optimizer = 'adamw-8bit' keeps AdamW's state in 8 bits "
+        "with bitsandbytes, which needs a CUDA GPU, and this machine has none\n"
+        "  hint: use optimizer = 'adamw' on this machine (or 'adafactor', whose state is small "
+        "too)\n"
+    ) in err
+    assert not (tmp_path / "runs" / "faults").exists()  # the run directory comes after loading
+
+
 @pytest.mark.parametrize(
     ("where", "value", "message"),
     [

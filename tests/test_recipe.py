@@ -314,6 +314,61 @@ def test_data_paths_are_relative_to_the_recipe_not_the_working_directory(
     assert recipe.path(recipe.data.train) == tmp_path / "train.csv"
 
 
+# --- memory and speed options ---------------------------------------------------------------------
+
+
+def test_checkpointing_optimizer_and_attention_are_training_settings(write_recipe):
+    path = write_recipe(
+        with_training('gradient_checkpointing = true\noptimizer = "adafactor"\nattention = "eager"')
+    )
+    training = load_recipe(path, model_names=MODELS).training
+    assert (training.gradient_checkpointing, training.optimizer, training.attention) == (
+        True,
+        "adafactor",
+        "eager",
+    )
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        (
+            'optimizer = "AdamW"',
+            "training.optimizer: must be one of 'adamw', 'adamw-8bit', 'adafactor', 'sgd', "
+            "got string 'AdamW' (did you mean 'adamw'?)",
+        ),
+        (
+            'attention = "flash_attention_2"',
+            "training.attention: must be one of 'sdpa', 'eager', got string 'flash_attention_2'",
+        ),
+        (
+            "gradient_checkpointing = 1",
+            "training.gradient_checkpointing: expected true or false, got integer 1",
+        ),
+        (
+            'gradient_checkpointing = "yes"',
+            "training.gradient_checkpointing: expected true or false, got string 'yes'",
+        ),
+    ],
+)
+def test_memory_options_are_checked_strictly(write_recipe, line, problem):
+    assert problems(write_recipe(with_training(line))) == [problem]
+
+
+def test_memory_options_can_be_set_from_the_command_line(write_recipe):
+    sets = [
+        "training.gradient_checkpointing=true",
+        'training.optimizer="sgd"',
+        "training.attention=eager",
+    ]
+    training = load_recipe(write_recipe(), model_names=MODELS, overrides=sets).training
+    assert (training.gradient_checkpointing, training.optimizer, training.attention) == (
+        True,
+        "sgd",
+        "eager",
+    )
+
+
 # --- --set overrides ------------------------------------------------------------------------------
 
 
@@ -391,6 +446,9 @@ LAYERS = {
     "max_length": (64, 256, 512),
     "class_weights": ((1.0, 2.0), "balanced", (3.0, 1.0)),
     "torch_compile": (True, False, True),
+    "gradient_checkpointing": (False, True, False),
+    "optimizer": ("sgd", "adafactor", "adamw-8bit"),
+    "attention": ("eager", "sdpa", "eager"),
 }
 
 
@@ -452,6 +510,9 @@ def test_zoo_defaults():
         "max_length": None,
         "class_weights": None,
         "torch_compile": False,
+        "gradient_checkpointing": False,
+        "optimizer": "adamw",
+        "attention": "sdpa",
     }
 
 

@@ -14,11 +14,13 @@ import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+import attrs
 from rich.console import Console
 
 import zoo
-from zoo.errors import EXIT_INTERRUPTED, EXIT_RUN_FAILED, RunRefused, ZooError
+from zoo.errors import EXIT_INTERRUPTED, EXIT_RUN_FAILED, RunRefused, WontFit, ZooError
 
 EPILOG = """\
 exit codes:
@@ -212,11 +214,21 @@ def cmd_run(args: argparse.Namespace) -> int:
         load_recipe(p, overrides=args.set, **_known_models(registry))
         for p in _recipe_paths(args.recipes, resume)
     ]
-    options = RunOptions(resume=resume, oom_retries=args.oom_retries)
     # Every recipe's data too: a bad file in the last recipe stops the run before any training.
     prepared = [(recipe, load_all_splits(recipe)) for recipe in recipes]
     for recipe, splits_for in prepared:
         _say_dropped(recipe.run.name, next(iter(splits_for.values())).dropped)
+    # And whether each model fits in memory, before any model loads.
+    device = _device(pm, None, world()[1] if world()[1] > 1 else None)
+    memory: dict[str, Any] = {}
+    fitted = []
+    for recipe, splits_for in prepared:
+        labels = len(next(iter(splits_for.values())).labels)
+        recipe, records = _fit_to_memory(recipe, registry, device, labels, args, err)
+        memory |= records
+        fitted.append((recipe, splits_for))
+    prepared = fitted
+    options = RunOptions(resume=resume, oom_retries=args.oom_retries, memory=memory)
 
     def on_failure(model: str, exc: BaseException) -> None:
         verb = "refused" if isinstance(exc, RunRefused) else "failed"
@@ -252,6 +264,73 @@ def cmd_run(args: argparse.Namespace) -> int:
     if any(r.status == "failed" for r in runs):
         return EXIT_RUN_FAILED
     return RunRefused.exit_code if any(r.status == "refused" for r in runs) else 0
+
+
+def _device(pm, gpu_memory: str | None, gpus: int | None):
+    """The device to plan for: one the user names, else what the probe plugins find."""
+    from zoo.memory.probe import named_gpu
+
+    if gpu_memory:
+        return named_gpu(gpu_memory, gpus or 1)
+    found = pm.hook.zoo_device_memory()
+    return attrs.evolve(found, count=gpus) if gpus else found
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from zoo.memory.check import check_recipe
+    from zoo.recipe import load_recipe
+    from zoo.report import memory_tables
+
+    out, err = _consoles()
+    pm, registry = _registry()
+    recipes = [load_recipe(p, overrides=args.set, **_known_models(registry)) for p in args.recipes]
+    device = _device(pm, args.gpu_memory, args.gpus)
+    checks = [check for recipe in recipes for check in check_recipe(recipe, registry, device)]
+    if args.json:
+        print(json.dumps({"models": [c.to_json() for c in checks]}, indent=2))
+    else:
+        for check in checks:
+            for table in memory_tables(check):
+                out.print(table)
+    return 0 if all(c.fits for c in checks) else WontFit.exit_code
+
+
+def _fit_to_memory(recipe, registry, device, labels: int, args, err) -> tuple[Any, dict]:
+    """Check every model of the recipe before anything loads. A model that does not fit is
+    refused, unless --force runs it anyway or --auto-fit applies the cheapest plan that fits.
+    Returns the recipe to run and each model's check, for its run record."""
+    from zoo.memory.check import apply_plan, check_entry
+    from zoo.report import human_bytes, memory_tables
+
+    entries, refused, records = [], [], {}
+    for entry in recipe.models:
+        check = check_entry(recipe, entry, registry, device, labels=labels)
+        if not check.fits and args.auto_fit and check.plan is not None:
+            entry = apply_plan(entry, registry.get(entry.model), check.plan)
+            err.print(f"{check.model}: --auto-fit applies {check.plan.change}", markup=False)
+            check = check_entry(recipe, entry, registry, device, labels=labels)
+        elif not check.fits and not args.force:
+            refused.append(check)
+        records[entry.label] = check.to_json()
+        entries.append(entry)
+    if refused:
+        for check in refused:
+            for table in memory_tables(check):
+                err.print(table)
+        names = ", ".join(repr(c.model) for c in refused)
+        plans = [c for c in refused if c.plan is not None]
+        raise WontFit(
+            f"{recipe.run.name}: {names} would not fit in memory on {device.name} "
+            f"(estimated {human_bytes(refused[0].estimate.total)} per device, "
+            f"{human_bytes(device.available)} available); nothing was loaded",
+            hint=(
+                f"--auto-fit applies the cheapest plan that fits ({plans[0].plan.change})"
+                if plans
+                else "train it on a larger GPU, or several (zoo check --gpus N)"
+            )
+            + "; --force runs it anyway",
+        )
+    return attrs.evolve(recipe, models=tuple(entries)), records
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -434,7 +513,43 @@ def build_parser() -> argparse.ArgumentParser:
         help="train with N processes on this machine through torchrun (one per GPU; gloo on a "
         "CPU); for several machines: 'torchrun ... -m zoo run' or 'accelerate launch -m zoo run'",
     )
+    fit = p.add_mutually_exclusive_group()
+    fit.add_argument(
+        "--force",
+        action="store_true",
+        help="run a model even when zoo estimates that it will not fit in memory",
+    )
+    fit.add_argument(
+        "--auto-fit",
+        action="store_true",
+        help="when a model would not fit, apply the cheapest plan that fits (as 'zoo check' "
+        "shows it; the effective batch stays the same)",
+    )
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser(
+        "check",
+        help="estimate each model's peak training memory and say whether it fits",
+        description="Estimate, without loading anything, the peak memory per device of "
+        "training each model of the recipes, broken down; say whether it fits the GPU here "
+        "(or the one you name), and if not, which changes would make it fit, each with its "
+        "estimate. Exits 7 when a model does not fit.",
+    )
+    p.add_argument("recipes", nargs="+", metavar="RECIPE", help="TOML recipe file(s)")
+    _add_set(p)
+    p.add_argument(
+        "--gpu-memory",
+        metavar="SIZE",
+        help="plan for a GPU with this much memory (e.g. 40GiB, 80GB) instead of this machine",
+    )
+    p.add_argument(
+        "--gpus",
+        type=int,
+        metavar="N",
+        help="plan for N GPUs (the recipe's [distributed] strategy shares the work)",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    p.set_defaults(func=cmd_check)
 
     p = sub.add_parser(
         "predict",

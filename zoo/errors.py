@@ -74,6 +74,12 @@ class RunRefused(ZooError):
     exit_code = 6
 
 
+class WontFit(RunRefused):
+    """A run whose estimated peak memory exceeds the device's, refused before anything loads."""
+
+    exit_code = 7
+
+
 class UnknownModelError(ZooError):
     exit_code = 2
 

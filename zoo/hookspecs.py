@@ -19,3 +19,12 @@ def register_models(register: Callable[..., None]) -> None:
     A name that another plugin registered already is an error, unless the call says
     ``register(spec, replace=True)`` to override that model on purpose.
     """
+
+
+@hookspec(firstresult=True)
+def zoo_device_memory():
+    """Describe the device a run will train on: return a `zoo.memory.probe.DeviceMemory`, or
+    None to let the next plugin answer. zoo's built-in answer (CUDA, else the CPU's RAM) comes
+    last; a plugin for another back-end answers first. Called only by `zoo check` and `zoo run`,
+    so it may import torch.
+    """

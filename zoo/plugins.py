@@ -31,6 +31,7 @@ BUILTIN_PLUGINS = (
     "zoo_plugins.xlmr",
     "zoo_plugins.koalpaca",
     "zoo_plugins.tfidf",
+    "zoo.memory.probe",
 )
 
 

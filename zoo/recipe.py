@@ -35,6 +35,8 @@ Metric = Literal["f1_macro", "accuracy", "f1_weighted"]
 Precision = Literal["auto", "fp32", "fp16", "bf16"]
 Encoding = Literal["auto", "utf-8", "utf-8-sig", "cp949", "euc-kr"]
 Method = Literal["full", "lora", "qlora", "zero-shot"]
+Optimizer = Literal["adamw", "adamw-8bit", "adafactor", "sgd"]
+Attention = Literal["sdpa", "eager"]
 # "balanced" or a tuple of floats, one per label (checked by `_class_weights`).
 ClassWeights = NewType("ClassWeights", object)
 
@@ -91,7 +93,7 @@ class TrainingConfig:
     )
     lr_scheduler: Scheduler | None = doc("learning-rate schedule", default=None)
     warmup_ratio: Ratio | None = doc("fraction of steps spent warming up", default=None)
-    weight_decay: NonNegativeFloat | None = doc("AdamW weight decay", default=None)
+    weight_decay: NonNegativeFloat | None = doc("the optimizer's weight decay", default=None)
     early_stopping_patience: NonNegativeInt | None = doc(
         "evaluations without improvement before stopping; 0 turns early stopping off", default=None
     )
@@ -104,6 +106,22 @@ class TrainingConfig:
     )
     torch_compile: bool | None = doc(
         "compile the model with torch.compile (faster steps after a slow first one)", default=None
+    )
+    gradient_checkpointing: bool | None = doc(
+        "recompute activations in the backward pass: much less activation memory for ~30% more "
+        "compute",
+        default=None,
+    )
+    optimizer: Optimizer | None = doc(
+        "'adamw' (fused), 'adamw-8bit' (AdamW with 8-bit state, bitsandbytes, CUDA only), "
+        "'adafactor' (factored second moments: little state memory) or 'sgd' (plain, no "
+        "momentum: wants a far higher learning rate)",
+        default=None,
+    )
+    attention: Attention | None = doc(
+        "'sdpa': fused scaled-dot-product attention; 'eager': the plain softmax(QK^T)V, which "
+        "keeps the whole attention matrix (tokens x tokens) in memory",
+        default=None,
     )
     class_weights: ClassWeights | None = doc(
         "weights of the classes in the loss: 'balanced' (inverse to their frequency in the "
@@ -124,6 +142,9 @@ DEFAULT_TRAINING = TrainingConfig(
     metric="f1_macro",
     precision="auto",
     torch_compile=False,
+    gradient_checkpointing=False,
+    optimizer="adamw",
+    attention="sdpa",
 )
 
 TRAINING_KEYS = frozenset(f.name for f in attrs.fields(TrainingConfig))

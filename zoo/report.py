@@ -216,3 +216,53 @@ class NoProgress:
 
     def stop(self) -> None:
         pass
+
+
+def memory_tables(check: Any) -> list[Table]:
+    """The memory check of one model (`zoo.memory.check.ModelCheck`): its breakdown and
+    verdict, and when it does not fit, the changes that would make it fit."""
+    from zoo.memory.estimate import TERMS
+
+    est, device = check.estimate, check.device
+    title = f"{check.model} ({check.method}) on {device.name}"
+    table = Table(title=title, title_justify="left")
+    table.add_column("memory per device", style="bold")
+    table.add_column("bytes", justify="right")
+    if est is None:
+        table.add_row("not estimated", "-")
+        table.caption = "the model declares no architecture (not a transformer)"
+        return [table]
+    for key, name in TERMS:
+        if est.breakdown[key]:
+            table.add_row(name, human_bytes(est.breakdown[key]))
+    table.add_section()
+    verdict = Text("fits", style="green") if check.fits else Text("does not fit", style="red")
+    table.add_row(Text(f"total at the peak ({est.phase})", style="bold"), human_bytes(est.total))
+    table.add_row("available", human_bytes(device.available))
+    table.add_row("verdict", verdict)
+    notes = [f"{human_count(est.parameters)} parameters, {human_count(est.trainable)} trained"]
+    if est.approximate:
+        notes.append("approximate: this architecture is estimated as a BERT-like model")
+    table.caption = "; ".join(notes)
+    tables = [table]
+    if check.suggestions:
+        changes = Table(title="What would fit (one change at a time)", title_justify="left")
+        changes.add_column("change")
+        changes.add_column("total", justify="right")
+        changes.add_column("fits")
+        for plan in check.suggestions:
+            fits = plan.estimate.total <= device.available
+            changes.add_row(
+                plan.change,
+                human_bytes(plan.estimate.total),
+                Text("yes", style="green") if fits else Text("no", style="red"),
+            )
+        if check.plan is not None:
+            changes.caption = (
+                f"cheapest plan that fits: {check.plan.change} "
+                f"({human_bytes(check.plan.estimate.total)}); 'zoo run --auto-fit' applies it"
+            )
+        else:
+            changes.caption = "nothing zoo can change makes it fit this device"
+        tables.append(changes)
+    return tables

@@ -116,6 +116,16 @@ def halve_batch(settings: TrainingConfig) -> TrainingConfig:
     )
 
 
+def settings_for(recipe: Recipe, entry: ModelEntry, spec: ModelSpec) -> TrainingConfig:
+    """The settings a model entry trains with, the model's plugin defaults included."""
+    model_defaults = {
+        "max_length": spec.tokenizer.max_length,
+        "precision": spec.resources.default_precision,
+        **spec.defaults,
+    }
+    return resolve_training(recipe, entry, model_defaults)
+
+
 def run_model(
     recipe: Recipe,
     entry: ModelEntry,
@@ -130,12 +140,7 @@ def run_model(
     from zoo.engine.train import train_model
 
     spec = registry.get(entry.model)
-    model_defaults = {
-        "max_length": spec.tokenizer.max_length,
-        "precision": spec.resources.default_precision,
-        **spec.defaults,
-    }
-    settings = resolve_training(recipe, entry, model_defaults)
+    settings = settings_for(recipe, entry, spec)
     # Refuse what this machine cannot run, or what may run foreign code, before looking for
     # (or downloading) any weights.
     check_method(entry.training_method, detect())
@@ -208,6 +213,8 @@ def run_model(
         "train_seconds": round(result.train_seconds, 2),
         "peak_memory_bytes": result.peak_memory_bytes,
         "peak_memory_kind": result.peak_memory_kind,
+        # zoo's estimate before the run ("allocated_bytes" compares with cuda_max_allocated).
+        "memory_estimate": options.memory.get(entry.label),
         "parameters": result.parameters,
         "trainable_parameters": result.trainable_parameters,
         "method": entry.training_method,
@@ -286,6 +293,8 @@ class RunOptions:
     resume: Path | None = None
     # On CUDA out-of-memory: retries, each halving the batch and doubling accumulation.
     oom_retries: int = 0
+    # The memory check of each model entry (by label), recorded beside the measured peak.
+    memory: dict[str, Any] = attrs.field(factory=dict)
 
 
 def load_all_splits(recipe: Recipe) -> dict[int, Splits]:

@@ -10,7 +10,9 @@ from zoo.spec import ModelSpec
 
 
 def apply_lora(model: Any, spec: ModelSpec, settings: LoraSettings | None, *, quantized: bool):
-    """Wrap `model` in LoRA adapters; only the adapters and the fresh head stay trainable."""
+    """Wrap `model` in LoRA adapters; only the adapters and the fresh head stay trainable, and
+    they are float32 whatever dtype the frozen base has."""
+    import torch
     from peft import LoraConfig, TaskType, get_peft_model, prepare_model_for_kbit_training
 
     settings = settings or LoraSettings()
@@ -21,8 +23,10 @@ def apply_lora(model: Any, spec: ModelSpec, settings: LoraSettings | None, *, qu
             hint="set lora.target_modules for this model in the recipe",
         )
     if quantized:
-        # Casts norms and the head to fp32 and enables input gradients for checkpointing.
-        model = prepare_model_for_kbit_training(model)
+        # Casts what is not quantised to fp32. peft would also switch on activation checkpointing
+        # whatever the recipe says; the Trainer does that when training.gradient_checkpointing is
+        # set.
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     config = LoraConfig(
         # SEQ_CLS keeps the classification head ("classifier"/"score") fully trainable and
         # saves it with the adapter.
@@ -32,7 +36,13 @@ def apply_lora(model: Any, spec: ModelSpec, settings: LoraSettings | None, *, qu
         lora_dropout=settings.dropout,
         target_modules=list(targets),
     )
-    return get_peft_model(model, config)
+    model = get_peft_model(model, config)
+    # peft makes the adapters float32, but its trainable copy of the head keeps the base's dtype:
+    # trained in bf16 it would lose small updates, in fp16 it breaks the loss scaler.
+    for param in model.parameters():
+        if param.requires_grad and param.dtype != torch.float32:
+            param.data = param.data.float()
+    return model
 
 
 def is_adapter(model: Any) -> bool:

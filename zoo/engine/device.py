@@ -1,17 +1,24 @@
-"""Which device and precision a run uses, and how much memory it took at its peak."""
+"""Which device, precision and weights dtype a run uses, what this machine refuses to run, and
+how much memory a run took at its peak."""
 
 from __future__ import annotations
 
 import os
 import resource
 import threading
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import attrs
 
 from zoo.errors import RunRefused, ZooError
 
+if TYPE_CHECKING:
+    from zoo.recipe import TrainingConfig
+
 Resolved = Literal["fp32", "fp16", "bf16"]
+# A torch dtype by name (`getattr(torch, name)`): this module does not import torch.
+WeightsDtype = Literal["float32", "bfloat16", "float16"]
+SIXTEEN_BITS: dict[str, WeightsDtype] = {"bf16": "bfloat16", "fp16": "float16"}
 
 
 @attrs.frozen
@@ -42,11 +49,32 @@ def check_method(method: str, device: DeviceInfo) -> None:
             "CUDA GPU, and this machine has none",
             hint="use method = 'lora' (or 'full' for a small model) on this machine",
         )
+    _needs_bitsandbytes("method = 'qlora'")
+
+
+def check_training(method: str, settings: TrainingConfig, device: DeviceInfo) -> None:
+    """Refuse, before anything loads, training settings that this machine cannot run.
+
+    For zoo's own engine: a plugin's custom engine (the TF-IDF baseline) has no optimizer.
+    """
+    if method == "zero-shot" or settings.optimizer != "adamw-8bit":
+        return
+    if device.kind != "cuda":
+        raise RunRefused(
+            "optimizer = 'adamw-8bit' keeps AdamW's state in 8 bits with bitsandbytes, which "
+            "needs a CUDA GPU, and this machine has none",
+            hint="use optimizer = 'adamw' on this machine (or 'adafactor', whose state is small "
+            "too)",
+        )
+    _needs_bitsandbytes("optimizer = 'adamw-8bit'")
+
+
+def _needs_bitsandbytes(what: str) -> None:
     try:
         import bitsandbytes  # noqa: F401
     except ImportError:
         raise RunRefused(
-            "method = 'qlora' needs the bitsandbytes package, which is not installed",
+            f"{what} needs the bitsandbytes package, which is not installed",
             hint="pip install bitsandbytes",
         ) from None
 
@@ -63,6 +91,32 @@ def choose_precision(requested: str, device: DeviceInfo) -> Resolved:
             hint="use 'auto' or 'fp32' (or 'bf16', which also runs on a CPU)",
         )
     return requested  # type: ignore[return-value]
+
+
+def weights_dtype(method: str, precision: Resolved, device_kind: str) -> WeightsDtype:
+    """The dtype that the weights load in, given the method and the resolved precision.
+
+    transformers 5 loads a checkpoint in its own dtype unless told otherwise (fp16 for
+    Polyglot-ko/KoAlpaca), which is wrong for training:
+
+    - full: float32. The optimizer updates these weights; under mixed precision (bf16/fp16
+      autocast) they are the fp32 master weights (16-bit weights lose small updates, and fp16
+      ones break the fp16 loss scaler).
+    - lora on a GPU in bf16/fp16: the frozen base in that 16-bit dtype (half the memory; it is
+      never updated); the adapters and the fresh head are kept in float32
+      (`zoo.engine.adapters.apply_lora`). On a CPU, float32: CPU autocast computes in bf16 from
+      fp32 weights.
+    - qlora: float32 for what bitsandbytes leaves unquantised (embeddings, norms, head);
+      the 4-bit layers compute in bf16 whatever this says.
+    - zero-shot: inference only, in the precision's dtype (16-bit on a GPU with 'auto', fp32 on
+      a CPU unless the recipe asks for bf16).
+    """
+    sixteen = SIXTEEN_BITS.get(precision)
+    if method == "zero-shot":
+        return sixteen or "float32"
+    if method == "lora" and device_kind == "cuda" and sixteen:
+        return sixteen
+    return "float32"
 
 
 def _rss_bytes() -> int:

@@ -8,7 +8,9 @@ from typing import Any
 
 import attrs
 
-from zoo.errors import ModelUnavailableError, RunRefused
+from zoo.engine.device import WeightsDtype
+from zoo.errors import ModelUnavailableError, RunRefused, ZooError
+from zoo.recipe import Attention
 from zoo.spec import (
     HubSource,
     LocalSource,
@@ -32,6 +34,11 @@ class LoadRequest:
     quantize_4bit: bool = False
     allow_pickle: bool = False
     trust_remote_code: bool = False
+    # The dtype the weights load in (see `zoo.engine.device.weights_dtype`); left to itself,
+    # transformers 5 would load the checkpoint's own dtype.
+    dtype: WeightsDtype = "float32"
+    # "sdpa": fused scaled-dot-product attention; "eager": softmax(QK^T)V, attention matrix kept.
+    attention: Attention = "sdpa"
 
 
 PICKLED = ("*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl")
@@ -131,16 +138,36 @@ def apply_tokenizer_settings(tokenizer: Any, settings: TokenizerSettings) -> Non
         tokenizer.pad_token = tokenizer.eos_token
 
 
+def model_options(request: LoadRequest) -> dict[str, Any]:
+    """from_pretrained options for the request's weights dtype and attention."""
+    import torch
+
+    return {"dtype": getattr(torch, request.dtype), "attn_implementation": request.attention}
+
+
+def unsupported_attention(request: LoadRequest, exc: ValueError) -> ZooError | None:
+    """What to say when the recipe asks (by default) for SDPA and the model's code has none."""
+    if request.attention != "sdpa" or "scaled_dot_product_attention" not in str(exc):
+        return None
+    return ZooError(
+        f"{request.spec.name!r} cannot use attention = 'sdpa': transformers has no "
+        "scaled-dot-product attention for its architecture",
+        hint=f"set attention = 'eager' for {request.spec.name!r} in the recipe (or in its "
+        "plugin's defaults)",
+    )
+
+
 def load_for_classification(request: LoadRequest) -> tuple[Any, Any]:
     """zoo's standard loader: a tokenizer and AutoModelForSequenceClassification with a fresh
-    head for the recipe's labels (any head the checkpoint had is replaced)."""
+    head for the recipe's labels (any head the checkpoint had is replaced), in the request's
+    weights dtype and attention implementation."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     labels = request.labels
     common: dict[str, Any] = {"revision": request.revision} if request.revision else {}
     if request.trust_remote_code:
         common["trust_remote_code"] = True
-    options = {**common, **weights_format(request)}
+    options = {**common, **weights_format(request), **model_options(request)}
     if request.quantize_4bit:
         import torch
 
@@ -161,6 +188,11 @@ def load_for_classification(request: LoadRequest) -> tuple[Any, Any]:
             f"cannot load {request.spec.name!r} from {request.location}: {exc}",
             hint="point checkpoint at a complete model folder (config.json, weights, tokenizer)",
         ) from exc
+    except ValueError as exc:
+        problem = unsupported_attention(request, exc)
+        if problem is None:
+            raise
+        raise problem from exc
     apply_tokenizer_settings(tokenizer, request.tokenizer)
     # GPT-style models have no pad token: the classifier must know which token pads.
     model.config.pad_token_id = tokenizer.pad_token_id

@@ -74,6 +74,24 @@ def _tokenizer_key(tokenizer: Any, settings: Any, keep: set[str]) -> str:
     )
 
 
+# The recipe's optimizer -> TrainingArguments.optim. Fused AdamW runs on CPUs too (torch >= 2.4).
+OPTIMIZERS = {
+    "adamw": "adamw_torch_fused",
+    "adamw-8bit": "adamw_bnb_8bit",
+    "adafactor": "adafactor",
+    "sgd": "sgd",
+}
+
+
+def checkpointing_argument(on: bool) -> dict[str, bool]:
+    """TrainingArguments' switch for activation (gradient) checkpointing: later transformers 5
+    releases renamed gradient_checkpointing to activation_checkpointing and warn on the old name."""
+    from transformers import TrainingArguments
+
+    renamed = "activation_checkpointing" in TrainingArguments.__dataclass_fields__
+    return {"activation_checkpointing" if renamed else "gradient_checkpointing": on}
+
+
 def _trainer_class():
     import torch
     from torch.utils.data import SequentialSampler
@@ -203,6 +221,7 @@ def train_model(
         from zoo.engine.zero_shot import run_zero_shot
 
         return run_zero_shot(job, device, precision, make_run_dir, progress)
+    devices.check_training(job.method, settings, device)
     # The classification head is initialised at random: seed before it is built.
     transformers.set_seed(job.seed)
     request = LoadRequest(
@@ -214,6 +233,8 @@ def train_model(
         quantize_4bit=job.method == "qlora",
         allow_pickle=job.allow_pickle,
         trust_remote_code=job.trust_remote_code,
+        dtype=devices.weights_dtype(job.method, precision, device.kind),
+        attention=settings.attention,
     )
     loader = job.spec.loader or load_for_classification
     model, tokenizer = loader(request)
@@ -272,6 +293,8 @@ def train_model(
         bf16=precision == "bf16",
         tf32=True if device.tf32 else None,
         torch_compile=bool(settings.torch_compile),
+        optim=OPTIMIZERS[settings.optimizer],
+        **checkpointing_argument(bool(settings.gradient_checkpointing)),
         fp16=precision == "fp16",
         use_cpu=device.kind == "cpu",
         report_to="none",

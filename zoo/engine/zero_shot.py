@@ -71,12 +71,16 @@ def run_zero_shot(job: Any, device: Any, precision: str, make_run_dir: Any, prog
     """Score the validation and test rows; nothing is trained or saved but the prompt."""
     import time
 
-    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from zoo.engine import device as devices
     from zoo.engine.jobs import NOT_SCORED, TrainResult, score_split, softmax
-    from zoo.engine.loading import LoadRequest, apply_tokenizer_settings, weights_format
+    from zoo.engine.loading import (
+        LoadRequest,
+        apply_tokenizer_settings,
+        model_options,
+        weights_format,
+    )
 
     options: dict[str, Any] = {"revision": job.revision} if job.revision else {}
     if job.trust_remote_code:
@@ -88,12 +92,14 @@ def run_zero_shot(job: Any, device: Any, precision: str, make_run_dir: Any, prog
         labels=job.splits.labels,
         tokenizer=job.spec.tokenizer,
         allow_pickle=job.allow_pickle,
+        # Inference only: 16-bit on a GPU, float32 on a CPU (unless the recipe asks for bf16).
+        dtype=devices.weights_dtype("zero-shot", precision, device.kind),
+        attention=job.settings.attention,
     )
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(job.location, **options)
     apply_tokenizer_settings(tokenizer, job.spec.tokenizer)
     model = AutoModelForCausalLM.from_pretrained(
-        job.location, dtype=dtype, **options, **weights_format(request)
+        job.location, **options, **weights_format(request), **model_options(request)
     )
     model.to("cuda" if device.kind == "cuda" else "cpu")
     run_dir = make_run_dir()

@@ -1,0 +1,247 @@
+"""The memory planner: estimates checked against measurements, verdicts, plans, and the CLI.
+
+The accuracy grid measures one training step of tiny random-init models on the CPU
+(`zoo.memory.measure`) and holds the estimator to it: parameters, gradients and optimizer state
+exactly, activations within 3%, the live peak within 10%.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import pytest
+
+from zoo.cli import main
+from zoo.memory.check import check_entry
+from zoo.memory.estimate import estimate, parameters
+from zoo.memory.probe import named_gpu, parse_size
+from zoo.memory.setup import TrainingSetup
+from zoo.memory.shapes import ModelShape
+from zoo.recipe import load_recipe
+from zoo.registry import collect_models
+
+FAMILIES = ("bert", "xlm-roberta", "gpt-neox")
+TARGETS = {"bert": ("query", "value"), "xlm-roberta": ("query", "value"),
+           "gpt-neox": ("query_key_value",)}  # fmt: skip
+SIZES = ((1, 32), (4, 128), (8, 256), (16, 512), (2, 64))
+
+
+def _grid():
+    cases = itertools.product(
+        FAMILIES, ("eager", "sdpa"), ("fp32", "bf16"), (False, True), ("full", "lora")
+    )
+    for i, case in enumerate(cases):
+        # Every (batch, sequence) pair turns up with every family and option over the grid.
+        yield (*case, *SIZES[i % len(SIZES)])
+
+
+@pytest.mark.parametrize(
+    ("family", "attention", "dtype", "checkpointing", "method", "batch", "sequence"), list(_grid())
+)
+def test_estimates_match_a_measured_training_step(
+    family, attention, dtype, checkpointing, method, batch, sequence
+):
+    pytest.importorskip("torch")
+    from zoo.memory.measure import add_lora, build_model, measure_step
+
+    shape = ModelShape(
+        family=family, vocab=8000, hidden=256, layers=4, heads=4, ffn=1024, labels=3, positions=514
+    )  # fmt: skip (XLM-R: 512 tokens after 2 offsets)
+    model = build_model(shape, attention=attention, dtype=dtype)
+    if method == "lora":
+        model = add_lora(model, rank=8, targets=TARGETS[family])
+    measured = measure_step(
+        model, shape, batch=batch, sequence=sequence, checkpointing=checkpointing
+    )
+    setup = TrainingSetup(
+        method=method,
+        precision="fp32" if dtype == "fp32" else "bf16-pure",
+        attention=attention,
+        gradient_checkpointing=checkpointing,
+        batch_size=batch,
+        sequence=sequence,
+        lora_targets=TARGETS[family],
+        hidden_dropout=family != "gpt-neox",
+        attention_dropout=family != "gpt-neox" and attention == "eager",
+    )
+    predicted = estimate(shape, setup, context=0)
+    trainable = sum(p.tensor.numel * p.bytes_per for p in parameters(shape, setup) if p.trains)
+    assert predicted.breakdown["weights"] == measured.parameters
+    assert trainable == measured.gradients
+    assert predicted.breakdown["optimizer"] == measured.optimizer
+    saved = predicted_activations(shape, setup)
+    assert saved == pytest.approx(measured.activations, rel=0.03)
+    assert predicted.allocated == pytest.approx(measured.peak, rel=0.10)
+
+
+def predicted_activations(shape, setup):
+    from zoo.memory.activations import activations
+
+    return activations(shape, setup).saved(setup.gradient_checkpointing)
+
+
+@pytest.mark.parametrize(
+    ("family", "vocab", "hidden", "layers", "ffn", "expected"),
+    [
+        # XLM-R base with a 3-class head, BERT-base with KR-BERT's 20,000 vocabulary: the counts
+        # measured on the meta device (../shared/notes/memory-estimation.md).
+        ("xlm-roberta", 250_002, 768, 12, 3072, 278_045_955),
+        ("bert", 20_000, 768, 12, 3072, 101_403_651),
+    ],
+)
+def test_parameter_inventory_matches_real_models(family, vocab, hidden, layers, ffn, expected):
+    positions = 514 if family == "xlm-roberta" else 512
+    type_vocab = 1 if family == "xlm-roberta" else 2
+    shape = ModelShape(family=family, vocab=vocab, hidden=hidden, layers=layers, heads=12,
+                       ffn=ffn, labels=3, positions=positions, type_vocab=type_vocab)  # fmt: skip
+    assert shape.parameters() == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("40GiB", 40 * 2**30), ("80 GB", 80 * 10**9), ("24576MiB", 24576 * 2**20), ("512", 512)],
+)
+def test_memory_sizes_read_like_people_write_them(text, expected):
+    assert parse_size(text) == expected
+
+
+def test_a_memory_size_that_is_not_one_is_a_clear_error():
+    with pytest.raises(Exception, match="cannot read the memory size 'forty'"):
+        parse_size("forty")
+
+
+@pytest.fixture
+def registry():
+    from zoo.plugins import get_plugin_manager
+
+    return collect_models(get_plugin_manager(entry_points=False))
+
+
+def _recipe(name, registry):
+    from pathlib import Path
+
+    return _load(Path(__file__).parent.parent / "recipes" / name, registry)
+
+
+def test_koalpaca_12_8b_full_fine_tuning_is_refused_on_40_gib_and_lora_or_qlora_fit(registry):
+    recipe = _recipe("koalpaca-full.toml", registry)
+    check = check_entry(recipe, recipe.models[0], registry, named_gpu("40GiB"))
+    assert not check.fits
+    # Weights, gradients and AdamW's two states alone are 16 bytes per parameter: ~190 GiB.
+    assert check.estimate.total > 16 * 12_700_000_000
+    by_change = {plan.change: plan for plan in check.suggestions}
+    assert by_change["QLoRA (4-bit base)"].estimate.total <= 40 * 2**30
+    assert "LoRA" in by_change
+    assert check.plan is not None and check.plan.estimate.total <= 40 * 2**30
+    assert check.plan.settings["method"] in {"lora", "qlora"}
+
+
+def test_each_suggestion_keeps_the_effective_batch(registry):
+    recipe = _recipe("koalpaca-full.toml", registry)
+    check = check_entry(recipe, recipe.models[0], registry, named_gpu("40GiB"))
+    for plan in check.suggestions:
+        assert plan.setup.batch_size * plan.setup.gradient_accumulation_steps == 16
+
+
+def test_zero3_over_more_gpus_divides_the_model_states(registry):
+    shape = ModelShape(family="gpt-neox", vocab=30_080, hidden=5120, layers=40, heads=40,
+                       ffn=20_480, labels=5, rotary_pct=0.5)  # fmt: skip
+    one = estimate(shape, TrainingSetup(precision="bf16", batch_size=2, sequence=256))
+    eight = estimate(
+        shape,
+        TrainingSetup(
+            precision="bf16", batch_size=2, sequence=256, gpus=8, strategy="zero3"
+        ),  # fmt: skip
+    )
+    states = ("weights", "gradients", "optimizer")
+    assert sum(eight.breakdown[k] for k in states) < sum(one.breakdown[k] for k in states) / 6
+
+
+def test_zoo_check_prints_json_with_the_breakdown_and_verdict(capsys):
+    code = main(["check", "recipes/koalpaca-full.toml", "--gpu-memory", "40GiB", "--json"])
+    assert code == 7
+    result = json.loads(capsys.readouterr().out)
+    (model,) = result["models"]
+    assert model["model"] == "koalpaca-12.8b" and model["method"] == "full"
+    assert model["fits"] is False
+    assert model["device_bytes"] == 40 * 2**30
+    parts = model["estimate_bytes"]
+    assert {"weights", "gradients", "optimizer", "activations", "total"} <= set(parts)
+    assert parts["total"] == sum(v for k, v in parts.items() if k != "total")
+    changes = [s["change"] for s in model["suggestions"]]
+    assert "LoRA" in changes and "QLoRA (4-bit base)" in changes
+
+
+def test_zoo_check_says_lora_fits_and_prints_tables(capsys):
+    assert main(["check", "recipes/koalpaca-lora.toml", "--gpu-memory", "40GiB"]) == 0
+    out = capsys.readouterr().out
+    assert "koalpaca-5.8b (lora) on GPU with 40 GiB" in out
+    assert "fits" in out and "does not fit" not in out
+
+
+def test_zoo_check_of_the_full_variant_shows_what_would_fit(capsys):
+    assert main(["check", "recipes/koalpaca-full.toml", "--gpu-memory", "40GiB"]) == 7
+    out = capsys.readouterr().out
+    assert "does not fit" in out
+    assert "What would fit" in out
+    assert "cheapest plan that fits:" in out
+
+
+def _small_machine(monkeypatch, available: int) -> None:
+    """This CPU machine, with only `available` bytes of RAM free (the probe reads /proc)."""
+    import zoo.memory.probe
+
+    monkeypatch.setattr(zoo.memory.probe, "_ram", lambda: available)
+
+
+def test_zoo_run_refuses_a_model_that_does_not_fit_before_loading_it(
+    tmp_path, tiny_bert, monkeypatch, capsys
+):
+    from test_faults import write_recipe
+
+    recipe = write_recipe(tmp_path, tiny_bert, max_steps=2)
+    _small_machine(monkeypatch, 2**20)
+    assert main(["run", str(recipe)]) == 7
+    err = capsys.readouterr().err
+    assert "error: faults: 'finbert' would not fit in memory on CPU" in err
+    assert "nothing was loaded" in err and "--force runs it anyway" in err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_auto_fit_applies_the_cheapest_plan_and_records_the_estimate(
+    tmp_path, tiny_bert, monkeypatch, capsys
+):
+    from test_faults import write_recipe
+
+    from zoo.memory.probe import DeviceMemory
+    from zoo.plugins import get_plugin_manager
+
+    recipe_path = write_recipe(tmp_path, tiny_bert, max_steps=2, batch_size=16)
+    registry = collect_models(get_plugin_manager())
+    recipe = _load(recipe_path, registry)
+    as_written = check_entry(recipe, recipe.models[0], registry, DeviceMemory(
+        name="CPU", kind="cpu", available=10**15), labels=5)  # fmt: skip
+    available = as_written.estimate.total - 1  # just too small for the recipe as written
+    _small_machine(monkeypatch, available)
+    assert main(["run", str(recipe_path), "--auto-fit", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert "finbert: --auto-fit applies " in captured.err
+    (run,) = json.loads(captured.out)["runs"]
+    record = json.loads((tmp_path / run["run_dir"] / "run.json").read_text())
+    memory = record["memory_estimate"]
+    assert memory["fits"] is True and memory["estimate_bytes"]["total"] <= available
+    settings = record["settings"]
+    assert settings["batch_size"] * settings["gradient_accumulation_steps"] == 16
+
+
+def test_force_runs_a_model_that_does_not_fit(tmp_path, tiny_bert, monkeypatch):
+    from test_faults import write_recipe
+
+    recipe = write_recipe(tmp_path, tiny_bert, max_steps=2)
+    _small_machine(monkeypatch, 2**20)
+    assert main(["run", str(recipe), "--force"]) == 0
+
+
+def _load(path, registry):
+    return load_recipe(path, model_names=registry.names(), model_methods=registry.methods())

@@ -1,0 +1,165 @@
+"""The memory check of a recipe: per model, the estimate, the verdict and what would fit.
+
+`zoo check` prints it; `zoo run` runs it before loading anything and refuses (or, with
+`--auto-fit`, applies the cheapest plan to) a model that would not fit.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import attrs
+
+from zoo.memory.estimate import Estimate, estimate, inference
+from zoo.memory.plan import Plan, suggestions
+from zoo.memory.probe import DeviceMemory
+from zoo.memory.setup import TrainingSetup
+from zoo.memory.shapes import shape_from_config
+from zoo.recipe import LoraSettings, ModelEntry, Recipe, TrainingConfig
+from zoo.registry import Registry
+from zoo.spec import ModelSpec
+
+_STRATEGIES = {"ddp": "ddp", "fsdp": "fsdp", "deepspeed-zero2": "zero2", "deepspeed-zero3": "zero3"}
+
+
+@attrs.frozen(kw_only=True)
+class ModelCheck:
+    model: str  # the entry's label
+    method: str
+    device: DeviceMemory
+    estimate: Estimate | None  # None: the model declares no architecture (e.g. TF-IDF)
+    suggestions: tuple[Plan, ...] = ()
+    plan: Plan | None = None  # the cheapest plan that fits, when the run as written does not
+
+    @property
+    def fits(self) -> bool:
+        return self.estimate is None or self.estimate.total <= self.device.available
+
+    def to_json(self) -> dict[str, Any]:
+        est = self.estimate
+        return {
+            "model": self.model,
+            "method": self.method,
+            "estimate_bytes": None if est is None else {**est.breakdown, "total": est.total},
+            "allocated_bytes": None if est is None else est.allocated,
+            "peak_phase": None if est is None else est.phase,
+            "approximate": None if est is None else est.approximate,
+            "device": self.device.name,
+            "device_bytes": self.device.available,
+            "fits": self.fits,
+            "suggestions": [
+                {
+                    "change": p.change,
+                    "settings": p.settings,
+                    "total": p.estimate.total,
+                    "fits": p.estimate.total <= self.device.available,
+                }
+                for p in self.suggestions
+            ],  # fmt: skip
+            "plan": None
+            if self.plan is None
+            else {
+                "change": self.plan.change,
+                "settings": self.plan.settings,
+                "total": self.plan.estimate.total,
+            },  # fmt: skip
+        }
+
+
+def lora_settings(entry: ModelEntry, spec: ModelSpec) -> tuple[int, tuple[str, ...]]:
+    lora = entry.lora or LoraSettings()
+    return lora.r, tuple(lora.target_modules or spec.resources.lora_targets)
+
+
+def training_setup(
+    recipe: Recipe,
+    entry: ModelEntry,
+    spec: ModelSpec,
+    settings: TrainingConfig,
+    device: DeviceMemory,
+) -> TrainingSetup:
+    """What the estimator needs, from the recipe as zoo would run it on `device`."""
+    precision = settings.precision
+    if precision == "auto":
+        precision = "bf16" if device.kind == "cuda" else "fp32"
+    method = entry.training_method if entry.training_method != "zero-shot" else "full"
+    rank, targets = lora_settings(entry, spec)
+    strategy = _STRATEGIES[recipe.distributed.strategy] if device.count > 1 else "none"
+    neox = spec.family == "gpt-neox"
+    return TrainingSetup(
+        method=method,
+        precision=precision,
+        optimizer=settings.optimizer or "adamw",
+        attention=settings.attention or "sdpa",
+        gradient_checkpointing=bool(settings.gradient_checkpointing),
+        batch_size=settings.batch_size,
+        sequence=settings.max_length,
+        eval_batch_size=settings.eval_batch_size,
+        gradient_accumulation_steps=settings.gradient_accumulation_steps,
+        lora_rank=rank,
+        lora_targets=targets,
+        gpus=device.count,
+        strategy=strategy,
+        hidden_dropout=not neox,
+        attention_dropout=not neox and settings.attention == "eager",
+    )
+
+
+def check_entry(
+    recipe: Recipe,
+    entry: ModelEntry,
+    registry: Registry,
+    device: DeviceMemory,
+    *,
+    labels: int = 2,
+) -> ModelCheck:
+    """The estimate for one model entry; suggestions and a plan when it does not fit.
+    (The number of labels only sizes the head: a handful of bytes per row.)"""
+    from zoo.runner import settings_for
+
+    spec = registry.get(entry.model)
+    method = entry.training_method
+    architecture = _architecture(recipe, entry, spec)
+    if architecture is None or spec.engine is not None:
+        return ModelCheck(model=entry.label, method=method, device=device, estimate=None)
+    shape = shape_from_config(architecture, labels)
+    setup = training_setup(recipe, entry, spec, settings_for(recipe, entry, spec), device)
+    if method == "zero-shot":
+        result = inference(shape, setup, context=device.context)
+        return ModelCheck(model=entry.label, method=method, device=device, estimate=result)
+    result = estimate(shape, setup, context=device.context)
+    check = ModelCheck(model=entry.label, method=method, device=device, estimate=result)
+    if check.fits:
+        return check
+    singles, best = suggestions(
+        shape,
+        setup,
+        device.available,
+        methods=spec.resources.methods,
+        cuda=device.kind == "cuda",
+        context=device.context,
+    )
+    return attrs.evolve(check, suggestions=tuple(singles), plan=best)
+
+
+def _architecture(recipe: Recipe, entry: ModelEntry, spec: ModelSpec) -> Any:
+    """A local checkpoint's own config.json (read as JSON, nothing loaded), else the plugin's."""
+    if entry.checkpoint:
+        config = recipe.path(entry.checkpoint) / "config.json"
+        if config.is_file():
+            return json.loads(config.read_text(encoding="utf-8"))
+    return spec.resources.architecture
+
+
+def check_recipe(recipe: Recipe, registry: Registry, device: DeviceMemory) -> list[ModelCheck]:
+    return [check_entry(recipe, entry, registry, device) for entry in recipe.models]
+
+
+def apply_plan(entry: ModelEntry, spec: ModelSpec, plan: Plan) -> ModelEntry:
+    """The model entry with the plan's settings, as if the recipe had said them."""
+    changes = {k: v for k, v in plan.settings.items() if not k.startswith(("-", "distributed."))}
+    if changes.get("method") in {"lora", "qlora"} and entry.lora is None:
+        rank, targets = lora_settings(entry, spec)
+        changes["lora"] = LoraSettings(r=rank, target_modules=targets)
+    return attrs.evolve(entry, **changes)

@@ -1,0 +1,222 @@
+"""Measuring on a CPU what the estimator predicts: the validation harness.
+
+One training step of a random-init model is measured exactly and without a GPU:
+
+- parameters, gradients and optimizer state: the bytes of their storages after a step;
+- activations: the bytes that autograd saves for the backward pass (saved-tensor hooks, each
+  storage counted once, parameters and inputs left out); with gradient checkpointing, whose own
+  hooks hide the saved tensors, the bytes still held once the forward pass has returned;
+- the live peak of a steady-state step (forward, backward, optimizer step), from PyTorch's
+  `MemTracker`, which follows every tensor storage that the step creates.
+
+What a CPU does differently from CUDA is neutralised, as `../shared/notes/memory-estimation.md`
+describes: dropout keeps a 1-byte mask (as CUDA does) instead of a full noise tensor, and SDPA
+is measured with attention dropout 0, which CPU kernels need to keep to their fused path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import attrs
+
+from zoo.memory.shapes import ModelShape
+
+
+@attrs.frozen(kw_only=True)
+class Measured:
+    parameters: int
+    gradients: int
+    optimizer: int
+    activations: int
+    peak: int
+
+
+def build_model(shape: ModelShape, *, attention: str, dtype: str, seed: int = 0) -> Any:
+    """A random-init classification model of `shape` on the CPU, in training mode."""
+    import torch
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    config = AutoConfig.for_model(**shape.config(), num_labels=shape.labels)
+    if attention == "sdpa":
+        # CPU SDPA with attention dropout falls back to the math path (see the module docstring).
+        for key in ("attention_probs_dropout_prob", "attention_dropout"):
+            if hasattr(config, key):
+                setattr(config, key, 0.0)
+    config._attn_implementation = attention
+    torch.manual_seed(seed)
+    model = AutoModelForSequenceClassification.from_config(config, attn_implementation=attention)
+    if config.model_type == "gpt_neox":
+        model.config.pad_token_id = 0
+    model.to(getattr(torch, {"fp32": "float32", "bf16": "bfloat16"}[dtype]))
+    model.train()
+    return model
+
+
+def add_lora(model: Any, *, rank: int, targets: tuple[str, ...]) -> Any:
+    """LoRA adapters as zoo puts them (zoo.engine.adapters), with zoo's default dropout."""
+    from peft import LoraConfig, TaskType, get_peft_model
+
+    config = LoraConfig(
+        task_type=TaskType.SEQ_CLS,
+        r=rank,
+        lora_alpha=2 * rank,
+        lora_dropout=0.05,
+        target_modules=list(targets),
+    )
+    return get_peft_model(model, config)
+
+
+@contextlib.contextmanager
+def cuda_like_dropout() -> Iterator[None]:
+    """Dropout as CUDA does it: a 1-byte mask saved, not a full-size noise tensor."""
+    import torch
+    import torch.nn.functional as F
+
+    original = F.dropout
+
+    def dropout(input, p=0.5, training=True, inplace=False):
+        if not training or p == 0.0:
+            return input
+        return torch.native_dropout(input, p, True)[0]
+
+    F.dropout = dropout
+    try:
+        yield
+    finally:
+        F.dropout = original
+
+
+def _tracker() -> Any:
+    """PyTorch's MemTracker, without its per-parameter gradient hooks: they cannot be put on
+    frozen parameters (LoRA), and only the total is read here."""
+    from torch.distributed._tools.mem_tracker import MemTracker
+
+    class Tracker(MemTracker):
+        def _track_module_params_and_buffers(self, module, install_grad_hooks=True):
+            return super()._track_module_params_and_buffers(module, install_grad_hooks=False)
+
+    return Tracker()
+
+
+def _storage_bytes(tensors: Any) -> int:
+    seen: dict[int, int] = {}
+    for t in tensors:
+        storage = t.untyped_storage()
+        seen[storage.data_ptr()] = storage.nbytes()
+    return sum(seen.values())
+
+
+def _batch(shape: ModelShape, batch: int, sequence: int) -> dict[str, Any]:
+    import torch
+
+    generator = torch.Generator().manual_seed(1)
+    ids = torch.randint(5, shape.vocab, (batch, sequence), generator=generator)
+    return {
+        "input_ids": ids,
+        "attention_mask": torch.ones_like(ids),
+        "labels": torch.randint(0, shape.labels, (batch,), generator=generator),
+    }
+
+
+def saved_for_backward(model: Any, inputs: dict[str, Any]) -> int:
+    """Bytes autograd saves during one forward pass: each storage once, parameters,
+    buffers and inputs left out."""
+    import torch
+
+    skip = {t.untyped_storage().data_ptr() for t in model.parameters()}
+    skip |= {t.untyped_storage().data_ptr() for t in model.buffers()}
+    skip |= {t.untyped_storage().data_ptr() for t in inputs.values()}
+    saved: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in skip and storage.device.type != "meta":
+            saved[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        loss = model(**inputs).loss
+    del loss
+    return sum(saved.values())
+
+
+def measure_step(
+    model: Any,
+    shape: ModelShape,
+    *,
+    batch: int,
+    sequence: int,
+    optimizer: str = "adamw",
+    checkpointing: bool = False,
+) -> Measured:
+    """Measure one steady-state training step of `model` (see the module docstring)."""
+    import torch
+
+    inputs = _batch(shape, batch, sequence)
+    if checkpointing:
+        model.gradient_checkpointing_enable()
+        if hasattr(model, "enable_input_require_grads"):
+            model.enable_input_require_grads()
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optim = _optimizer(optimizer, trainable)
+
+    def step() -> None:
+        model(**inputs).loss.backward()
+        optim.step()
+        optim.zero_grad(set_to_none=True)
+
+    with cuda_like_dropout():
+        step()  # the first step creates the optimizer state
+        if checkpointing:
+            activations = _retained_after_forward(model, inputs, optim)
+        else:
+            activations = saved_for_backward(model, inputs)
+        model(**inputs).loss.backward()
+        gradients = _storage_bytes(p.grad for p in trainable)
+        optim.zero_grad(set_to_none=True)
+        tracker = _tracker()
+        tracker.track_external(model, optim, *inputs.values())
+        with tracker:
+            step()
+    peak = tracker.get_tracker_snapshot("peak")[torch.device("cpu")]
+    state = [t for s in optim.state.values() for t in s.values() if isinstance(t, torch.Tensor)]
+    return Measured(
+        parameters=_storage_bytes(model.parameters()),
+        gradients=gradients,
+        optimizer=_storage_bytes(state),
+        activations=activations,
+        peak=peak["Total"] - _storage_bytes(inputs.values()),
+    )
+
+
+def _retained_after_forward(model: Any, inputs: dict[str, Any], optim: Any) -> int:
+    """Bytes that the forward pass leaves alive for the backward pass (the loss included)."""
+    import torch
+
+    tracker = _tracker()
+    tracker.track_external(model, optim, *inputs.values())
+    with tracker:
+        before = tracker.get_tracker_snapshot("current")[torch.device("cpu")]["Total"]
+        loss = model(**inputs).loss
+        after = tracker.get_tracker_snapshot("current")[torch.device("cpu")]["Total"]
+    del loss
+    return after - before
+
+
+def _optimizer(name: str, parameters: list[Any]) -> Any:
+    import torch
+
+    if name == "adamw":
+        return torch.optim.AdamW(parameters, lr=1e-4, fused=True)
+    if name == "adamw-foreach":
+        return torch.optim.AdamW(parameters, lr=1e-4, foreach=True)
+    if name == "sgd":
+        return torch.optim.SGD(parameters, lr=1e-4)
+    if name == "adafactor":
+        from transformers.optimization import Adafactor
+
+        return Adafactor(parameters, lr=1e-4, scale_parameter=False, relative_step=False)
+    raise ValueError(f"the harness cannot measure optimizer {name!r}")

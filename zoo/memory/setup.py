@@ -1,0 +1,56 @@
+"""What the estimator needs to know about a training run, besides the model's shape."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import attrs
+
+Method = Literal["full", "lora", "qlora"]
+# fp16/bf16: mixed precision (fp32 weights, 16-bit compute); bf16-pure: everything in bf16.
+Precision = Literal["fp32", "fp16", "bf16", "bf16-pure"]
+Optimizer = Literal["adamw", "adamw-foreach", "adamw-8bit", "adafactor", "sgd"]
+Attention = Literal["sdpa", "eager"]
+Strategy = Literal["none", "ddp", "zero2", "zero3", "fsdp"]
+
+
+@attrs.frozen(kw_only=True)
+class TrainingSetup:
+    method: Method = "full"
+    precision: Precision = "fp32"
+    optimizer: Optimizer = "adamw"  # adamw: fused AdamW, the HF Trainer's default
+    attention: Attention = "sdpa"
+    gradient_checkpointing: bool = False
+    batch_size: int = 8
+    sequence: int = 128  # tokens per row: the recipe's max_length (the longest batch pads to it)
+    eval_batch_size: int | None = None  # None: twice the training batch, as zoo runs it
+    gradient_accumulation_steps: int = 1
+    lora_rank: int = 8
+    lora_targets: tuple[str, ...] = ()
+    lora_dropout: bool = True  # zoo's LoRA default: dropout 0.05 on the adapters' input
+    gpus: int = 1
+    strategy: Strategy = "none"
+    # Hidden and attention dropout as the model's config has it (BERT 0.1, GPT-NeoX 0.0).
+    hidden_dropout: bool = True
+    attention_dropout: bool = True
+
+    @property
+    def effective_batch(self) -> int:
+        return self.batch_size * self.gradient_accumulation_steps * self.gpus
+
+    @property
+    def evaluation_batch(self) -> int:
+        return self.eval_batch_size or 2 * self.batch_size
+
+    @property
+    def adapters(self) -> bool:
+        return self.method in {"lora", "qlora"}
+
+    @property
+    def mixed(self) -> bool:
+        return self.precision in {"fp16", "bf16"}
+
+    @property
+    def sharding(self) -> int:
+        """How many devices share the model states (1 unless ZeRO or FSDP)."""
+        return self.gpus if self.strategy in {"zero2", "zero3", "fsdp"} else 1
