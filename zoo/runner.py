@@ -134,7 +134,7 @@ def run_model(
     progress: Any,
     options: RunOptions | None = None,
 ) -> ModelRun:
-    from zoo.engine.device import check_method, detect
+    from zoo.engine.device import check_method, check_training, detect
     from zoo.engine.jobs import TrainJob
     from zoo.engine.loading import locate
     from zoo.engine.train import train_model
@@ -143,7 +143,10 @@ def run_model(
     settings = settings_for(recipe, entry, spec)
     # Refuse what this machine cannot run, or what may run foreign code, before looking for
     # (or downloading) any weights.
-    check_method(entry.training_method, detect())
+    device = detect()
+    check_method(entry.training_method, device)
+    if spec.engine is None:  # a custom engine (the TF-IDF baseline) has no optimizer
+        check_training(entry.training_method, settings, device)
     check_remote_code(spec, entry)
     check_strategy(recipe.distributed.strategy)
     checkpoint = recipe.path(entry.checkpoint) if entry.checkpoint else None

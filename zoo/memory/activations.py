@@ -19,11 +19,13 @@ from zoo.memory.shapes import ModelShape
 
 @attrs.frozen
 class Block:
-    """One attention or FFN block of a layer: what it saves, and the extra bytes its backward
-    pass needs while it runs (the gradients of its largest tensors)."""
+    """One attention or FFN block of a layer: what it saves, the extra bytes its backward pass
+    needs while it runs (the gradients of its largest tensors), and the tensors its forward
+    pass makes but does not save (alive until the next op has read them)."""
 
     saved: int
     working: int
+    forward: int = 0
 
 
 @attrs.frozen
@@ -38,6 +40,11 @@ class Activations:
     # GPT-NeoX's eager attention reads a b x 1 x s x s float mask, built once; checkpointed
     # layers keep it alive with their inputs.
     mask: int = 0
+
+    @property
+    def forward(self) -> int:
+        """Unsaved tensors alive at the forward pass's highest point (in the top layer)."""
+        return max(self.attention.forward, self.ffn.forward)
 
     def saved(self, checkpointing: bool) -> int:
         """Bytes held for the backward pass once the forward pass has returned."""
@@ -116,19 +123,25 @@ def activations(shape: ModelShape, setup: TrainingSetup) -> Activations:
         else:
             kernel = scores * (half + ((1 + half) if setup.attention_dropout else 0))
         attention_working = 2 * scores * half
+        attention_forward = scores * half  # the raw scores, before the softmax
     else:  # fused SDPA: its output and a float32 logsumexp per row and head, no s x s matrix
         kernel = 4 * a * s * b + half * tokens * h
         attention_working = 3 * half * tokens * h
-    attention_norm = norm if not neox else norm  # BERT: after attention; NeoX: before
+        attention_forward = 0
+    residual = 2 * stream * tokens * h  # a block's output and the residual sum
     attention = Block(
-        saved=attention_norm + linear_inputs("attention") + qkv + kernel + hidden_mask,
+        saved=norm + linear_inputs("attention") + qkv + kernel + hidden_mask,
         working=attention_working,
+        forward=attention_forward + residual,
     )
     # --- FFN: FC1, GeLU, FC2 (NeoX's second LayerNorm reads the same input as its first)
     ffn_norm = 8 * tokens if neox else norm
+    # Under LoRA, a frozen FC2 does not save the GeLU's output, but it lives until FC2 ran.
+    gelu_output = half * tokens * f if lora else 0
     ffn = Block(
         saved=ffn_norm + linear_inputs("ffn") + half * tokens * f + hidden_mask,
         working=half * tokens * (h + f),
+        forward=gelu_output + residual,
     )
     first = (attention, ffn)
     first_ffn = ffn

@@ -158,7 +158,8 @@ def check_recipe(recipe: Recipe, registry: Registry, device: DeviceMemory) -> li
 
 def apply_plan(entry: ModelEntry, spec: ModelSpec, plan: Plan) -> ModelEntry:
     """The model entry with the plan's settings, as if the recipe had said them."""
-    changes = {k: v for k, v in plan.settings.items() if not k.startswith(("-", "distributed."))}
+    # More GPUs are hardware, not a setting: plans that fit never include them.
+    changes = {k: v for k, v in plan.settings.items() if k not in {"gpus", "distributed.strategy"}}
     if changes.get("method") in {"lora", "qlora"} and entry.lora is None:
         rank, targets = lora_settings(entry, spec)
         changes["lora"] = LoraSettings(r=rank, target_modules=targets)

@@ -44,7 +44,9 @@ class Estimate:
     """Memory per device at the peak of a training step, broken down."""
 
     breakdown: dict[str, int]  # the TERMS at the moment of the peak; they add up to the total
-    phase: str  # when the peak happens: "backward", "optimizer step" or "evaluation"
+    phase: str  # when the peak happens: "forward", "backward", "optimizer step", "evaluation"
+    # The live tensors at each phase's own peak (no context, no margin).
+    phases: dict[str, int] = attrs.field(factory=dict)
     parameters: int  # of the model, all of them
     trainable: int  # parameters that train
     approximate: bool  # the architecture is not modelled tensor by tensor
@@ -177,21 +179,26 @@ def estimate(shape: ModelShape, setup: TrainingSetup, *, context: int = CUDA_CON
             *_backward_peak(act, setup, items, static + cache + logits, gradients),
         ),
         (
+            # The end of the forward pass: all saved, and the top layer's unsaved tensors.
+            "forward",
+            static + cache + logits + act.saved(setup.gradient_checkpointing) + act.forward,
+            {"activations": act.saved(setup.gradient_checkpointing), "temporaries": act.forward},
+        ),
+        (
             "optimizer step",
             static + gradients + temporaries,
             {"gradients": gradients, "temporaries": temporaries},
         ),
         (
             "evaluation",
-            static + _evaluation(shape, setup),
-            {"activations": _evaluation(shape, setup)},
+            static + evaluation_working(shape, setup),
+            {"activations": evaluation_working(shape, setup)},
         ),
     ]
     phase, peak, parts = max(candidates, key=lambda c: c[1])
-    breakdown = dict.fromkeys(name for name, _ in TERMS)
-    breakdown = {name: 0 for name in breakdown}
+    breakdown = dict.fromkeys((name for name, _ in TERMS), 0)
     breakdown.update(context=context, weights=weights, optimizer=optimizer)
-    if phase == "backward":
+    if phase in {"forward", "backward"}:
         breakdown.update(autocast_cache=cache, logits=logits)
     breakdown.update(parts)
     breakdown["allocator"] = round(ALLOCATOR_MARGIN * peak) if context else 0
@@ -199,6 +206,7 @@ def estimate(shape: ModelShape, setup: TrainingSetup, *, context: int = CUDA_CON
     return Estimate(
         breakdown=breakdown,
         phase=phase,
+        phases={name: value for name, value, _ in candidates},
         parameters=shape.parameters(),
         trainable=sum(p.tensor.numel for p in trainable),
         approximate=shape.approximate,
@@ -228,7 +236,17 @@ def _backward_peak(
         name: round(share * _bytes(trainable, block=name) / act.layers) for name, _ in blocks
     }
     for layer in range(act.layers - 1, -1, -1):
-        if checkpointing:  # the layer's forward pass runs again, keeping what it saves
+        if checkpointing:
+            # The layer's forward pass runs again, keeping what it saves; each block's unsaved
+            # tensors live beside what the blocks before it saved, while the gradient of the
+            # layer's output waits.
+            for saved, extra in (
+                (act.attention.saved, act.attention.forward),
+                (act.attention.saved + act.ffn.saved, act.ffn.forward),
+            ):
+                here = base + alive + saved + grads + extra + act.layer_input
+                if here > best[0]:
+                    best = (here, alive + saved, grads, extra + act.layer_input)
             alive += act.attention.saved + act.ffn.saved
         for name, block in (
             blocks if layer else zip(("ffn", "attention"), act.first[::-1], strict=True)
@@ -249,19 +267,25 @@ def _backward_peak(
     }
 
 
-def _evaluation(shape: ModelShape, setup: TrainingSetup) -> int:
-    """Evaluation between steps, without gradients: the residual stream and the largest
-    intermediate tensors of one layer at a time, for the evaluation batch."""
-    b, s, h, f = setup.evaluation_batch, setup.sequence, shape.hidden, shape.ffn
+def evaluation_working(shape: ModelShape, setup: TrainingSetup) -> int:
+    """Evaluation between steps, without gradients: one layer's intermediate tensors at a
+    time, for the evaluation batch (per token, as measured on BERT and GPT-NeoX: the FFN's
+    wide tensors, NeoX's parallel attention and MLP branches, eager attention's s x s scores
+    and probabilities, NeoX's fp32 softmax and its causal mask)."""
+    b, s, h, f, a = setup.evaluation_batch, setup.sequence, shape.hidden, shape.ffn, shape.heads
     half = 4 if setup.precision == "fp32" else 2
     stream = 2 if setup.precision == "bf16-pure" else 4
-    tokens = b * s
-    ffn = half * tokens * (f + f)
-    if setup.attention == "eager":
-        attention = shape.heads * s * s * b * (half + 4)
+    if shape.family == "gpt-neox":
+        ffn = half * 4 * f + stream * 4 * h
+        attention = a * s * (8 + 2 * half) + stream * 5 * h
+        mask = s * stream if setup.attention == "eager" else 0
     else:
-        attention = 4 * half * tokens * h
-    return 2 * stream * tokens * h + max(ffn, attention) + _logits(shape, setup, b)
+        ffn = half * 2 * f + stream * 4 * h
+        attention = a * s * 2 * half + stream * 5 * h
+        mask = 0
+    if setup.attention != "eager":
+        attention = stream * 6 * h
+    return b * s * (max(ffn, attention) + mask) + _logits(shape, setup, b)
 
 
 def _sharded(
@@ -289,13 +313,14 @@ def _sharded(
 def inference(shape: ModelShape, setup: TrainingSetup, *, context: int = CUDA_CONTEXT) -> Estimate:
     """Peak memory of evaluation alone (zero-shot): 16-bit weights on a GPU, fp32 on a CPU."""
     weights = shape.parameters() * (4 if setup.precision == "fp32" else 2)
-    working = _evaluation(shape, setup)
+    working = evaluation_working(shape, setup)
     breakdown = dict.fromkeys((name for name, _ in TERMS), 0)
     breakdown.update(context=context, weights=weights, activations=working)
     breakdown["allocator"] = round(ALLOCATOR_MARGIN * (weights + working)) if context else 0
     return Estimate(
         breakdown=breakdown,
         phase="evaluation",
+        phases={"evaluation": weights + working},
         parameters=shape.parameters(),
         trainable=0,
         approximate=shape.approximate,

@@ -192,6 +192,25 @@ def measure_step(
     )
 
 
+def measure_evaluation(model: Any, shape: ModelShape, *, batch: int, sequence: int) -> int:
+    """Peak bytes that one evaluation forward pass adds (no gradients, dropout off)."""
+    import torch
+
+    inputs = _batch(shape, batch, sequence)
+    inputs.pop("labels")
+    was_training = model.training
+    model.eval()
+    tracker = _tracker()
+    tracker.track_external(model, *inputs.values())
+    try:
+        with torch.no_grad(), tracker:
+            before = tracker.get_tracker_snapshot("current")[torch.device("cpu")]["Total"]
+            model(**inputs)
+    finally:
+        model.train(was_training)
+    return tracker.get_tracker_snapshot("peak")[torch.device("cpu")]["Total"] - before
+
+
 def _retained_after_forward(model: Any, inputs: dict[str, Any], optim: Any) -> int:
     """Bytes that the forward pass leaves alive for the backward pass (the loss included)."""
     import torch

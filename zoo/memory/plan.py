@@ -180,7 +180,7 @@ def suggestions(
                 singles.append(
                     Plan(
                         changes=(f"{gpus} GPUs with ZeRO-3",),
-                        settings={"distributed.strategy": "deepspeed-zero3", "--nproc": gpus},
+                        settings={"distributed.strategy": "deepspeed-zero3", "gpus": gpus},
                         setup=changed,
                         estimate=more,
                         cost=8,
