@@ -60,7 +60,7 @@ def test_help_lists_the_commands_and_exit_codes(capsys):
         main(["--help"])
     assert exited.value.code == 0
     out = capsys.readouterr().out
-    for command in ("models", "plugins", "validate", "run", "show"):
+    for command in ("models", "plugins", "validate", "run", "check", "show"):
         assert f"\n    {command} " in out
     assert (
         textwrap.dedent(
@@ -73,6 +73,7 @@ def test_help_lists_the_commands_and_exit_codes(capsys):
           4  a model's weights or files are not on this machine
           5  a plugin breaks the rules
           6  a run was refused before anything loaded (e.g. QLoRA without a CUDA GPU)
+          7  a model would not fit in memory (zoo check; zoo run refuses before loading)
           130 interrupted
         """
         )

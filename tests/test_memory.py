@@ -80,6 +80,31 @@ def test_estimates_match_a_measured_training_step(
         assert evaluation_working(shape, setup) == pytest.approx(evaluation, rel=0.20)
 
 
+@pytest.mark.parametrize("optimizer", ["adamw-foreach", "sgd", "adafactor"])
+@pytest.mark.parametrize("dtype", ["fp32", "bf16"])
+@pytest.mark.parametrize("family", ["bert", "gpt-neox"])
+def test_other_optimizers_state_and_step_match_a_measured_step(family, dtype, optimizer):
+    pytest.importorskip("torch")
+    from zoo.memory.measure import build_model, measure_step
+
+    shape = ModelShape(family=family, vocab=8000, hidden=256, layers=4, heads=4, ffn=1024,
+                       labels=3)  # fmt: skip
+    model = build_model(shape, attention="sdpa", dtype=dtype)
+    measured = measure_step(model, shape, batch=2, sequence=64, optimizer=optimizer)
+    setup = TrainingSetup(
+        precision="fp32" if dtype == "fp32" else "bf16-pure",
+        optimizer=optimizer,
+        batch_size=2,
+        sequence=64,
+        hidden_dropout=family != "gpt-neox",
+        attention_dropout=False,
+    )
+    predicted = estimate(shape, setup, context=0)
+    assert predicted.breakdown["optimizer"] == measured.optimizer
+    step = max(v for phase, v in predicted.phases.items() if phase != "evaluation")
+    assert step == pytest.approx(measured.peak, rel=0.10)
+
+
 def predicted_activations(shape, setup):
     from zoo.memory.activations import activations
 
@@ -250,3 +275,11 @@ def test_force_runs_a_model_that_does_not_fit(tmp_path, tiny_bert, monkeypatch):
 
 def _load(path, registry):
     return load_recipe(path, model_names=registry.names(), model_methods=registry.methods())
+
+
+def test_zoo_check_with_a_bad_memory_size_says_how_to_write_it(capsys):
+    assert main(["check", "recipes/koalpaca-lora.toml", "--gpu-memory", "forty"]) == 1
+    err = capsys.readouterr().err
+    assert "error: cannot read the memory size 'forty'" in err
+    assert "write it like 40GiB, 80GB or 24576MiB" in err
+    assert "Traceback" not in err

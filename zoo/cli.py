@@ -31,11 +31,13 @@ exit codes:
   4  a model's weights or files are not on this machine
   5  a plugin breaks the rules
   6  a run was refused before anything loaded (e.g. QLoRA without a CUDA GPU)
+  7  a model would not fit in memory (zoo check; zoo run refuses before loading)
   130 interrupted
 
 examples:
   zoo models                                  list the models you can train
   zoo validate recipes/demo.toml              check a recipe without running it
+  zoo check recipes/koalpaca-full.toml --gpu-memory 40GiB   will it fit? what would?
   zoo run recipes/demo.toml                   fine-tune and compare the recipe's models
   zoo run recipes/demo.toml --set training.epochs=1 --json
   zoo run --resume runs/demo/e5-small-seed42-20261125-101500  continue after Ctrl-C
@@ -225,7 +227,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     for recipe, splits_for in prepared:
         labels = len(next(iter(splits_for.values())).labels)
         recipe, records = _fit_to_memory(recipe, registry, device, labels, args, err)
-        memory |= records
+        memory |= {(recipe.run.name, label): check for label, check in records.items()}
         fitted.append((recipe, splits_for))
     prepared = fitted
     options = RunOptions(resume=resume, oom_retries=args.oom_retries, memory=memory)
@@ -296,41 +298,20 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def _fit_to_memory(recipe, registry, device, labels: int, args, err) -> tuple[Any, dict]:
-    """Check every model of the recipe before anything loads. A model that does not fit is
-    refused, unless --force runs it anyway or --auto-fit applies the cheapest plan that fits.
-    Returns the recipe to run and each model's check, for its run record."""
-    from zoo.memory.check import apply_plan, check_entry
-    from zoo.report import human_bytes, memory_tables
+    """Check every model of the recipe before anything loads (see `zoo.memory.check.fit`);
+    print what --auto-fit changed, and refuse with the tables what does not fit."""
+    from zoo.memory.check import fit, refusal
+    from zoo.report import memory_tables
 
-    entries, refused, records = [], [], {}
-    for entry in recipe.models:
-        check = check_entry(recipe, entry, registry, device, labels=labels)
-        if not check.fits and args.auto_fit and check.plan is not None:
-            entry = apply_plan(entry, registry.get(entry.model), check.plan)
-            err.print(f"{check.model}: --auto-fit applies {check.plan.change}", markup=False)
-            check = check_entry(recipe, entry, registry, device, labels=labels)
-        elif not check.fits and not args.force:
-            refused.append(check)
-        records[entry.label] = check.to_json()
-        entries.append(entry)
-    if refused:
-        for check in refused:
+    fitted = fit(recipe, registry, device, labels=labels, auto_fit=args.auto_fit, force=args.force)
+    for label, change in fitted.applied:
+        err.print(f"{label}: --auto-fit applies {change}", markup=False)
+    if fitted.refused:
+        for check in fitted.refused:
             for table in memory_tables(check):
                 err.print(table)
-        names = ", ".join(repr(c.model) for c in refused)
-        plans = [c for c in refused if c.plan is not None]
-        raise WontFit(
-            f"{recipe.run.name}: {names} would not fit in memory on {device.name} "
-            f"(estimated {human_bytes(refused[0].estimate.total)} per device, "
-            f"{human_bytes(device.available)} available); nothing was loaded",
-            hint=(
-                f"--auto-fit applies the cheapest plan that fits ({plans[0].plan.change})"
-                if plans
-                else "train it on a larger GPU, or several (zoo check --gpus N)"
-            )
-            + "; --force runs it anyway",
-        )
-    return attrs.evolve(recipe, models=tuple(entries)), records
+        raise refusal(recipe, fitted.refused, device)
+    return fitted.recipe, fitted.records
 
 
 def cmd_show(args: argparse.Namespace) -> int:

@@ -217,7 +217,7 @@ def run_model(
         "peak_memory_bytes": result.peak_memory_bytes,
         "peak_memory_kind": result.peak_memory_kind,
         # zoo's estimate before the run ("allocated_bytes" compares with cuda_max_allocated).
-        "memory_estimate": options.memory.get(entry.label),
+        "memory_estimate": options.memory.get((recipe.run.name, entry.label)),
         "parameters": result.parameters,
         "trainable_parameters": result.trainable_parameters,
         "method": entry.training_method,
@@ -296,8 +296,9 @@ class RunOptions:
     resume: Path | None = None
     # On CUDA out-of-memory: retries, each halving the batch and doubling accumulation.
     oom_retries: int = 0
-    # The memory check of each model entry (by label), recorded beside the measured peak.
-    memory: dict[str, Any] = attrs.field(factory=dict)
+    # The memory check of each model entry, by (run name, entry label), recorded beside the
+    # measured peak.
+    memory: dict[tuple[str, str], Any] = attrs.field(factory=dict)
 
 
 def load_all_splits(recipe: Recipe) -> dict[int, Splits]:

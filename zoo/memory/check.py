@@ -11,6 +11,7 @@ from typing import Any
 
 import attrs
 
+from zoo.errors import WontFit
 from zoo.memory.estimate import Estimate, estimate, inference
 from zoo.memory.plan import Plan, suggestions
 from zoo.memory.probe import DeviceMemory
@@ -164,3 +165,60 @@ def apply_plan(entry: ModelEntry, spec: ModelSpec, plan: Plan) -> ModelEntry:
         rank, targets = lora_settings(entry, spec)
         changes["lora"] = LoraSettings(r=rank, target_modules=targets)
     return attrs.evolve(entry, **changes)
+
+
+@attrs.frozen(kw_only=True)
+class Fitted:
+    recipe: Recipe  # with the plans that --auto-fit applied
+    records: dict[str, Any]  # each entry's check as JSON, by label, for its run record
+    refused: tuple[ModelCheck, ...]  # what does not fit and was not forced or fitted
+    applied: tuple[tuple[str, str], ...]  # (label, change) that --auto-fit made
+
+
+def fit(
+    recipe: Recipe,
+    registry: Registry,
+    device: DeviceMemory,
+    *,
+    labels: int,
+    auto_fit: bool = False,
+    force: bool = False,
+) -> Fitted:
+    """Check every model of the recipe. One that does not fit is refused, unless `force`
+    runs it anyway or `auto_fit` applies the cheapest plan that fits."""
+    entries, refused, records, applied = [], [], {}, []
+    for entry in recipe.models:
+        check = check_entry(recipe, entry, registry, device, labels=labels)
+        if not check.fits and auto_fit and check.plan is not None:
+            entry = apply_plan(entry, registry.get(entry.model), check.plan)
+            applied.append((check.model, check.plan.change))
+            check = check_entry(recipe, entry, registry, device, labels=labels)
+        elif not check.fits and not force:
+            refused.append(check)
+        records[entry.label] = check.to_json()
+        entries.append(entry)
+    return Fitted(
+        recipe=attrs.evolve(recipe, models=tuple(entries)),
+        records=records,
+        refused=tuple(refused),
+        applied=tuple(applied),
+    )
+
+
+def refusal(recipe: Recipe, refused: tuple[ModelCheck, ...], device: DeviceMemory) -> WontFit:
+    from zoo.report import human_bytes
+
+    names = ", ".join(repr(c.model) for c in refused)
+    plans = [c.plan for c in refused if c.plan is not None]
+    largest = max(c.estimate.total for c in refused if c.estimate is not None)
+    hint = (
+        f"--auto-fit applies the cheapest plan that fits ({plans[0].change})"
+        if plans
+        else "train it on a larger GPU, or on several (see zoo check --gpus N)"
+    )
+    return WontFit(
+        f"{recipe.run.name}: {names} would not fit in memory on {device.name} "
+        f"(estimated {human_bytes(largest)} per device, {human_bytes(device.available)} "
+        "available); nothing was loaded",
+        hint=f"{hint}; --force runs it anyway",
+    )

@@ -121,12 +121,12 @@ def optimizer_state(setup: TrainingSetup, trainable: list[_Param]) -> int:
         return total
     if setup.optimizer == "adafactor":
         # Factored second moments for matrices (one value per row and column), a full one for
-        # vectors, in the parameter's dtype; and a float32 RMS each.
+        # vectors, and an RMS each: all float32 (measured), whatever the parameter's dtype.
         total = 0
         for p in trainable:
             t = p.tensor
             elements = t.rows + t.columns if t.columns > 1 else t.rows
-            total += round(elements * p.bytes_per) + 4
+            total += 4 * elements + 4
         return total
     return 0  # plain SGD keeps no state
 
@@ -135,8 +135,14 @@ def step_temporaries(setup: TrainingSetup, trainable: list[_Param]) -> int:
     """Extra bytes while the optimizer updates the weights."""
     if setup.optimizer == "adamw-foreach":  # one intermediate per parameter, all at once
         return _bytes(trainable)
-    if setup.optimizer == "adafactor":  # a float32 update and squared gradient, one tensor a time
-        return 2 * 4 * max((p.tensor.numel for p in trainable), default=0)
+    if setup.optimizer == "adafactor":
+        # One tensor at a time, in float32: the update and the squared gradient, and copies of
+        # the parameter and its gradient when they are not float32 already.
+        largest = max(trainable, key=lambda p: p.tensor.numel, default=None)
+        if largest is None:
+            return 0
+        copies = 2 if largest.bytes_per == 4 else 4
+        return copies * 4 * largest.tensor.numel
     return 0  # fused AdamW and SGD update in place
 
 
