@@ -135,7 +135,9 @@ def saved_for_backward(model: Any, inputs: dict[str, Any]) -> int:
         storage = t.untyped_storage()
         if storage.data_ptr() not in skip and storage.device.type != "meta":
             saved[storage.data_ptr()] = storage.nbytes()
-        return t
+        # Detached: a tensor that a node saves of its own output would otherwise hold that
+        # node through the hook, a cycle that Python's collector cannot see.
+        return t.detach()
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         loss = model(**inputs).loss
