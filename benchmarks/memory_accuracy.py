@@ -60,7 +60,10 @@ def one_case(family, attention, dtype, checkpointing, method, batch, sequence):
 
 
 def main(sizes) -> None:
+    import transformers
+
     warnings.filterwarnings("ignore")
+    transformers.logging.set_verbosity_error()
     rows = []
     print("| family | attention | dtype | checkpointing | method | batch x tokens | states "
           "| activations | peak |")  # fmt: skip

@@ -20,7 +20,7 @@ GiB = 1024**3
 # anatomy" measured 1.3 GB on a V100; recent drivers load kernels lazily and take less).
 CUDA_CONTEXT = GiB
 # The caching allocator reserves more than it hands out (fragmentation, block rounding): about
-# 10% with expandable segments, which zoo switches on.
+# 10% with PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True, and it can be more without it.
 ALLOCATOR_MARGIN = 0.10
 NF4_BYTES = 0.516  # 4-bit NF4 with double quantisation, per quantised weight
 NF4_BYTES_SINGLE = 0.5625
