@@ -173,7 +173,12 @@ def test_rows_with_an_empty_text_or_label_can_be_dropped(tmp_path):
     path.write_text("text,label\nfine,a\n,b\nno label,\nNaN,c\nfine too,d\n", encoding="utf-8")
     assert read_table(
         path, text_column="text", label_column="label", setting="data.train", empty_texts="drop"
-    ) == (LabelledTexts(("fine", "fine too"), ("a", "d")), "utf-8-sig", 3)
+    ) == (
+        # The rows that are left point at their own rows and lines of the file.
+        LabelledTexts(("fine", "fine too"), ("a", "d"), rows=(0, 4), lines=(2, 6)),
+        "utf-8-sig",
+        3,
+    )
 
 
 def test_only_the_first_five_empty_lines_are_shown(tmp_path):
@@ -188,7 +193,7 @@ def test_multi_line_quoted_texts_survive(tmp_path):
     path = tmp_path / "train.csv"
     path.write_text('text,label\n"first line\nsecond line, with a comma",a\nnext,b\n')
     assert read(path)[0] == LabelledTexts(
-        ("first line\nsecond line, with a comma", "next"), ("a", "b")
+        ("first line\nsecond line, with a comma", "next"), ("a", "b"), lines=(2, 4)
     )
 
 
@@ -241,6 +246,13 @@ def test_the_split_keeps_texts_with_their_labels():
         assert all(
             text.startswith(label) for text, label in zip(part.texts, part.labels, strict=True)
         )
+
+
+def test_the_split_keeps_the_file_rows_and_lines_of_each_text():
+    texts = tuple(f"{label}-{i}" for i, label in enumerate("aabbccdd"))
+    data = LabelledTexts(texts, tuple("aabbccdd"), rows=tuple(range(10, 18)), lines=(2,) * 8)
+    for part in stratified_split(data, 0.5, seed=3):
+        assert [10 + int(text.split("-")[1]) for text in part.texts] == list(part.rows)
 
 
 def test_the_split_is_deterministic_for_a_seed():

@@ -181,14 +181,9 @@ def _recipe_paths(recipes: list[str], resume: Path | None) -> list[Path]:
     return [resume / "recipe.toml"]
 
 
-def _say_dropped(run_name: str, dropped: dict[str, int]) -> None:
-    for key, count in dropped.items():
-        if count:
-            print(
-                f"{run_name}: data.{key}: left out {count} rows with an empty text or label "
-                '(data.empty_texts = "drop")',
-                file=sys.stderr,
-            )
+def _say_notices(run_name: str, notices: Sequence[str]) -> None:
+    for notice in notices:
+        print(f"{run_name}: {notice}", file=sys.stderr)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -219,7 +214,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     # Every recipe's data too: a bad file in the last recipe stops the run before any training.
     prepared = [(recipe, load_all_splits(recipe)) for recipe in recipes]
     for recipe, splits_for in prepared:
-        _say_dropped(recipe.run.name, next(iter(splits_for.values())).dropped)
+        _say_notices(recipe.run.name, next(iter(splits_for.values())).notices)
     # And whether each model fits in memory, before any model loads.
     device = _device(pm, None, world()[1] if world()[1] > 1 else None)
     memory: dict[str, Any] = {}

@@ -33,10 +33,38 @@ SIGNATURES = {
 SEPARATORS = {",": ("commas", ".csv"), "\t": ("tabs", ".tsv"), ";": ("semicolons", ".txt")}
 
 
+def _positions(instance: LabelledTexts) -> tuple[int, ...]:
+    return tuple(range(len(instance.texts)))
+
+
+def _one_line_each(instance: LabelledTexts) -> tuple[int, ...]:
+    return tuple(row + 2 for row in instance.rows)  # below a one-line header
+
+
 @attrs.frozen
 class LabelledTexts:
+    """Labelled rows and where each came from, so that every number can be traced to its rows."""
+
     texts: tuple[str, ...]
     labels: tuple[str, ...]
+    # Each row's position among the data rows of its file (0 = the first row below the header),
+    # counting rows that were left out; a split keeps them.
+    rows: tuple[int, ...] = attrs.field(default=attrs.Factory(_positions, takes_self=True))
+    # The line of its file where each row starts (quoted texts may span lines).
+    lines: tuple[int, ...] = attrs.field(default=attrs.Factory(_one_line_each, takes_self=True))
+
+    def __attrs_post_init__(self) -> None:
+        if not len(self.texts) == len(self.labels) == len(self.rows) == len(self.lines):
+            raise ValueError("texts, labels, rows and lines must have the same length")
+
+    def take(self, indices) -> LabelledTexts:
+        """The rows at these positions, in this order, with their provenance."""
+        return LabelledTexts(
+            tuple(self.texts[i] for i in indices),
+            tuple(self.labels[i] for i in indices),
+            tuple(self.rows[i] for i in indices),
+            tuple(self.lines[i] for i in indices),
+        )
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -53,6 +81,9 @@ class Splits:
     # Rows left out of each file ("train", "validation", "test") for an empty text or label,
     # with data.empty_texts = "drop".
     dropped: dict[str, int] = attrs.field(factory=dict)
+    # What reading changed that the user should know (rows left out, ...): one sentence each,
+    # starting with the setting ("data.train: ..."); `zoo run` prints them and run.json keeps them.
+    notices: tuple[str, ...] = ()
 
 
 def decode(path: Path, encoding: str, setting: str) -> tuple[str, str]:
@@ -162,9 +193,10 @@ def read_table(
     if missing:
         raise _no_column(path, text, columns, missing[0], setting)
     texts, labels, empty, missing_values = [], [], [], set()
+    rows, lines = [], []
     line = reader.line_num + 1  # where the next record starts; quoted texts may span lines
     try:
-        for row in reader:
+        for position, row in enumerate(reader):
             text_value = (row.get(text_column) or "").strip()
             label_value = (row.get(label_column) or "").strip()
             if text_value.lower() in MISSING_TEXTS:
@@ -175,6 +207,8 @@ def read_table(
             else:
                 texts.append(text_value)
                 labels.append(label_value)
+                rows.append(position)
+                lines.append(line)
             line = reader.line_num + 1
     except csv.Error as exc:
         raise DataError(
@@ -201,7 +235,8 @@ def read_table(
             f"{setting}: {path} has no data rows{left_out}",
             hint="add one row per labelled text below the header line",
         )
-    return LabelledTexts(tuple(texts), tuple(labels)), used, len(empty)
+    rows_read = LabelledTexts(tuple(texts), tuple(labels), tuple(rows), tuple(lines))
+    return rows_read, used, len(empty)
 
 
 def read_texts(
@@ -259,10 +294,10 @@ def stratified_split(
                 f"fewer than the {len(counts)} labels",
                 hint="change data.validation or add rows",
             )
-    train_x, val_x, train_y, val_y = train_test_split(
-        rows.texts, rows.labels, test_size=fraction, random_state=seed, stratify=rows.labels
+    train_at, validation_at = train_test_split(
+        range(len(rows)), test_size=fraction, random_state=seed, stratify=rows.labels
     )
-    return LabelledTexts(tuple(train_x), tuple(train_y)), LabelledTexts(tuple(val_x), tuple(val_y))
+    return rows.take(train_at), rows.take(validation_at)
 
 
 def _check_known(rows: LabelledTexts, known: tuple[str, ...], setting: str) -> None:
@@ -311,6 +346,13 @@ def load_splits_for_seeds(data, base_dir: Path, seeds: tuple[int, ...]) -> dict[
         test = read(data.test, "test")
         _check_known(test, labels, "data.test")
 
+    notices = tuple(
+        f"data.{key}: left out {count} {'row' if count == 1 else 'rows'} with an empty text or "
+        'label (data.empty_texts = "drop")'
+        for key, count in dropped.items()
+        if count
+    )
+
     def for_seed(seed: int) -> Splits:
         if validation_file is not None:
             train_part, validation = train, validation_file
@@ -323,6 +365,7 @@ def load_splits_for_seeds(data, base_dir: Path, seeds: tuple[int, ...]) -> dict[
             labels=labels,
             encodings=encodings,
             dropped=dropped,
+            notices=notices,
         )
 
     return {seed: for_seed(seed) for seed in seeds}

@@ -50,6 +50,13 @@ class RecipeError(ZooError):
         super().__init__("\n".join(lines))
 
 
+class UsageError(ZooError):
+    """A command line that cannot be carried out as given: a path that is not there, an option
+    value that makes no sense, options that exclude each other."""
+
+    exit_code = 2
+
+
 class DataError(ZooError):
     """A data file that is missing, unreadable or unusable for training."""
 

@@ -69,11 +69,17 @@ def effective_recipe(recipe: Recipe, entry: ModelEntry, settings: TrainingConfig
 def _predictions_csv(splits: Splits, predicted: tuple[int, ...], probabilities) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["row", "text", "label", "predicted", "confidence"])
-    assert splits.test is not None
-    for i, (text, label) in enumerate(zip(splits.test.texts, splits.test.labels, strict=True)):
+    # row and line point at the test file: its data row (0 = the first below the header,
+    # counting rows left out) and the line where that row starts.
+    writer.writerow(["row", "line", "text", "label", "predicted", "confidence"])
+    test = splits.test
+    assert test is not None
+    for i, text in enumerate(test.texts):
         p = predicted[i]
-        writer.writerow([i, text, label, splits.labels[p], f"{probabilities[i][p]:.6f}"])
+        confidence = f"{probabilities[i][p]:.6f}"
+        writer.writerow(
+            [test.rows[i], test.lines[i], text, test.labels[i], splits.labels[p], confidence]
+        )
     return out.getvalue()
 
 

@@ -233,6 +233,7 @@ def run_model(
         },
         "encodings": splits.encodings,
         "dropped_rows": splits.dropped,
+        "data_notices": list(splits.notices),
         "settings": attrs.asdict(settings),
         "oom_retries": retries,
         "resumed_from": str(job.resume_from) if job.resume_from else None,
