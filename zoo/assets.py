@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.resources
 import os
 from pathlib import Path
@@ -33,3 +34,14 @@ def package_file(package: str, relative: str, *, requirement: str) -> Path:
             hint=f"reinstall it: pip install --force-reinstall --no-deps {requirement}",
         )
     return path
+
+
+def content_key(*paths: Path, salt: str = "") -> str:
+    """A short key for a cache entry built from these files: it changes when any of their bytes
+    (or the `salt`, e.g. a converter version) change, so a rebuilt package is never served
+    from an older build."""
+    digest = hashlib.sha256(salt.encode())
+    for path in paths:
+        with open(path, "rb") as f:
+            digest.update(hashlib.file_digest(f, "sha256").digest())
+    return digest.hexdigest()[:16]

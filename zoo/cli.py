@@ -20,7 +20,7 @@ import attrs
 from rich.console import Console
 
 import zoo
-from zoo.errors import EXIT_INTERRUPTED, EXIT_RUN_FAILED, RunRefused, WontFit, ZooError
+from zoo.errors import EXIT_INTERRUPTED, RunRefused, WontFit, ZooError
 
 EPILOG = """\
 exit codes:
@@ -192,6 +192,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from zoo.report import NoProgress, RichProgress, comparison_table
     from zoo.runner import (
         RunOptions,
+        exit_code,
         format_traceback,
         is_out_of_memory,
         load_all_splits,
@@ -258,9 +259,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         for run in runs:
             if run.run_dir:
                 out.print(f"{run.model}: {run.run_dir}", style="dim", markup=False)
-    if any(r.status == "failed" for r in runs):
-        return EXIT_RUN_FAILED
-    return RunRefused.exit_code if any(r.status == "refused" for r in runs) else 0
+    return exit_code(runs)
 
 
 def _device(pm, gpu_memory: str | None, gpus: int | None):

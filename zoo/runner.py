@@ -20,7 +20,7 @@ import tomli_w
 
 from zoo.data import Splits, load_splits_for_seeds
 from zoo.engine.distributed import check_strategy, is_main, on_main, world
-from zoo.errors import RunRefused, ZooError
+from zoo.errors import EXIT_RUN_FAILED, RunRefused, ZooError
 from zoo.files import new_run_dir, write_json, write_text
 from zoo.recipe import ModelEntry, Recipe, TrainingConfig, recipe_to_dict, resolve_training
 from zoo.registry import Registry
@@ -49,6 +49,9 @@ class ModelRun:
     # settings, for the results store.
     reports: dict[str, Any] = attrs.field(factory=dict, repr=False)
     settings: dict[str, Any] = attrs.field(factory=dict, repr=False)
+    # What a failed or refused run means for `zoo run`'s exit code (zoo.errors): 4 weights
+    # missing, 6 refused, 1 anything else; 0 when it went well.
+    exit_code: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -140,6 +143,17 @@ def run_model(
     from zoo.engine.train import train_model
 
     spec = registry.get(entry.model)
+    # A custom engine (the TF-IDF baseline) trains in the main process alone: under torchrun
+    # the other processes go on to the next model, which they train together again.
+    alone = spec.engine is not None
+    if alone and not is_main():
+        return ModelRun(
+            model=entry.label,
+            status="ok",
+            reason="trained by the main process",
+            seed=recipe.run.seed,
+            method=entry.training_method,
+        )
     settings = settings_for(recipe, entry, spec)
     # Refuse what this machine cannot run, or what may run foreign code, before looking for
     # (or downloading) any weights.
@@ -178,8 +192,8 @@ def run_model(
         return run_dir
 
     def make_run_dir() -> Path:
-        if not made:
-            made.append(on_main(new_dir))  # one directory for all processes of a run
+        if not made:  # one directory for all processes of a run
+            made.append(new_dir() if alone else on_main(new_dir))
         return made[0]
 
     train = spec.engine.train if spec.engine else train_model
@@ -286,6 +300,7 @@ def _attempt(
             reason=reason,
             seed=recipe.run.seed,
             method=entry.training_method,
+            exit_code=cause.exit_code if isinstance(cause, ZooError) else EXIT_RUN_FAILED,
         )
 
 
@@ -354,6 +369,15 @@ def run_recipe(
                 store.record(_store_record(identity, run))
             runs.append(run)
     return runs
+
+
+def exit_code(runs: list[ModelRun]) -> int:
+    """`zoo run`'s exit code: 0 when every model went well; 1 when one failed while training;
+    else the code of what stopped the others (4 weights missing, 6 refused, ...)."""
+    codes = {run.exit_code for run in runs if run.status != "ok"}
+    if not codes:
+        return 0
+    return EXIT_RUN_FAILED if EXIT_RUN_FAILED in codes else min(codes)
 
 
 def data_files(recipe: Recipe) -> list[Path]:

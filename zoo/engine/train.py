@@ -31,26 +31,30 @@ from zoo.engine.loading import LoadRequest, load_for_classification
 from zoo.engine.metrics import ClassificationMetrics
 from zoo.errors import ZooError
 
+# Bump when what a cache file holds changes, so that no older file is read as a newer one.
+TOKENIZED_CACHE_FORMAT = "tokens-v2"
+
 
 def _dataset(
     rows: LabelledTexts, labels: tuple[str, ...], tokenize: Callable, tokenizer_key: str
 ) -> Any:
-    """The tokenized rows, cached across runs under zoo's cache directory: the same texts and
-    labels with the same tokenizer settings are tokenized once."""
+    """The tokenized rows with this run's label ids.
+
+    Only the tokens are cached across runs (under zoo's cache directory), keyed by everything
+    they depend on: the tokenizer and its settings, and the texts. Label ids are not cached: they
+    depend on the run's label list (a validation file kept while the training labels change
+    would otherwise come back with ids that now mean other labels).
+    """
     import datasets
 
-    ids = {name: i for i, name in enumerate(labels)}
-    table = datasets.Dataset.from_dict(
-        {"text": list(rows.texts), "label": [ids[label] for label in rows.labels]}
-    )
-    digest = hashlib.sha256(tokenizer_key.encode())
-    for text, label in zip(rows.texts, rows.labels, strict=True):
-        digest.update(f"{len(text)}:{text}{len(label)}:{label}".encode())
+    digest = hashlib.sha256(f"{TOKENIZED_CACHE_FORMAT}\0{tokenizer_key}\0".encode())
+    for text in rows.texts:
+        digest.update(f"{len(text)}:{text}".encode())
     cached = cache_dir() / "tokenized" / f"{digest.hexdigest()[:40]}.arrow"
     cached.parent.mkdir(parents=True, exist_ok=True)
     # Several processes only pay off on large files; each one imports the tokenizer anew.
     workers = min(4, os.cpu_count() or 1) if len(rows) >= 20_000 else None
-    return table.map(
+    tokens = datasets.Dataset.from_dict({"text": list(rows.texts)}).map(
         tokenize,
         batched=True,
         remove_columns=["text"],
@@ -58,6 +62,8 @@ def _dataset(
         load_from_cache_file=True,
         num_proc=workers,
     )
+    ids = {name: i for i, name in enumerate(labels)}
+    return tokens.add_column("label", [ids[label] for label in rows.labels])
 
 
 def _tokenizer_key(tokenizer: Any, settings: Any, keep: set[str]) -> str:
@@ -66,9 +72,11 @@ def _tokenizer_key(tokenizer: Any, settings: Any, keep: set[str]) -> str:
     definition = backend.to_str() if backend is not None else repr(sorted(tokenizer.get_vocab()))
     return "\0".join(
         [
+            type(tokenizer).__name__,
             hashlib.sha256(definition.encode()).hexdigest(),
             str(settings.max_length),
             tokenizer.padding_side,
+            getattr(tokenizer, "truncation_side", "right"),
             ",".join(sorted(keep)),
         ]
     )
