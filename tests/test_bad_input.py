@@ -148,6 +148,42 @@ RECIPE_CASES = [
         ("run.name: must be a plain name without '/', '\\' or ':', got '../elsewhere'",),
     ),
     RecipeCase(
+        "an-infinite-learning-rate",
+        RUN + DATA + "[training]\nlearning_rate = inf\n" + TFIDF,
+        ("training.learning_rate: expected a finite number, got float inf",),
+    ),
+    RecipeCase(
+        "a-learning-rate-that-is-not-a-number",
+        GOOD + "learning_rate = nan\n",
+        ("models[0].learning_rate: expected a finite number, got float nan",),
+    ),
+    RecipeCase(
+        "the-text-column-is-the-label-column",
+        RUN + DATA + 'text_column = "label"\n' + TFIDF,
+        (
+            "data.label_column: is the same column as data.text_column ('label'): a model would "
+            "learn to read its answer; name the column that holds the labels",
+        ),
+    ),
+    RecipeCase(
+        "a-run-name-that-is-the-results-store",
+        RUN.replace('"bad"', '"zoo-results.sqlite"') + DATA + TFIDF,
+        ("run.name: 'zoo-results.sqlite' is the name of zoo's results store; choose another name",),
+    ),
+    RecipeCase(
+        "a-run-name-with-a-newline",
+        RUN.replace('"bad"', '"two\\nlines"') + DATA + TFIDF,
+        (
+            "run.name: must be a folder name without control characters or spaces at either "
+            "end, got 'two\\nlines'",
+        ),
+    ),
+    RecipeCase(
+        "a-run-name-too-long-for-a-folder",
+        RUN.replace('"bad"', '"' + "가" * 100 + '"') + DATA + TFIDF,
+        ("run.name: must be at most 200 bytes as UTF-8, got 300 bytes",),
+    ),
+    RecipeCase(
         "missing-required-keys",
         '[run]\nseed = 1\n[data]\ntest = "train.csv"\n' + TFIDF,
         (
@@ -221,13 +257,13 @@ RECIPE_CASES = [
     RecipeCase(
         "set-without-a-section",
         GOOD,
-        ("--set epochs=1: expected SECTION.KEY=VALUE",),
+        ("--set epochs=1: expected SECTION.KEY=VALUE (or models[N].KEY=VALUE)",),
         overrides=("epochs=1",),
     ),
     RecipeCase(
         "set-without-a-value",
         GOOD,
-        ("--set training.epochs: expected SECTION.KEY=VALUE",),
+        ("--set training.epochs: expected SECTION.KEY=VALUE (or models[N].KEY=VALUE)",),
         overrides=("training.epochs",),
     ),
     RecipeCase(
@@ -243,10 +279,25 @@ RECIPE_CASES = [
         overrides=("training.epoch=1",),
     ),
     RecipeCase(
-        "set-models",
+        "set-models-without-an-index",
         GOOD,
-        ('--set models.model="minilm": models cannot be set from the command line',),
+        (
+            '--set models.model="minilm": models is a list of [[models]] tables; name one by '
+            "its index: models[0]",
+        ),
         overrides=('models.model="minilm"',),
+    ),
+    RecipeCase(
+        "set-a-model-entry-that-is-not-there",
+        GOOD,
+        ("--set models[1].epochs=1: the recipe has 1 [[models]] tables (models[0] to models[0])",),
+        overrides=("models[1].epochs=1",),
+    ),
+    RecipeCase(
+        "set-a-model-entry-with-a-wrong-type",
+        GOOD,
+        ("models[0].epochs: expected an integer, got float 1.5",),
+        overrides=("models[0].epochs=1.5",),
     ),
     RecipeCase(
         "lora-settings-with-the-default-method",
@@ -417,6 +468,18 @@ def test_a_missing_recipe_file(command, tmp_path, capsys):
     code, out, err = zoo(capsys, command, str(path))
     assert (code, out, err) == (2, "", recipe_error(path, ("file not found",)))
     assert snapshot(tmp_path) == {}
+
+
+@pytest.mark.parametrize("command", ["validate", "run"])
+def test_a_data_path_that_is_a_folder(command, tmp_path, capsys):
+    (tmp_path / "data").mkdir()
+    path = tmp_path / "recipe.toml"
+    path.write_text(RUN + '[data]\ntrain = "data"\n' + TFIDF, encoding="utf-8")
+    before = snapshot(tmp_path)
+    code, out, err = zoo(capsys, command, str(path))
+    problem = f"data.train: {tmp_path / 'data'} is a folder, not a file: name a CSV or TSV file"
+    assert (code, out, err) == (2, "", recipe_error(path, (problem,)))
+    assert snapshot(tmp_path) == before
 
 
 @pytest.mark.parametrize("command", ["validate", "run"])

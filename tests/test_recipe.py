@@ -8,6 +8,7 @@ from pathlib import Path
 import attrs
 import pytest
 import tomli_w
+from conftest import GOOD_RECIPE
 
 from zoo.errors import RecipeError
 from zoo.plugins import get_plugin_manager
@@ -396,33 +397,69 @@ def test_an_override_is_checked_like_the_file(write_recipe):
     assert in_file == from_command_line == ["training.epochs: expected an integer, got float 2.5"]
 
 
-@pytest.mark.parametrize("item", ["foo", "epochs=1", "a.b.c=1", ".epochs=1", "training.=1"])
+@pytest.mark.parametrize(
+    "item", ["foo", "epochs=1", ".epochs=1", "training.=1", "models[0]=1", "models[x].epochs=1"]
+)
 def test_a_malformed_override_is_rejected(write_recipe, item):
     assert problems(write_recipe(), overrides=(item,)) == [
-        f"--set {item}: expected SECTION.KEY=VALUE"
+        f"--set {item}: expected SECTION.KEY=VALUE (or models[N].KEY=VALUE)"
     ]
 
 
-def test_models_cannot_be_overridden(write_recipe):
-    assert problems(write_recipe(), overrides=('models.model="e5-small"',)) == [
-        '--set models.model="e5-small": models cannot be set from the command line'
+def test_an_override_reaches_a_model_entry_by_its_index(write_recipe):
+    path = write_recipe(GOOD_RECIPE + '\n[[models]]\nmodel = "e5-small"\n')
+    recipe = load_recipe(
+        path,
+        model_names=MODELS,
+        overrides=["models[1].learning_rate=1e-4", 'models[1].method="lora"', "models[1].lora.r=4"],
+    )
+    assert recipe.models[0].learning_rate is None
+    assert (recipe.models[1].learning_rate, recipe.models[1].method) == (1e-4, "lora")
+    assert recipe.models[1].lora.r == 4
+
+
+def test_an_override_of_a_model_entry_is_checked_like_the_file(write_recipe):
+    assert problems(write_recipe(), overrides=("models[0].epochs=2.5",)) == [
+        "models[0].epochs: expected an integer, got float 2.5"
     ]
+
+
+@pytest.mark.parametrize(
+    ("item", "problem"),
+    [
+        ("models[3].epochs=1", "the recipe has 1 [[models]] tables (models[0] to models[0])"),
+        (
+            'models.model="e5-small"',
+            "models is a list of [[models]] tables; name one by its index: models[0]",
+        ),
+        ("run.name.x=1", "run.name is not a table"),
+        ("run[0].name=1", "run is not a list of [[run]] tables"),
+    ],
+)
+def test_an_override_that_points_nowhere_says_why(write_recipe, item, problem):
+    assert problems(write_recipe(), overrides=(item,)) == [f"--set {item}: {problem}"]
 
 
 def test_apply_overrides_leaves_the_parsed_document_alone():
-    raw = {"run": {"name": "tiny"}, "training": {"epochs": 3}}
-    changed = apply_overrides(raw, ["training.epochs=1", 'run.name="other"'], "recipe.toml")
-    assert changed == {"run": {"name": "other"}, "training": {"epochs": 1}}
-    assert raw == {"run": {"name": "tiny"}, "training": {"epochs": 3}}
+    raw = {"run": {"name": "tiny"}, "training": {"epochs": 3}, "models": [{"model": "a"}]}
+    changed = apply_overrides(
+        raw, ["training.epochs=1", 'run.name="other"', "models[0].epochs=2"], "recipe.toml"
+    )
+    assert changed == {
+        "run": {"name": "other"},
+        "training": {"epochs": 1},
+        "models": [{"model": "a", "epochs": 2}],
+    }
+    assert raw == {"run": {"name": "tiny"}, "training": {"epochs": 3}, "models": [{"model": "a"}]}
 
 
 def test_apply_overrides_reports_every_bad_item():
     with pytest.raises(RecipeError) as caught:
-        apply_overrides({}, ["foo", "training.epochs=1", "models.x=1"], "recipe.toml")
+        apply_overrides({}, ["foo", "training.epochs=1", "models[0].x=1"], "recipe.toml")
     assert str(caught.value) == (
         "recipe.toml is not a valid recipe (2 problems)\n"
-        "  - --set foo: expected SECTION.KEY=VALUE\n"
-        "  - --set models.x=1: models cannot be set from the command line"
+        "  - --set foo: expected SECTION.KEY=VALUE (or models[N].KEY=VALUE)\n"
+        "  - --set models[0].x=1: models is not a list of [[models]] tables"
     )
 
 

@@ -7,7 +7,9 @@ choices are checked, and model names are checked against the registry.
 
 from __future__ import annotations
 
+import copy
 import difflib
+import math
 import re
 import tomllib
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
@@ -265,6 +267,8 @@ def _strict(kind: type) -> Callable[[Any, Any], Any]:
             )  # 1 is a fine learning rate multiplier; 2.5 epochs is not
         if not ok:
             raise ValueError(f"expected {_TYPE_NAMES[kind]}, got {_describe(value)}")
+        if kind is float and not math.isfinite(value):  # TOML allows inf and nan
+            raise ValueError(f"expected a finite number, got {_describe(value)}")
         return value
 
     return structure
@@ -321,10 +325,26 @@ def _seeds(value: Any, _type: Any) -> tuple[int, ...]:
     return tuple(value)
 
 
+# Files that zoo keeps beside the run folders of an output directory (the results store).
+RESERVED_NAMES = frozenset(
+    f"zoo-results.sqlite{suffix}" for suffix in ("", "-wal", "-shm", "-journal")
+)
+
+
 def _run_name(value: Any, type_: Any) -> str:
+    """A name that is one folder name on every system zoo runs on, and not a file zoo keeps."""
     value = _strict(str)(value, type_)
-    if not value or value in {".", ".."} or any(c in value for c in "/\\:\0"):
+    if not value or value in {".", ".."} or any(c in value for c in "/\\:"):
         raise ValueError(f"must be a plain name without '/', '\\' or ':', got {value!r}")
+    if any(not c.isprintable() for c in value) or value != value.strip():
+        raise ValueError(
+            f"must be a folder name without control characters or spaces at either end, "
+            f"got {value!r}"
+        )
+    if len(value.encode("utf-8")) > 200:  # folders hold 255 bytes; run folders add a suffix
+        raise ValueError(f"must be at most 200 bytes as UTF-8, got {len(value.encode())} bytes")
+    if value.lower() in RESERVED_NAMES:
+        raise ValueError(f"{value!r} is the name of zoo's results store; choose another name")
     return value
 
 
@@ -491,32 +511,72 @@ def _unquoted(text: str, error: str) -> str:
     return f'; text needs quotes: {before.strip()} "{value}"'
 
 
+_OVERRIDE_PART = re.compile(r"([A-Za-z_][\w-]*)(?:\[(\d+)\])?")
+
+
+def _override_path(key: str) -> list[tuple[str, int | None]] | None:
+    """``models[0].lora.r`` -> [("models", 0), ("lora", None), ("r", None)]; None if malformed."""
+    parts = []
+    for text in key.strip().split("."):
+        match = _OVERRIDE_PART.fullmatch(text)
+        if match is None:
+            return None
+        parts.append((match[1], None if match[2] is None else int(match[2])))
+    return parts if len(parts) >= 2 and parts[-1][1] is None else None
+
+
+def _set_override(
+    raw: dict[str, Any], path: list[tuple[str, int | None]], value: Any
+) -> str | None:
+    """Put `value` at `path` in `raw`, making tables on the way; what is wrong, or None."""
+    table, where = raw, ""
+    for name, index in path[:-1]:
+        where = _join(where, name)
+        if index is None:
+            if isinstance(table.get(name), list):
+                return f"{where} is a list of [[{name}]] tables; name one by its index: {where}[0]"
+            table = table.setdefault(name, {})
+            if not isinstance(table, dict):
+                return f"{where} is not a table"
+            continue
+        entries = table.get(name)
+        if not isinstance(entries, list):
+            return f"{where} is not a list of [[{name}]] tables"
+        if index >= len(entries):
+            count = len(entries)
+            return f"the recipe has {count} [[{name}]] tables ({where}[0] to {where}[{count - 1}])"
+        where = _join(where, index)
+        table = entries[index]
+        if not isinstance(table, dict):
+            return f"{where} is not a table"
+    table[path[-1][0]] = value
+    return None
+
+
 def apply_overrides(raw: dict[str, Any], overrides: Sequence[str], source: str) -> dict[str, Any]:
-    """Apply ``--set section.key=value`` overrides; values are TOML (``epochs=1``, ``name="x"``).
+    """Apply ``--set KEY=VALUE`` overrides; KEY is a dotted path into the recipe
+    (``training.epochs``, ``models[0].learning_rate``, ``models[1].lora.r``) and VALUE is TOML
+    (``epochs=1``, ``name="x"``).
 
     A bare word that is not valid TOML is taken as a string (``data.train=other.csv``).
     """
-    raw = {k: (dict(v) if isinstance(v, dict) else v) for k, v in raw.items()}
+    raw = copy.deepcopy(raw)
     problems = []
     for item in overrides:
         key, sep, text = item.partition("=")
-        parts = key.strip().split(".")
-        if not sep or len(parts) != 2 or not all(parts):
-            problems.append(Problem(f"--set {item}", "expected SECTION.KEY=VALUE"))
+        path = _override_path(key) if sep else None
+        if path is None:
+            problems.append(
+                Problem(f"--set {item}", "expected SECTION.KEY=VALUE (or models[N].KEY=VALUE)")
+            )
             continue
         try:
             value = tomllib.loads(f"v = {text}")["v"]
         except tomllib.TOMLDecodeError:
             value = text
-        section, name = parts
-        if section == "models":
-            problems.append(Problem(f"--set {item}", "models cannot be set from the command line"))
-            continue
-        target = raw.setdefault(section, {})
-        if not isinstance(target, dict):
-            problems.append(Problem(f"--set {item}", f"{section} is not a table"))
-            continue
-        target[name] = value
+        wrong = _set_override(raw, path, value)
+        if wrong is not None:
+            problems.append(Problem(f"--set {item}", wrong))
     if problems:
         raise RecipeError(source, problems)
     return raw
@@ -575,7 +635,7 @@ def load_recipe(
         raise RecipeError(source, [Problem("", f"{message}; save the recipe as UTF-8")]) from None
     raw = apply_overrides(parse_toml(text, source), overrides, source)
     recipe = structure_recipe(raw, source, path.resolve().parent, model_names)
-    problems = missing_files(recipe)
+    problems = missing_files(recipe) + column_problems(recipe.data)
     if model_methods is not None:
         problems += method_problems(recipe, model_methods)
     if problems:
@@ -583,16 +643,36 @@ def load_recipe(
     return recipe
 
 
-def missing_files(recipe: Recipe) -> list[Problem]:
-    """Data files the recipe names that do not exist (paths are relative to the recipe)."""
+def data_paths(recipe: Recipe) -> dict[str, Path]:
+    """The data files the recipe names, by setting (paths are relative to the recipe)."""
     named = {"data.train": recipe.data.train, "data.test": recipe.data.test}
     if isinstance(recipe.data.validation, str):
         named["data.validation"] = recipe.data.validation
-    return [
-        Problem(key, f"file not found: {recipe.path(value)}")
-        for key, value in named.items()
-        if value is not None and not recipe.path(value).is_file()
-    ]
+    return {key: recipe.path(value) for key, value in named.items() if value is not None}
+
+
+def missing_files(recipe: Recipe) -> list[Problem]:
+    """Data files the recipe names that do not exist or are folders."""
+    problems = []
+    for key, path in data_paths(recipe).items():
+        if path.is_dir():
+            problems.append(Problem(key, f"{path} is a folder, not a file: name a CSV or TSV file"))
+        elif not path.is_file():
+            problems.append(Problem(key, f"file not found: {path}"))
+    return problems
+
+
+def column_problems(data: DataSection) -> list[Problem]:
+    """Column settings that cannot describe a labelled table."""
+    if data.text_column == data.label_column:
+        return [
+            Problem(
+                "data.label_column",
+                f"is the same column as data.text_column ({data.text_column!r}): a model would "
+                "learn to read its answer; name the column that holds the labels",
+            )
+        ]
+    return []
 
 
 def recipe_to_dict(recipe: Recipe) -> dict[str, Any]:

@@ -22,7 +22,14 @@ from zoo.data import Splits, load_splits_for_seeds
 from zoo.engine.distributed import check_strategy, is_main, on_main, world
 from zoo.errors import EXIT_RUN_FAILED, RunRefused, ZooError
 from zoo.files import new_run_dir, write_json, write_text
-from zoo.recipe import ModelEntry, Recipe, TrainingConfig, recipe_to_dict, resolve_training
+from zoo.recipe import (
+    ModelEntry,
+    Recipe,
+    TrainingConfig,
+    data_paths,
+    recipe_to_dict,
+    resolve_training,
+)
 from zoo.registry import Registry
 from zoo.rundir import effective_recipe, last_checkpoint, mark_interrupted, versions, write_outputs
 from zoo.spec import ModelSpec
@@ -382,10 +389,7 @@ def exit_code(runs: list[ModelRun]) -> int:
 
 def data_files(recipe: Recipe) -> list[Path]:
     """The files that make up the data, for the fingerprint that groups comparable runs."""
-    named = [recipe.data.train, recipe.data.test]
-    if isinstance(recipe.data.validation, str):
-        named.append(recipe.data.validation)
-    return [recipe.path(name) for name in named if name is not None]
+    return list(data_paths(recipe).values())  # train, test, validation: the order counts
 
 
 def _store_record(identity: dict[str, str], run: ModelRun) -> RunRecord:
