@@ -493,6 +493,83 @@ def test_a_recipe_with_a_byte_order_mark_is_fine(command, tmp_path, capsys):
     )
 
 
+# --- the recipe against its data, its models and its output folder: exit 2, before training -----
+
+
+@attrs.frozen
+class PreflightCase:
+    id: str
+    recipe: str
+    problems: tuple[str, ...]
+    # Made before the run: a file at this path (relative to the recipe's folder).
+    file_in_the_way: str | None = None
+
+
+PREFLIGHT_CASES = [
+    PreflightCase(
+        "class-weights-for-fewer-labels-than-the-data-has",
+        RUN + DATA + "[training]\nclass_weights = [1.0, 2.0, 3.0]\n" + TFIDF,
+        (
+            "training.class_weights: has 3 weights, but data.train has 2 labels (a, b); give "
+            "one weight per label, in that order, or 'balanced'",
+        ),
+    ),
+    PreflightCase(
+        "class-weights-of-one-model",
+        GOOD + "class_weights = [1.0]\n",
+        (
+            "models[0].class_weights: has 1 weights, but data.train has 2 labels (a, b); give "
+            "one weight per label, in that order, or 'balanced'",
+        ),
+    ),
+    PreflightCase(
+        "max-length-beyond-the-position-embeddings",
+        RUN + DATA + "[training]\nmax_length = 1024\n" + MINILM,
+        (
+            "training.max_length: 1024 tokens is more than 'minilm' can read: 512 positions "
+            "(max_position_embeddings in the architecture of 'minilm'); set max_length to 512 "
+            "or less",
+        ),
+    ),
+    PreflightCase(
+        "an-output-dir-that-is-a-file",
+        RUN.replace("\n", '\noutput_dir = "out"\n', 1) + DATA + TFIDF,
+        ("run.output_dir: {dir}/out is a file, not a folder; choose another run.output_dir",),
+        file_in_the_way="out",
+    ),
+    PreflightCase(
+        "an-output-dir-inside-a-file",
+        RUN.replace("\n", '\noutput_dir = "out/runs"\n', 1) + DATA + TFIDF,
+        (
+            "run.output_dir: {dir}/out/runs cannot be made: {dir}/out is a file; choose "
+            "another run.output_dir",
+        ),
+        file_in_the_way="out",
+    ),
+    PreflightCase(
+        "a-run-folder-that-is-a-file",
+        RUN + DATA + TFIDF,
+        ("run.name: {dir}/runs/bad is a file, not a folder; choose another run.name",),
+        file_in_the_way="runs/bad",
+    ),
+]
+
+
+@pytest.mark.parametrize("command", ["validate", "run"])
+@pytest.mark.parametrize("case", PREFLIGHT_CASES, ids=lambda c: c.id)
+def test_a_recipe_that_its_data_models_or_folders_cannot_carry(case, command, tmp_path, capsys):
+    directory = tmp_path.resolve()
+    path = write_recipe(directory, case.recipe)
+    if case.file_in_the_way:
+        (directory / case.file_in_the_way).parent.mkdir(parents=True, exist_ok=True)
+        (directory / case.file_in_the_way).write_text("mine\n")
+    before = snapshot(directory)
+    code, out, err = zoo(capsys, command, str(path))
+    problems = tuple(p.replace("{dir}", str(directory)) for p in case.problems)
+    assert (code, out, err) == (2, "", recipe_error(path, problems))
+    assert snapshot(directory) == before  # nothing trained, written or recorded
+
+
 # --- data files: `zoo run` exits 3 (2 for a file the recipe names that is not there) -----------
 
 

@@ -131,6 +131,17 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     return 0
 
 
+def _prepare(recipe, registry):
+    """Every seed's data, read and checked against the recipe before anything trains."""
+    from zoo.preflight import check_before_training
+    from zoo.runner import load_all_splits
+
+    splits_for = load_all_splits(recipe)
+    first = next(iter(splits_for.values()))
+    check_before_training(recipe, registry, first.labels)
+    return splits_for
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     from zoo.recipe import load_recipe
 
@@ -141,10 +152,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
     for path in args.recipes:
         try:
             recipe = load_recipe(path, overrides=args.set, **_known_models(registry))
+            splits = next(iter(_prepare(recipe, registry).values()))
         except ZooError as exc:
             _error(str(exc))
             failed = failed or exc.exit_code
             continue
+        _say_notices(recipe.run.name, splits.notices)
         models = ", ".join(entry.label for entry in recipe.models)
         print(f"ok {path}: run {recipe.run.name!r}, models: {models}")
     return failed
@@ -195,7 +208,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         exit_code,
         format_traceback,
         is_out_of_memory,
-        load_all_splits,
         run_recipe,
     )
 
@@ -212,8 +224,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         load_recipe(p, overrides=args.set, **_known_models(registry))
         for p in _recipe_paths(args.recipes, resume)
     ]
-    # Every recipe's data too: a bad file in the last recipe stops the run before any training.
-    prepared = [(recipe, load_all_splits(recipe)) for recipe in recipes]
+    # Every recipe's data too, and the recipe against it: a bad file in the last recipe stops
+    # the run before any training.
+    prepared = [(recipe, _prepare(recipe, registry)) for recipe in recipes]
     for recipe, splits_for in prepared:
         _say_notices(recipe.run.name, next(iter(splits_for.values())).notices)
     # And whether each model fits in memory, before any model loads.

@@ -219,6 +219,8 @@ class Recipe:
     distributed: DistributedSection = DistributedSection()
     # Where the recipe came from; relative paths in it are relative to this folder.
     base_dir: Path = attrs.field(default=Path("."), metadata={"internal": True})
+    # The file it was read from, as the user named it (for messages).
+    source: str = attrs.field(default="recipe", eq=False, metadata={"internal": True})
 
     def path(self, relative: str) -> Path:
         return (self.base_dir / relative).resolve()
@@ -485,7 +487,7 @@ def structure_recipe(
         recipe = None
     if problems:
         raise RecipeError(source, sorted(problems, key=_natural))
-    return attrs.evolve(recipe, base_dir=base_dir)
+    return attrs.evolve(recipe, base_dir=base_dir, source=source)
 
 
 def parse_toml(text: str, source: str) -> dict[str, Any]:

@@ -1,0 +1,122 @@
+"""What can be known before training is checked before training.
+
+`zoo validate` and `zoo run` check a recipe against its data (class weights, one per label),
+against the models' own limits (max_length within a model's position embeddings, from its
+config) and against the place it writes to (run.output_dir), after reading the data and before
+anything loads, trains or is recorded. Every problem is a recipe problem (exit 2), all at once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from zoo.errors import Problem, RecipeError
+from zoo.recipe import ModelEntry, Recipe
+from zoo.registry import Registry
+
+# Model types whose position ids start after the padding index (RoBERTa's `padding_idx + 1`):
+# they read `max_position_embeddings - pad_token_id - 1` tokens.
+OFFSET_POSITIONS = frozenset({"roberta", "xlm-roberta", "camembert", "data2vec-text"})
+# Config keys of rotary position encodings, which have no table of positions to run past.
+ROTARY_KEYS = ("rotary_pct", "rotary_emb_base", "rope_theta", "rope_scaling", "rope_parameters")
+
+
+def check_before_training(recipe: Recipe, registry: Registry, labels: tuple[str, ...]) -> None:
+    """Raise `RecipeError` with every problem that would stop or spoil training later."""
+    problems = output_problems(recipe)
+    for index, entry in enumerate(recipe.models):
+        problems += entry_problems(recipe, index, entry, registry, labels)
+    if problems:
+        raise RecipeError(recipe.source, problems)
+
+
+def output_problems(recipe: Recipe) -> list[Problem]:
+    """run.output_dir must be a folder zoo can make and write in (nothing is made here)."""
+    out = recipe.path(recipe.run.output_dir)
+    runs = out / recipe.run.name
+    for path, setting in ((out, "run.output_dir"), (runs, "run.name")):
+        if path.exists() and not path.is_dir():
+            return [Problem(setting, f"{path} is a file, not a folder; choose another {setting}")]
+    existing = next(p for p in (runs, *runs.parents) if p.exists())
+    if not existing.is_dir():
+        return [
+            Problem(
+                "run.output_dir",
+                f"{out} cannot be made: {existing} is a file; choose another run.output_dir",
+            )
+        ]
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return [
+            Problem(
+                "run.output_dir",
+                f"zoo cannot write in {existing} (permission denied); choose another "
+                "run.output_dir",
+            )
+        ]
+    return []
+
+
+def _origin(recipe: Recipe, index: int, entry: ModelEntry, key: str) -> str:
+    """The dotted path of the setting that decided `key` for this entry."""
+    if getattr(entry, key) is not None:
+        return f"models[{index}].{key}"
+    if getattr(recipe.training, key) is not None:
+        return f"training.{key}"
+    return f"models[{index}].{key} (the default of model {entry.model!r})"
+
+
+def entry_problems(
+    recipe: Recipe, index: int, entry: ModelEntry, registry: Registry, labels: tuple[str, ...]
+) -> list[Problem]:
+    from zoo.runner import settings_for
+
+    spec = registry.get(entry.model)
+    settings = settings_for(recipe, entry, spec)
+    problems = []
+    weights = settings.class_weights
+    if isinstance(weights, tuple) and len(weights) != len(labels):
+        problems.append(
+            Problem(
+                _origin(recipe, index, entry, "class_weights"),
+                f"has {len(weights)} weights, but data.train has {len(labels)} labels "
+                f"({', '.join(labels)}); give one weight per label, in that order, or "
+                "'balanced'",
+            )
+        )
+    limit, where = position_limit(recipe, entry, spec)
+    if limit is not None and settings.max_length > limit:
+        problems.append(
+            Problem(
+                _origin(recipe, index, entry, "max_length"),
+                f"{settings.max_length} tokens is more than {entry.label!r} can read: {limit} "
+                f"positions ({where}); set max_length to {limit} or less",
+            )
+        )
+    return problems
+
+
+def position_limit(recipe: Recipe, entry: ModelEntry, spec: Any) -> tuple[int | None, str]:
+    """How many tokens the model's position embeddings hold, and where that number comes from;
+    (None, ...) when the model has no such table or zoo cannot tell."""
+    config, where = spec.resources.architecture, f"the architecture of {spec.name!r}"
+    if entry.checkpoint:
+        path = recipe.path(entry.checkpoint) / "config.json"
+        try:
+            config, where = json.loads(path.read_text(encoding="utf-8")), str(path)
+        except FileNotFoundError:
+            pass
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            return None, ""  # the loader reports a broken checkpoint with its own message
+    if not isinstance(config, Mapping):
+        return None, ""
+    positions = config.get("max_position_embeddings")
+    if not isinstance(positions, int) or any(key in config for key in ROTARY_KEYS):
+        return None, ""
+    where = f"max_position_embeddings in {where}"
+    if config.get("model_type") in OFFSET_POSITIONS:
+        pad = config.get("pad_token_id")
+        return positions - (pad if isinstance(pad, int) else 1) - 1, where
+    return positions, where
