@@ -6,11 +6,10 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
-from zoo.errors import ZooError
-
-torch = pytest.importorskip("torch")
 from zoo.engine.train import class_weight_vector, weighted_loss  # noqa: E402
+from zoo.errors import ZooError
 
 
 def test_balanced_weights_are_inverse_to_class_frequency_as_in_scikit_learn():

@@ -88,6 +88,44 @@ def test_a_bad_command_line_exits_2(capsys):
     assert "invalid choice: 'frobnicate'" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("args", "problem"),
+    [
+        (
+            ["check", "R", "--gpus", "0"],
+            "zoo check: error: argument --gpus: must be at least 1, got 0",
+        ),
+        (
+            ["check", "R", "--gpus", "two"],
+            "zoo check: error: argument --gpus: expected a whole number, got 'two'",
+        ),
+        (
+            ["run", "R", "--nproc", "0"],
+            "zoo run: error: argument --nproc: must be at least 1, got 0",
+        ),
+        (
+            ["run", "R", "--oom-retries", "-1"],
+            "zoo run: error: argument --oom-retries: must be at least 0, got -1",
+        ),
+    ],
+)
+def test_an_option_value_that_makes_no_sense_exits_2(args, problem, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(args)
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.endswith(problem + "\n")
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_debug_works_before_and_after_the_command(where, tmp_path, capsys):
+    missing = str(tmp_path / "nope.toml")
+    args = (
+        ["--debug", "validate", missing] if where == "before" else ["validate", missing, "--debug"]
+    )
+    assert main(args) == 2
+    assert "Traceback" in capsys.readouterr().err
+
+
 # --- validate -------------------------------------------------------------------------------------
 
 

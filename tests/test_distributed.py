@@ -14,8 +14,6 @@ from tiny_models import DEMO_DATA, read_rows
 
 from zoo.store import ResultsStore
 
-pytest.importorskip("torch")
-
 
 def write(path, rows):
     with path.open("w", encoding="utf-8", newline="") as f:

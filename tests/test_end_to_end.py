@@ -12,7 +12,6 @@ import pytest
 from zoo.cli import main
 from zoo.store import ResultsStore
 
-pytest.importorskip("torch")
 DEMO_DATA = Path(__file__).parent.parent / "recipes" / "demo-data"
 
 

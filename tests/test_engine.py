@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from tiny_models import DEMO_DATA, read_rows
 
 import zoo
@@ -15,9 +16,6 @@ from zoo.plugins import get_plugin_manager
 from zoo.recipe import load_recipe
 from zoo.registry import collect_models
 from zoo.runner import run_recipe
-
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
 
 
 class SilentProgress:

@@ -12,12 +12,11 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 from tiny_models import DEMO_DATA, read_rows
 
 from zoo.cli import main
 from zoo.store import ResultsStore
-
-torch = pytest.importorskip("torch")
 
 
 def write_data(directory: Path) -> None:

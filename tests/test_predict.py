@@ -10,8 +10,6 @@ from tiny_models import DEMO_DATA, read_rows
 
 from zoo.cli import main
 
-pytest.importorskip("torch")
-
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, tiny_bert):

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import pytest
+import torch
+import transformers
 
 from zoo.resources import bert_parameters
-
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
 
 
 def bert_model_parameters(

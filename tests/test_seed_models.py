@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from tiny_models import DEMO_DATA, demo_texts
 
 from zoo.cli import main
@@ -18,9 +19,6 @@ from zoo.plugins import get_plugin_manager
 from zoo.recipe import load_recipe
 from zoo.registry import collect_models
 from zoo.runner import run_recipe
-
-torch = pytest.importorskip("torch")
-pytest.importorskip("peft")
 
 ROOT = Path(__file__).parent.parent
 

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from tiny_models import DEMO_DATA, read_rows
 
 import zoo
@@ -20,8 +21,6 @@ from zoo.plugins import get_plugin_manager
 from zoo.recipe import LoraSettings, TrainingConfig, load_recipe
 from zoo.registry import collect_models
 from zoo.runner import run_recipe
-
-torch = pytest.importorskip("torch")
 
 CPU = DeviceInfo("cpu", "CPU", bf16=False)
 GPU = DeviceInfo("cuda", "GPU", bf16=True)

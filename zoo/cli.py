@@ -41,7 +41,7 @@ examples:
   zoo run recipes/demo.toml                   fine-tune and compare the recipe's models
   zoo run recipes/demo.toml --set training.epochs=1 --json
   zoo run --resume runs/demo/e5-small-seed42-20261125-101500  continue after Ctrl-C
-  zoo show runs/demo/e5-small-20261125-101500  metrics of one finished run
+  zoo show runs/demo/e5-small-seed42-20261125-101500  metrics of one finished run
   zoo predict RUN_DIR --input new.csv --output submission.csv --id-column id
   zoo compare                                 leaderboard of the runs on the latest data
   zoo report RUN_DIR                          HTML report with pictures
@@ -154,6 +154,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
             recipe = load_recipe(path, overrides=args.set, **_known_models(registry))
             splits = next(iter(_prepare(recipe, registry).values()))
         except ZooError as exc:
+            if args.debug:
+                err.print_exception()
             _error(str(exc))
             failed = failed or exc.exit_code
             continue
@@ -432,6 +434,32 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _count(least: int):
+    """An argparse type: an integer of at least `least`."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < least:
+            raise argparse.ArgumentTypeError(f"must be at least {least}, got {value}")
+        return value
+
+    return parse
+
+
+def _memory_size(text: str) -> str:
+    """An argparse type: a memory size that `zoo.memory.probe.parse_size` reads."""
+    from zoo.memory.probe import parse_size
+
+    try:
+        parse_size(text)
+    except ZooError as exc:
+        raise argparse.ArgumentTypeError(f"{exc.message} ({exc.hint})") from None
+    return text
+
+
 def _add_set(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--set",
@@ -452,26 +480,35 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"zoo {zoo.__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    # --debug works after the command too (zoo run RECIPE --debug); SUPPRESS keeps the value
+    # given before it.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks for errors"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    p = sub.add_parser("models", help="list the registered models")
+    p = sub.add_parser("models", parents=[common], help="list the registered models")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_models)
 
-    p = sub.add_parser("plugins", help="list plugins, where they come from and what they add")
+    p = sub.add_parser(
+        "plugins", parents=[common], help="list plugins, where they come from and what they add"
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_plugins)
 
-    p = sub.add_parser("validate", help="check recipes without running them")
+    p = sub.add_parser("validate", parents=[common], help="check recipes without running them")
     p.add_argument("recipes", nargs="+", metavar="RECIPE", help="TOML recipe file(s)")
     _add_set(p)
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser(
         "run",
+        parents=[common],
         help="fine-tune the models of one or more recipes and compare them",
         description="Fine-tune every model of each recipe, each into a new run directory "
-        "(OUTPUT_DIR/RUN_NAME/MODEL-DATE), then print a comparison table.",
+        "(OUTPUT_DIR/RUN_NAME/MODEL-seedN-DATE), then print a comparison table.",
     )
     p.add_argument("recipes", nargs="*", metavar="RECIPE", help="TOML recipe file(s)")
     _add_set(p)
@@ -487,7 +524,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--oom-retries",
-        type=int,
+        type=_count(0),
         default=0,
         metavar="N",
         help="on CUDA out-of-memory, retry up to N times with half the batch and twice the "
@@ -495,7 +532,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--nproc",
-        type=int,
+        type=_count(1),
         default=1,
         metavar="N",
         help="train with N processes on this machine through torchrun (one per GPU; gloo on a "
@@ -517,6 +554,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "check",
+        parents=[common],
         help="estimate each model's peak training memory and say whether it fits",
         description="Estimate, without loading anything, the peak memory per device of "
         "training each model of the recipes, broken down; say whether it fits the GPU here "
@@ -527,12 +565,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_set(p)
     p.add_argument(
         "--gpu-memory",
+        type=_memory_size,
         metavar="SIZE",
         help="plan for a GPU with this much memory (e.g. 40GiB, 80GB) instead of this machine",
     )
     p.add_argument(
         "--gpus",
-        type=int,
+        type=_count(1),
         metavar="N",
         help="plan for N GPUs (the recipe's [distributed] strategy shares the work)",
     )
@@ -541,6 +580,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "predict",
+        parents=[common],
         help="classify the rows of a file with a finished run's model",
         description="Classify every row of a CSV/TSV file with the model a run saved, and write "
         "a submission file in the input's row order: the id column (if given) and the label "
@@ -556,6 +596,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "compare",
+        parents=[common],
         help="the leaderboard of recorded runs (mean ± std over seeds)",
         description="Rank the runs recorded in OUTPUT_DIR/zoo-results.sqlite: one row per model "
         "and method, scores averaged over seeds. Only runs on the same data as the latest run "
@@ -581,6 +622,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "report",
+        parents=[common],
         help="write an HTML report with pictures for a run directory",
         description="Print the classification report and confusion matrix of a run, and write "
         "RUN_DIR/report.html (self-contained) with the learning-rate schedule, the training "
@@ -589,7 +631,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.set_defaults(func=cmd_report)
 
-    p = sub.add_parser("show", help="show the metrics of a finished run directory")
+    p = sub.add_parser(
+        "show", parents=[common], help="show the metrics of a finished run directory"
+    )
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--json", action="store_true", help="print run.json and metrics.json as JSON")
     p.set_defaults(func=cmd_show)

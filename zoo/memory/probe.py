@@ -11,7 +11,7 @@ import re
 
 import attrs
 
-from zoo.errors import ZooError
+from zoo.errors import UsageError
 from zoo.hookspecs import hookimpl
 
 
@@ -36,13 +36,11 @@ _UNITS |= {"kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
 def parse_size(text: str) -> int:
     """'40GiB', '80 GB', '24576MiB' or a number of bytes."""
     match = _SIZE.match(text)
-    if not match:
-        raise ZooError(
-            f"cannot read the memory size {text!r}",
-            hint="write it like 40GiB, 80GB or 24576MiB",
-        )
-    number, unit = match.groups()
-    return int(float(number) * _UNITS[(unit or "b").lower()])
+    size = int(float(match[1]) * _UNITS[(match[2] or "b").lower()]) if match else 0
+    if size <= 0:
+        what = "cannot read the memory size" if not match else "no memory in the size"
+        raise UsageError(f"{what} {text!r}", hint="write it like 40GiB, 80GB or 24576MiB")
+    return size
 
 
 def named_gpu(memory: str, count: int = 1) -> DeviceMemory:
