@@ -570,6 +570,38 @@ def test_a_recipe_that_its_data_models_or_folders_cannot_carry(case, command, tm
     assert snapshot(directory) == before  # nothing trained, written or recorded
 
 
+def test_max_length_is_checked_against_a_checkpoints_own_config(tmp_path, capsys):
+    directory = tmp_path.resolve()
+    (directory / "ckpt").mkdir()
+    config = {"model_type": "xlm-roberta", "max_position_embeddings": 130, "pad_token_id": 1}
+    (directory / "ckpt" / "config.json").write_text(json.dumps(config))
+    path = write_recipe(directory, RUN + DATA + MINILM + 'checkpoint = "ckpt"\nmax_length = 129\n')
+    before = snapshot(directory)
+    code, out, err = zoo(capsys, "validate", str(path))
+    problem = (
+        "models[0].max_length: 129 tokens is more than 'minilm' can read: 128 positions "
+        f"(max_position_embeddings in {directory / 'ckpt' / 'config.json'}); set max_length to "
+        "128 or less"
+    )
+    assert (code, out, err) == (2, "", recipe_error(path, (problem,)))
+    assert snapshot(directory) == before
+
+
+@pytest.mark.parametrize("command", ["validate", "check", "run"])
+def test_a_checkpoint_whose_config_is_damaged(command, tmp_path, capsys):
+    directory = tmp_path.resolve()
+    (directory / "ckpt").mkdir()
+    (directory / "ckpt" / "config.json").write_text('{"model_type": "bert", ')
+    path = write_recipe(directory, RUN + DATA + MINILM + 'checkpoint = "ckpt"\n')
+    before = snapshot(directory)
+    code, out, err = zoo(capsys, command, str(path))
+    config = directory / "ckpt" / "config.json"
+    assert code == 4
+    assert err.startswith(f"error: {config} cannot be read as a model configuration (")
+    assert err.endswith("  hint: replace the checkpoint of 'minilm', or fix its config.json\n")
+    assert (out, snapshot(directory)) == ("", before)
+
+
 # --- data files: `zoo run` exits 3 (2 for a file the recipe names that is not there) -----------
 
 

@@ -8,7 +8,6 @@ anything loads, trains or is recorded. Every problem is a recipe problem (exit 2
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -100,22 +99,20 @@ def entry_problems(
 
 def position_limit(recipe: Recipe, entry: ModelEntry, spec: Any) -> tuple[int | None, str]:
     """How many tokens the model's position embeddings hold, and where that number comes from;
-    (None, ...) when the model has no such table or zoo cannot tell."""
-    config, where = spec.resources.architecture, f"the architecture of {spec.name!r}"
-    if entry.checkpoint:
-        path = recipe.path(entry.checkpoint) / "config.json"
-        try:
-            config, where = json.loads(path.read_text(encoding="utf-8")), str(path)
-        except FileNotFoundError:
-            pass
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-            return None, ""  # the loader reports a broken checkpoint with its own message
+    (None, "") when the model has no such table or zoo cannot tell."""
+    from zoo.memory.check import architecture
+
+    config = architecture(recipe, entry, spec)  # a checkpoint's own config.json, else the plugin's
+    checkpoint_config = recipe.path(entry.checkpoint) / "config.json" if entry.checkpoint else None
+    if checkpoint_config is not None and checkpoint_config.is_file():
+        where = f"max_position_embeddings in {checkpoint_config}"
+    else:
+        where = f"max_position_embeddings in the architecture of {spec.name!r}"
     if not isinstance(config, Mapping):
         return None, ""
     positions = config.get("max_position_embeddings")
     if not isinstance(positions, int) or any(key in config for key in ROTARY_KEYS):
         return None, ""
-    where = f"max_position_embeddings in {where}"
     if config.get("model_type") in OFFSET_POSITIONS:
         pad = config.get("pad_token_id")
         return positions - (pad if isinstance(pad, int) else 1) - 1, where

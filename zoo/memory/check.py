@@ -11,7 +11,7 @@ from typing import Any
 
 import attrs
 
-from zoo.errors import WontFit
+from zoo.errors import ModelUnavailableError, WontFit
 from zoo.memory.estimate import Estimate, estimate, inference
 from zoo.memory.plan import Plan, suggestions
 from zoo.memory.probe import DeviceMemory
@@ -121,10 +121,10 @@ def check_entry(
 
     spec = registry.get(entry.model)
     method = entry.training_method
-    architecture = _architecture(recipe, entry, spec)
-    if architecture is None or spec.engine is not None:
+    architecture_numbers = architecture(recipe, entry, spec)
+    if architecture_numbers is None or spec.engine is not None:
         return ModelCheck(model=entry.label, method=method, device=device, estimate=None)
-    shape = shape_from_config(architecture, labels)
+    shape = shape_from_config(architecture_numbers, labels)
     setup = training_setup(recipe, entry, spec, settings_for(recipe, entry, spec), device)
     if method == "zero-shot":
         result = inference(shape, setup, context=device.context)
@@ -144,12 +144,23 @@ def check_entry(
     return attrs.evolve(check, suggestions=tuple(singles), plan=best)
 
 
-def _architecture(recipe: Recipe, entry: ModelEntry, spec: ModelSpec) -> Any:
+def architecture(recipe: Recipe, entry: ModelEntry, spec: ModelSpec) -> Any:
     """A local checkpoint's own config.json (read as JSON, nothing loaded), else the plugin's."""
     if entry.checkpoint:
         config = recipe.path(entry.checkpoint) / "config.json"
         if config.is_file():
-            return json.loads(config.read_text(encoding="utf-8"))
+            try:
+                found = json.loads(config.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+                found, why = None, str(exc)
+            else:
+                why = "not a JSON object"
+            if not isinstance(found, dict):
+                raise ModelUnavailableError(
+                    f"{config} cannot be read as a model configuration ({why})",
+                    hint=f"replace the checkpoint of {entry.label!r}, or fix its config.json",
+                )
+            return found
     return spec.resources.architecture
 
 
