@@ -6,6 +6,7 @@ import json
 import os
 import re
 import tempfile
+import unicodedata
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -28,8 +29,9 @@ def write_json(path: Path, data: Any) -> None:
 
 
 def safe_name(name: str) -> str:
-    """A name that is safe as one path component."""
-    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip(".-")
+    """A name that is safe as one path component: letters and digits of any script (NFC, so
+    that a name reads the same on every file system), '.', '_' and '-'."""
+    cleaned = re.sub(r"[^\w.-]+", "-", unicodedata.normalize("NFC", name)).strip(".-")
     return cleaned or "run"
 
 
