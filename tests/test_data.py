@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from zoo.data import LabelledTexts, label_order, load_splits, read_table, stratified_split
+from zoo.data import FileRows, LabelledTexts, label_order, load_splits, read_table, stratified_split
 from zoo.errors import DataError
 from zoo.recipe import DataSection
 
@@ -19,9 +19,9 @@ KOREAN = "text,label\n비밀번호를 잊어버렸어요,계정\n결제가 두 �
 def read(path: Path, encoding: str = "auto", **columns: str) -> tuple[LabelledTexts, str]:
     """The rows of a file read as data.train, and the encoding that read them."""
     columns = {"text_column": "text", "label_column": "label", **columns}
-    texts, used, dropped = read_table(path, encoding=encoding, setting="data.train", **columns)
-    assert dropped == 0  # rows with an empty text fail unless data.empty_texts = "drop"
-    return texts, used
+    read = read_table(path, encoding=encoding, setting="data.train", **columns)
+    assert read.dropped == 0  # rows with an empty text fail unless data.empty_texts = "drop"
+    return read.rows, read.encoding
 
 
 def rows(*labels: str) -> LabelledTexts:
@@ -173,11 +173,12 @@ def test_rows_with_an_empty_text_or_label_can_be_dropped(tmp_path):
     path.write_text("text,label\nfine,a\n,b\nno label,\nNaN,c\nfine too,d\n", encoding="utf-8")
     assert read_table(
         path, text_column="text", label_column="label", setting="data.train", empty_texts="drop"
-    ) == (
+    ) == FileRows(
         # The rows that are left point at their own rows and lines of the file.
         LabelledTexts(("fine", "fine too"), ("a", "d"), rows=(0, 4), lines=(2, 6)),
         "utf-8-sig",
-        3,
+        dropped=3,
+        notices=('data.train: left out 3 rows with an empty text or label (data.empty_texts = "drop")',),
     )
 
 
