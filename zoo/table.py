@@ -65,10 +65,13 @@ class Table:
 class _Unreadable(Exception):
     """A structure problem under CSV quoting; a tab-separated file may still read without."""
 
-    def __init__(self, error: DataError, reason: str) -> None:
+    def __init__(self, line: int, error: DataError, reason: str, lines=None) -> None:
         super().__init__(error.message)
+        self.line = line  # where the problem starts
         self.error = error
         self.reason = reason  # for the notice when the file reads without quoting
+        # For a record that the csv module gave up on: its first line and the line it gave up.
+        self.lines: tuple[int, int] | None = lines
 
 
 def parse(
@@ -123,16 +126,25 @@ class _Reading:
             self.starts.append(self.starts[-1] + len(line))
 
     def read(self, *, quoting: bool) -> Table:
-        records = list(self._records(quoting))
+        records, problem = self._records(quoting)
         if not records:
+            if problem is not None:
+                raise problem
             raise DataError(f"{self.setting}: {self.path} is empty")
         header = tuple(clean(name) for name in records[0].fields)
         self._check_columns(header)
         data = records[1:]
-        self._check_counts(data, len(header))
+        # Of the structure problems, the one that comes first in the file.
+        problems = [problem] if problem is not None else []
+        problems += self._wrong_counts(data, len(header))
         if quoting:
-            self._check_swallowed(data, header)
-        else:
+            # The record the csv module gave up on may have swallowed rows before it did.
+            given_up = problem.lines if problem is not None else None
+            partial = [Record((), *given_up)] if given_up and given_up[1] > given_up[0] else []
+            problems += self._swallowed(data, header, partial)
+        if problems:
+            raise min(problems, key=lambda p: p.line)
+        if not quoting:
             self._check_unquoted(records[0], data, header)
         return Table(header, tuple(data), self.separator)
 
@@ -146,21 +158,23 @@ class _Reading:
 
     # --- records ----------------------------------------------------------------------------
 
-    def _records(self, quoting: bool):
+    def _records(self, quoting: bool) -> tuple[list[Record], _Unreadable | None]:
+        """The records up to the end, or up to a quote problem."""
         if quoting:
             reader = csv.reader(self.lines, delimiter=self.separator, quotechar=QUOTE, strict=True)
         else:
             reader = csv.reader(self.lines, delimiter=self.separator, quoting=csv.QUOTE_NONE)
         # Long texts are fine (models truncate them); the csv module's own limit is 128 KiB.
         csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
-        end = 0
+        records, end = [], 0
         try:
             for fields in reader:
                 start, end = end + 1, reader.line_num
                 if fields and not (len(fields) == 1 and not fields[0].strip()):
-                    yield Record(tuple(fields), start, end)
+                    records.append(Record(tuple(fields), start, end))
         except csv.Error as exc:
-            raise self._quote_problem(end + 1, exc) from None
+            return records, self._quote_problem(end + 1, exc)
+        return records, None
 
     def _line_of(self, offset: int) -> int:
         return bisect.bisect_right(self.starts, offset)
@@ -170,8 +184,9 @@ class _Reading:
         where = f"{self.setting}: {self.path} line"
         if problem is None:  # not a quote: say what the csv module said
             error = DataError(f"{where} {line} cannot be read as a table: {exc}", hint=QUOTE_HINT)
-            return _Unreadable(error, f"line {line} cannot be read with CSV quoting")
+            return _Unreadable(line, error, f"line {line} cannot be read with CSV quoting")
         opened = self._line_of(problem[0])
+        lines = (line, self._line_of(problem[-1] if len(problem) > 1 else len(self.text) - 1))
         if len(problem) == 1:
             message = (
                 f"{where} {opened}: the quote that starts a field here is never closed (the "
@@ -187,7 +202,7 @@ class _Reading:
                 f"closing quote, before the next {name}"
             )
             reason = f"line {opened} has a text that starts with a quote and goes on after it"
-        return _Unreadable(DataError(message, hint=QUOTE_HINT), reason)
+        return _Unreadable(opened, DataError(message, hint=QUOTE_HINT), reason, lines)
 
     # --- checks -----------------------------------------------------------------------------
 
@@ -225,10 +240,10 @@ class _Reading:
             f"{self.setting}: {self.path} has no column {name!r} (columns: {found})", hint=hint
         )
 
-    def _check_counts(self, data: list[Record], expected: int) -> None:
+    def _wrong_counts(self, data: list[Record], expected: int) -> list[_Unreadable]:
         wrong = [record for record in data if len(record.fields) != expected]
         if not wrong:
-            return
+            return []
         first, others = wrong[0], wrong[1:]
         also = ""
         if others:
@@ -242,7 +257,7 @@ class _Reading:
             hint=f'quote a text that holds a {name} ("my code, it crashes"), or check the '
             f"separator (zoo splits this file at each {name})",
         )
-        raise _Unreadable(error, f"line {first.line} has {count} fields with CSV quoting")
+        return [_Unreadable(first.line, error, f"line {first.line} has {count} fields")]
 
     def _key_columns(self, data: list[Record], header: tuple[str, ...]) -> list[int]:
         if self.keys is not None:
@@ -255,11 +270,12 @@ class _Reading:
                 repeating.append(at)
         return repeating
 
-    def _check_swallowed(self, data: list[Record], header: tuple[str, ...]) -> None:
-        """Refuse a quoted field whose lines look like records of their own."""
-        spanning = [record for record in data if record.end > record.line]
+    def _swallowed(self, data: list[Record], header: tuple[str, ...], partial) -> list[_Unreadable]:
+        """The first quoted field whose lines look like records of their own."""
+        spanning = [record for record in data if record.end > record.line] + partial
         if not spanning:
-            return
+            return []
+        data = [record for record in data if len(record.fields) == len(header)]
         keys = self._key_columns(data, header)
         known = {at: Counter(clean(r.fields[at]) for r in data) for at in keys}
         for record in spanning:
@@ -274,7 +290,8 @@ class _Reading:
                 f"its own ({shown!r})",
                 hint=QUOTE_HINT,
             )
-            raise _Unreadable(error, f"the quoted field on line {opened} takes in other rows")
+            return [_Unreadable(opened, error, f"the quoted field on line {opened} takes in rows")]
+        return []
 
     def _swallowed_line(self, record: Record, count: int, keys: list[int], known: dict):
         start = self.starts[record.line - 1]
@@ -315,7 +332,7 @@ class _Reading:
                 quoted = len(value) >= 2 and value[0] == value[-1] == QUOTE
                 starts = value.startswith(QUOTE) and (record is header_record or index in read)
                 if starts or (quoted and QUOTE * 2 in value[1:-1]):
-                    raise _Unreadable(DataError("uses CSV quoting"), "")
+                    raise _Unreadable(record.line, DataError("uses CSV quoting"), "")
 
 
 def _scan(text: str, offset: int, separator: str):
@@ -334,6 +351,7 @@ def _scan(text: str, offset: int, separator: str):
             while True:
                 j = text.find(QUOTE, i)
                 if j < 0:
+                    spans.append((opened + 1, n))
                     return spans, (opened,)
                 if text.startswith(QUOTE * 2, j):
                     i = j + 2
@@ -358,7 +376,10 @@ def _separator(path: Path, text: str) -> str:
         return "\t"
     if suffix == ".csv":
         return ","
-    try:  # a guess, checked like everything else: every record must have the header's fields
-        return csv.Sniffer().sniff(text[:4096], delimiters=",\t;").delimiter
+    # A guess from the header line, checked like everything else: every record must have as
+    # many fields as the header.
+    header = next((line for line in text.splitlines() if line.strip()), "")
+    try:
+        return csv.Sniffer().sniff(header, delimiters=",\t;").delimiter
     except csv.Error:
         return ","
