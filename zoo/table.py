@@ -143,10 +143,26 @@ class _Reading:
             partial = [Record((), *given_up)] if given_up and given_up[1] > given_up[0] else []
             problems += self._swallowed(data, header, partial)
         if problems:
-            raise min(problems, key=lambda p: p.line)
+            raise self._suspect_earlier(min(problems, key=lambda p: p.line), data)
         if not quoting:
             self._check_unquoted(records[0], data, header)
         return Table(header, tuple(data), self.separator)
+
+    def _suspect_earlier(self, problem: _Unreadable, data: list[Record]) -> _Unreadable:
+        """A stray quote turns the quotes after it inside out, so the problem shows where the
+        quoted text it opened ends: a quoted text spanning lines just above is the suspect."""
+        above = [r for r in data if r.end < problem.line]
+        suspect = above[-1] if above and above[-1].end > above[-1].line else None
+        if suspect is None:
+            return problem
+        error = problem.error
+        message = (
+            f"{error.message} (if the text on lines {suspect.line}-{suspect.end} was not meant "
+            f"to span lines, the stray quote is on line {suspect.line})"
+        )
+        return _Unreadable(
+            problem.line, DataError(message, hint=error.hint), problem.reason, problem.lines
+        )
 
     def not_json(self, error: DataError) -> DataError:
         if self.text.lstrip()[0] in "{[":
@@ -187,22 +203,34 @@ class _Reading:
             return _Unreadable(line, error, f"line {line} cannot be read with CSV quoting")
         opened = self._line_of(problem[0])
         lines = (line, self._line_of(problem[-1] if len(problem) > 1 else len(self.text) - 1))
+        name = SEPARATORS.get(self.separator, (repr(self.separator),))[0]
         if len(problem) == 1:
-            message = (
-                f"{where} {opened}: the quote that starts a field here is never closed (the "
-                "field would run to the end of the file)"
-            )
-            reason = f"the quote that starts a field on line {opened} is never closed"
-        else:
-            closed = self._line_of(problem[1])
-            name = SEPARATORS.get(self.separator, (repr(self.separator),))[0]
+            what = f"the quote that starts a field on line {opened} is never closed"
+            if opened == line:
+                message = (
+                    f"{where} {opened}: the quote that starts a field here is never closed (the "
+                    "field would run to the end of the file)"
+                )
+            else:  # an earlier quoted field of the row ran on, and another one opened
+                message = (
+                    f"{where} {line}: the row that starts here runs on to the end of the file: "
+                    + what
+                )
+            return _Unreadable(line, DataError(message, hint=QUOTE_HINT), what, lines)
+        closed = self._line_of(problem[1])
+        if opened == line:
             ends = "" if closed == opened else f", ends on line {closed}"
             message = (
                 f"{where} {opened}: a quoted field starts here{ends} and has more text after its "
                 f"closing quote, before the next {name}"
             )
-            reason = f"line {opened} has a text that starts with a quote and goes on after it"
-        return _Unreadable(opened, DataError(message, hint=QUOTE_HINT), reason, lines)
+        else:
+            message = (
+                f"{where} {line}: the row that starts here runs on to line {closed}, where a "
+                f"quoted field (from line {opened}) has more text after its closing quote"
+            )
+        reason = f"line {opened} has a text that starts with a quote and goes on after it"
+        return _Unreadable(line, DataError(message, hint=QUOTE_HINT), reason, lines)
 
     # --- checks -----------------------------------------------------------------------------
 
