@@ -475,6 +475,30 @@ def test_text_after_a_closing_quote_is_refused(tmp_path):
     )
 
 
+def test_a_quote_problem_inside_a_row_that_started_earlier_is_reported_where_the_row_starts(
+    tmp_path,
+):
+    # The stray quote on line 3 ends at the first quote of line 5, whose second quote opens a
+    # field that ends badly on line 7: the row from line 3 is the one to look at.
+    text = 'text,label\nfine,c\n"stray,b\nrow,d\n",,,",e\nmore,f\n"quoted" text,g\n'
+    path = data_file(tmp_path, text)
+    assert data_error(read, path) == (
+        f"data.train: {path} line 3: the row that starts here runs on to line 7, where a quoted "
+        "field (from line 5) has more text after its closing quote\n" + QUOTE_HINT
+    )
+
+
+def test_a_problem_just_below_a_text_that_spans_lines_names_that_text_as_the_suspect(tmp_path):
+    # The stray quote on line 2 turns the quotes after it inside out: line 3's opening quote
+    # closes it, and line 5's closing quote opens a field that never ends.
+    path = data_file(tmp_path, 'label,id,note,text\na,0,x,"x\na,1,"\n\n",x\n')
+    assert data_error(read, path) == (
+        f"data.train: {path} line 5: the quote that starts a field here is never closed (the "
+        "field would run to the end of the file) (if the text on lines 2-3 was not meant to span "
+        "lines, the stray quote is on line 2)\n" + QUOTE_HINT
+    )
+
+
 def test_a_stray_quote_closed_cleanly_further_down_is_refused_for_the_rows_it_swallows(tmp_path):
     # The stray quote ends at the quote after 12: strict csv reads one text of 21 lines.
     rows = "".join(f"row {i},{'ab'[i % 2]}\n" for i in range(20))
