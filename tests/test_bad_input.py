@@ -902,8 +902,8 @@ def test_nfd_labels_are_the_nfc_labels_and_a_notice_says_so(tmp_path, capsys):
     record = run_json(capsys, recipe)
     assert record["rows"]["test"] == 2
     assert record["data_notices"] == [
-        "data.test: labels written in another Unicode form (NFD) are read as their NFC form, one "
-        "label with the same label written in NFC: '코드' (1 row)"
+        "data.test: labels spelled in another Unicode form than NFC (such as NFD) are read in "
+        "NFC, one label with their NFC spelling: '코드' (1 row)"
     ]
 
 

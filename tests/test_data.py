@@ -657,8 +657,8 @@ def test_nfc_and_nfd_labels_are_one_class_and_a_notice_says_so(tmp_path):
     read = read_table(path, text_column="text", label_column="label", setting="data.train")
     assert read.rows.labels == (NFC, NFC, NFC, "웹")
     assert read.notices == (
-        "data.train: labels written in another Unicode form (NFD) are read as their NFC form, "
-        "one label with the same label written in NFC: '코드' (2 rows)",
+        "data.train: labels spelled in another Unicode form than NFC (such as NFD) are read "
+        "in NFC, one label with their NFC spelling: '코드' (2 rows)",
     )
 
 

@@ -40,7 +40,7 @@ class LabelledTexts:
     texts: tuple[str, ...]
     labels: tuple[str, ...]
     # Each row's position among the data rows of its file (0 = the first row below the header),
-    # counting rows that were left out; a split keeps them.
+    # counting rows that were left out but not blank lines, which are no rows; a split keeps them.
     rows: tuple[int, ...] = attrs.field(default=attrs.Factory(_positions, takes_self=True))
     # The line of its file where each row starts (quoted texts may span lines).
     lines: tuple[int, ...] = attrs.field(default=attrs.Factory(_one_line_each, takes_self=True))
@@ -147,8 +147,8 @@ def read_table(
     if renamed:
         listed = ", ".join(f"{label!r} ({n} {_rows(n)})" for label, n in sorted(renamed.items()))
         notices.append(
-            f"{setting}: labels written in another Unicode form (NFD) are read as their NFC "
-            f"form, one label with the same label written in NFC: {listed}"
+            f"{setting}: labels spelled in another Unicode form than NFC (such as NFD) are "
+            f"read in NFC, one label with their NFC spelling: {listed}"
         )
     read = LabelledTexts(tuple(texts), tuple(labels), tuple(rows), tuple(lines))
     return FileRows(read, used, len(empty), tuple(notices))

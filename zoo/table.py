@@ -91,11 +91,7 @@ def parse(
     column whose values repeat (an unlabelled file's categories; ids never repeat).
     """
     if not text.strip():
-        raise DataError(
-            f"{setting}: {path} is empty",
-            hint="a data file needs a header line naming its columns (e.g. text,label) and one "
-            "row per labelled text",
-        )
+        raise _empty(path, setting)
     reading = _Reading(text, path, setting, options, columns, keys)
     try:
         return reading.read(quoting=True)
@@ -130,7 +126,7 @@ class _Reading:
         if not records:
             if problem is not None:
                 raise problem
-            raise DataError(f"{self.setting}: {self.path} is empty")
+            raise _empty(self.path, self.setting)
         header = tuple(clean(name) for name in records[0].fields)
         self._check_columns(header)
         data = records[1:]
@@ -361,6 +357,14 @@ class _Reading:
                 starts = value.startswith(QUOTE) and (record is header_record or index in read)
                 if starts or (quoted and QUOTE * 2 in value[1:-1]):
                     raise _Unreadable(record.line, DataError("uses CSV quoting"), "")
+
+
+def _empty(path: Path, setting: str) -> DataError:
+    return DataError(
+        f"{setting}: {path} is empty",
+        hint="a data file needs a header line naming its columns (e.g. text,label) and one "
+        "row per labelled text",
+    )
 
 
 def _scan(text: str, offset: int, separator: str):
