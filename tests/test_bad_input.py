@@ -16,6 +16,7 @@ import importlib.metadata
 import json
 import sys
 import textwrap
+import unicodedata
 from pathlib import Path
 
 import attrs
@@ -631,6 +632,18 @@ EMPTY_HINT = (
 )
 COLUMNS_HINT = "  hint: set data.text_column and data.label_column to the file's column names"
 ENCODING_HINT = "  hint: save it as UTF-8, or set data.encoding to the file's encoding"
+MIXED_HINT = (
+    "  hint: save the whole file as UTF-8 (re-save or re-type the lines that are not); zoo reads "
+    "a file in one encoding"
+)
+FIELDS_HINT = (
+    '  hint: quote a text that holds a comma ("my code, it crashes"), or check the separator '
+    "(zoo splits this file at each comma)"
+)
+QUOTE_HINT = (
+    '  hint: remove the stray quote, or quote the whole field and double each quote inside it ("a '
+    '""quoted"" word")'
+)
 
 DATA_CASES = [
     DataCase(
@@ -787,10 +800,12 @@ DATA_CASES = [
         "(line 2 has the byte 0xba, which is not UTF-8)\n" + ENCODING_HINT,
     ),
     DataCase(
-        "a-binary-file",
-        {"train.csv": b"text,label\nhello\x00world,a\n\x01\x02\x03,b\n"},
+        "a-nul-byte-names-its-line",
+        {"train.csv": b"text,label\nhello world,a\nhello\x00world,a\n\x01\x02\x03,b\n"},
         3,
-        "data.train: {dir}/train.csv is a binary file, not a CSV or TSV table\n" + NOT_A_TABLE_HINT,
+        "data.train: {dir}/train.csv has a NUL byte (0x00) on line 3, which no text file has\n"
+        "  hint: the file is binary or damaged there; save the table as CSV (UTF-8) with a header "
+        "line naming its columns",
     ),
     DataCase(
         "a-png-image",
@@ -817,6 +832,110 @@ DATA_CASES = [
         3,
         "data.train: {dir}/train.csv is UTF-16 text, which zoo does not read\n"
         "  hint: save it as UTF-8 (in Excel: CSV UTF-8)",
+    ),
+    DataCase(
+        "utf16-text-without-a-byte-order-mark",
+        {"train.csv": ("text,label\n" + ROWS_AB).encode("utf-16-le")},
+        3,
+        "data.train: {dir}/train.csv is UTF-16 text, which zoo does not read\n"
+        "  hint: save it as UTF-8 (in Excel: CSV UTF-8)",
+    ),
+    DataCase(
+        "utf8-with-rows-appended-in-cp949",
+        # Decoded whole as cp949 the UTF-8 labels would become 怨쇱젣-like classes, exit 0.
+        {"train.csv": KOREAN_TRAIN.encode() + KOREAN_TRAIN.split("\n", 1)[1].encode("cp949")},
+        3,
+        "data.train: {dir}/train.csv mixes encodings: line 2 is UTF-8, but line 12 is not (it "
+        "has the byte 0xba, and reads as cp949)\n" + MIXED_HINT,
+    ),
+    DataCase(
+        "utf8-with-one-row-in-cp949",
+        # This used to blame the row's label for having too few rows.
+        {"train.csv": KOREAN_TRAIN.encode() + "과제 제출 기한,과제\n".encode("cp949")},
+        3,
+        "data.train: {dir}/train.csv mixes encodings: line 2 is UTF-8, but line 12 is not (it "
+        "has the byte 0xb0, and reads as cp949)\n" + MIXED_HINT,
+    ),
+    DataCase(
+        "a-row-with-more-fields-than-the-header",
+        # Read by position, "it crashes" was this row's label.
+        {"train.csv": "text,label\n" + ROWS_AB + "my code, it crashes,a\n"},
+        3,
+        "data.train: {dir}/train.csv line 12 has 3 fields, but the header has 2\n" + FIELDS_HINT,
+    ),
+    DataCase(
+        "rows-with-fewer-fields-than-the-header",
+        {"train.csv": "text,label\n" + ROWS_AB + "a text without a label\nanother\n"},
+        3,
+        "data.train: {dir}/train.csv line 12 has 1 field, but the header has 2 (so do 1 more: "
+        "lines 13)\n" + FIELDS_HINT,
+    ),
+    DataCase(
+        "a-test-row-with-more-fields-than-the-header",
+        {
+            "train.csv": GOOD_TRAIN,
+            "test.csv": "text,label\nfine,a\nmy code, it crashes,b\n",
+            "recipe.toml": data_recipe('test = "test.csv"\n'),
+        },
+        3,
+        "data.test: {dir}/test.csv line 3 has 3 fields, but the header has 2\n" + FIELDS_HINT,
+    ),
+    DataCase(
+        "a-header-that-names-the-text-column-twice",
+        # The last of the two used to win.
+        {"train.csv": "text,label,text\n" + ROWS_AB.replace("\n", ",other\n")},
+        3,
+        "data.train: {dir}/train.csv has 2 columns named 'text' (columns 1, 3 of the header)\n"
+        "  hint: rename all but one of them: data.text_column names one column",
+    ),
+    DataCase(
+        "a-stray-quote-that-runs-to-the-end-of-the-file",
+        {"train.csv": 'text,label\n"my code crashes,a\n' + ROWS_AB},
+        3,
+        "data.train: {dir}/train.csv line 2: the quote that starts a field here is never "
+        "closed (the field would run to the end of the file)\n" + QUOTE_HINT,
+    ),
+    DataCase(
+        "a-stray-quote-that-a-later-text-closes",
+        # Not strict, the csv module merged the 20 rows in between into one text and trained on
+        # the 20 after it (exit 0).
+        {
+            "train.csv": 'text,label\n"my code crashes,a\n'
+            + ROWS_AB * 2
+            + 'he said "hi",b\n'
+            + ROWS_AB * 2
+        },
+        3,
+        "data.train: {dir}/train.csv line 2: a quoted field starts here, ends on line 23 and "
+        "has more text after its closing quote, before the next comma\n" + QUOTE_HINT,
+    ),
+    DataCase(
+        "a-stray-quote-closed-cleanly-swallows-rows",
+        # Strict csv reads one text of 21 lines here: the rows in it give the quote away.
+        {"train.csv": 'text,label\nfine,b\n"my code crashes,a\n' + ROWS_AB * 2 + 'a 12",b\n'},
+        3,
+        "data.train: {dir}/train.csv line 3: the quoted field that starts here runs on to line "
+        "24 and takes in line 5, which looks like a row of its own ('text number 1,b')\n"
+        + QUOTE_HINT,
+    ),
+    DataCase(
+        "a-quoted-tsv-with-a-field-that-ends-early",
+        {
+            "train.tsv": 'text\tlabel\n"say ""hi"" twice"\ta\n"hi" she said\tb\n'
+            + ROWS_AB.replace(",", "\t"),
+            "recipe.toml": RUN + '[data]\ntrain = "train.tsv"\n' + TFIDF,
+        },
+        3,
+        "data.train: {dir}/train.tsv line 3: a quoted field starts here and has more text after "
+        "its closing quote, before the next tab\n" + QUOTE_HINT,
+    ),
+    DataCase(
+        "a-label-that-reads-as-missing-like-a-text",
+        # A label NaN used to be a class of its own.
+        {"train.csv": "text,label\n" + ROWS_AB + "no label,NaN\nnor here,#N/A\n"},
+        3,
+        "data.train: {dir}/train.csv has 2 rows with an empty text or label (lines 12, 13; "
+        "'#N/A', 'NaN' count as empty)\n" + EMPTY_HINT,
     ),
     DataCase(
         "a-tsv-named-csv",
@@ -936,6 +1055,68 @@ def test_empty_texts_are_dropped_when_the_recipe_says_so(tmp_path, capsys):
     assert run_json(capsys, recipe)["rows"] == {"train": 8, "validation": 2, "test": 2}
     data = DataSection(train="train.csv", test="test.csv", empty_texts="drop")
     assert load_splits(data, tmp_path, seed=1).dropped == {"train": 3, "test": 1}
+
+
+def test_nfd_labels_are_the_nfc_labels_and_a_notice_says_so(tmp_path, capsys):
+    # macOS and some exports write NFD: "코드" in NFD used to be "not seen in training".
+    nfd = unicodedata.normalize("NFD", "코드")
+    train = "text,label\n" + "".join(
+        f"text number {i},{['코드', '웹'][i % 2]}\n" for i in range(10)
+    )
+    recipe = write_files(
+        tmp_path,
+        {
+            "train.csv": train,
+            "test.csv": f"text,label\ntext number 3,{nfd}\ntext number 4,웹\n",
+            "recipe.toml": data_recipe('test = "test.csv"\n'),
+        },
+    )
+    record = run_json(capsys, recipe)
+    assert record["rows"]["test"] == 2
+    assert record["data_notices"] == [
+        "data.test: labels spelled in another Unicode form than NFC (such as NFD) are read in "
+        "NFC, one label with their NFC spelling: '코드' (1 row)"
+    ]
+
+
+def test_labels_that_are_unicode_digits_train(tmp_path, capsys):
+    train = "text,label\n" + "".join(f"text number {i},{'①②'[i % 2]}\n" for i in range(10))
+    recipe = write_files(tmp_path, {"train.csv": train})
+    assert run_json(capsys, recipe)["rows"]["train"] == 8
+
+
+def test_a_lower_case_none_is_a_label_not_a_missing_value(tmp_path, capsys):
+    # korean-hate-speech's labels are none, offensive and hate.
+    train = "text,label\n" + "".join(
+        f"text number {i},{['none', 'hate'][i % 2]}\n" for i in range(10)
+    )
+    recipe = write_files(tmp_path, {"train.csv": train})
+    assert run_json(capsys, recipe)["rows"]["train"] == 8
+
+
+def test_a_tsv_without_quoting_trains_and_a_notice_says_how_it_was_read(tmp_path, capsys):
+    # As NSMC writes them: a text may start with a quote that closes before the text ends.
+    rows = ROWS_AB.replace(",", "\t") + '"quoted" and not\ta\n'
+    recipe = write_files(
+        tmp_path,
+        {
+            "train.tsv": "text\tlabel\n" + rows,
+            "recipe.toml": RUN + '[data]\ntrain = "train.tsv"\n' + TFIDF,
+        },
+    )
+    record = run_json(capsys, recipe)
+    assert record["rows"]["train"] == 8
+    assert record["data_notices"] == [
+        f"data.train: {tmp_path.resolve() / 'train.tsv'} is read as a TSV file without quoting "
+        "(each line one row, quotes kept as part of the text) because line 12 has a text that "
+        "starts with a quote and goes on after it"
+    ]
+
+
+def test_blank_lines_and_repeated_names_of_unread_columns_are_fine(tmp_path, capsys):
+    train = "text,label,note,note\n\n" + ROWS_AB.replace("\n", ",x,y\n\n")
+    recipe = write_files(tmp_path, {"train.csv": train})
+    assert run_json(capsys, recipe)["rows"]["train"] == 8
 
 
 # --- plugins: a broken one is named, left out, and the others still work ----------------------

@@ -5,11 +5,20 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import unicodedata
 from pathlib import Path
 
 import pytest
 
-from zoo.data import LabelledTexts, label_order, load_splits, read_table, stratified_split
+from zoo.data import (
+    FileRows,
+    LabelledTexts,
+    label_order,
+    load_splits,
+    read_table,
+    read_texts,
+    stratified_split,
+)
 from zoo.errors import DataError
 from zoo.recipe import DataSection
 
@@ -19,9 +28,9 @@ KOREAN = "text,label\n비밀번호를 잊어버렸어요,계정\n결제가 두 �
 def read(path: Path, encoding: str = "auto", **columns: str) -> tuple[LabelledTexts, str]:
     """The rows of a file read as data.train, and the encoding that read them."""
     columns = {"text_column": "text", "label_column": "label", **columns}
-    texts, used, dropped = read_table(path, encoding=encoding, setting="data.train", **columns)
-    assert dropped == 0  # rows with an empty text fail unless data.empty_texts = "drop"
-    return texts, used
+    read = read_table(path, encoding=encoding, setting="data.train", **columns)
+    assert read.dropped == 0  # rows with an empty text fail unless data.empty_texts = "drop"
+    return read.rows, read.encoding
 
 
 def rows(*labels: str) -> LabelledTexts:
@@ -173,11 +182,14 @@ def test_rows_with_an_empty_text_or_label_can_be_dropped(tmp_path):
     path.write_text("text,label\nfine,a\n,b\nno label,\nNaN,c\nfine too,d\n", encoding="utf-8")
     assert read_table(
         path, text_column="text", label_column="label", setting="data.train", empty_texts="drop"
-    ) == (
+    ) == FileRows(
         # The rows that are left point at their own rows and lines of the file.
         LabelledTexts(("fine", "fine too"), ("a", "d"), rows=(0, 4), lines=(2, 6)),
         "utf-8-sig",
-        3,
+        dropped=3,
+        notices=(
+            'data.train: left out 3 rows with an empty text or label (data.empty_texts = "drop")',
+        ),
     )
 
 
@@ -378,3 +390,354 @@ def test_each_seed_gets_its_own_validation_split_from_one_reading(tmp_path, monk
     assert len({frozenset(v) for v in held_out.values()}) == 3  # three different splits
     for s in splits.values():
         assert sorted(s.train.texts + s.validation.texts) == sorted(f"t{i}" for i in range(20))
+
+
+# --- structure: checked, never guessed ------------------------------------------------------------
+
+QUOTE_HINT = (
+    "  hint: remove the stray quote, or quote the whole field and double each quote inside it "
+    '("a ""quoted"" word")'
+)
+
+
+def data_file(tmp_path: Path, text: str, name: str = "train.csv") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8", newline="")
+    return path
+
+
+def test_a_row_with_more_fields_than_the_header_is_refused_at_its_line(tmp_path):
+    # Read by position, "it crashes" would be the label and "a" nothing at all.
+    path = data_file(tmp_path, "text,label\nfine,a\nmy code, it crashes,a\nalso fine,b\n")
+    assert data_error(read, path) == (
+        f"data.train: {path} line 3 has 3 fields, but the header has 2\n"
+        '  hint: quote a text that holds a comma ("my code, it crashes"), or check the '
+        "separator (zoo splits this file at each comma)"
+    )
+
+
+def test_every_row_with_the_wrong_number_of_fields_is_counted(tmp_path):
+    path = data_file(tmp_path, "text,label\nfine,a\nno label\nx,y,z\nfine,b\n")
+    assert data_error(read, path).startswith(
+        f"data.train: {path} line 3 has 1 field, but the header has 2 (so do 1 more: lines 4)\n"
+    )
+
+
+def test_a_tsv_row_with_a_stray_tab_names_the_tab(tmp_path):
+    path = data_file(tmp_path, "text\tlabel\nfine\ta\nmy code\tit crashes\ta\n", "train.tsv")
+    assert data_error(read, path) == (
+        f"data.train: {path} line 3 has 3 fields, but the header has 2\n"
+        '  hint: quote a text that holds a tab ("my code, it crashes"), or check the '
+        "separator (zoo splits this file at each tab)"
+    )
+
+
+def test_a_header_that_names_a_column_zoo_reads_twice_is_refused(tmp_path):
+    path = data_file(tmp_path, "text,label,text\nhello,a,bye\nbye,b,hello\n")
+    assert data_error(read, path) == (
+        f"data.train: {path} has 2 columns named 'text' (columns 1, 3 of the header)\n"
+        "  hint: rename all but one of them: data.text_column names one column"
+    )
+
+
+def test_columns_zoo_does_not_read_may_share_a_name(tmp_path):
+    path = data_file(tmp_path, "note,text,note,label\nx,hello,y,a\n,bye,,b\n")
+    assert read(path)[0] == LabelledTexts(("hello", "bye"), ("a", "b"))
+
+
+def test_header_names_are_trimmed(tmp_path):
+    path = data_file(tmp_path, "text, label\nhello, a\n")
+    assert read(path)[0] == LabelledTexts(("hello",), ("a",))
+
+
+def test_a_stray_quote_that_runs_to_the_end_of_the_file_is_refused_where_it_starts(tmp_path):
+    rows = "".join(f"row {i},{'ab'[i % 2]}\n" for i in range(20))
+    path = data_file(tmp_path, 'text,label\nfine,a\n"a stray quote,b\n' + rows)
+    assert data_error(read, path) == (
+        f"data.train: {path} line 3: the quote that starts a field here is never closed (the "
+        "field would run to the end of the file)\n" + QUOTE_HINT
+    )
+
+
+def test_a_stray_quote_closed_inside_a_later_text_is_refused_where_it_starts(tmp_path):
+    path = data_file(tmp_path, 'text,label\n"a stray quote,b\nnext,a\nhe said "hi",b\n')
+    assert data_error(read, path) == (
+        f"data.train: {path} line 2: a quoted field starts here, ends on line 4 and has more "
+        "text after its closing quote, before the next comma\n" + QUOTE_HINT
+    )
+
+
+def test_text_after_a_closing_quote_is_refused(tmp_path):
+    path = data_file(tmp_path, 'text,label\n"quoted" and not,a\n')
+    assert data_error(read, path) == (
+        f"data.train: {path} line 2: a quoted field starts here and has more text after its "
+        "closing quote, before the next comma\n" + QUOTE_HINT
+    )
+
+
+def test_a_quote_problem_inside_a_row_that_started_earlier_is_reported_where_the_row_starts(
+    tmp_path,
+):
+    # The stray quote on line 3 ends at the first quote of line 5, whose second quote opens a
+    # field that ends badly on line 7: the row from line 3 is the one to look at.
+    text = 'text,label\nfine,c\n"stray,b\nrow,d\n",,,",e\nmore,f\n"quoted" text,g\n'
+    path = data_file(tmp_path, text)
+    assert data_error(read, path) == (
+        f"data.train: {path} line 3: the row that starts here runs on to line 7, where a quoted "
+        "field (from line 5) has more text after its closing quote\n" + QUOTE_HINT
+    )
+
+
+def test_a_problem_just_below_a_text_that_spans_lines_names_that_text_as_the_suspect(tmp_path):
+    # The stray quote on line 2 turns the quotes after it inside out: line 3's opening quote
+    # closes it, and line 5's closing quote opens a field that never ends.
+    path = data_file(tmp_path, 'label,id,note,text\na,0,x,"x\na,1,"\n\n",x\n')
+    assert data_error(read, path) == (
+        f"data.train: {path} line 5: the quote that starts a field here is never closed (the "
+        "field would run to the end of the file) (if the text on lines 2-3 was not meant to span "
+        "lines, the stray quote is on line 2)\n" + QUOTE_HINT
+    )
+
+
+def test_a_stray_quote_closed_cleanly_further_down_is_refused_for_the_rows_it_swallows(tmp_path):
+    # The stray quote ends at the quote after 12: strict csv reads one text of 21 lines.
+    rows = "".join(f"row {i},{'ab'[i % 2]}\n" for i in range(20))
+    path = data_file(tmp_path, 'text,label\nfine,a\n"a stray quote,b\n' + rows + 'a 12",b\n')
+    assert data_error(read, path) == (
+        f"data.train: {path} line 3: the quoted field that starts here runs on to line 24 and "
+        "takes in line 4, which looks like a row of its own ('row 0,a')\n" + QUOTE_HINT
+    )
+
+
+def test_a_stray_quote_in_a_label_first_file_is_refused_for_the_rows_it_swallows(tmp_path):
+    path = data_file(tmp_path, 'label,text\na,fine\nb,"stray\na,row\nb,closed"\n')
+    assert data_error(read, path).startswith(
+        f"data.train: {path} line 3: the quoted field that starts here runs on to line 5 and "
+        "takes in line 4, which looks like a row of its own ('a,row')\n"
+    )
+
+
+def test_multi_line_texts_with_separators_in_them_are_read(tmp_path):
+    # Lines of a text that hold the separator but no label where the label would be are no rows.
+    text = 'label,text\na,"first, line\nsecond, line"\nb,"a list:\n1, one\n2, two"\na,x\nb,y\n'
+    path = data_file(tmp_path, text)
+    assert read(path)[0] == LabelledTexts(
+        ("first, line\nsecond, line", "a list:\n1, one\n2, two", "x", "y"),
+        ("a", "b", "a", "b"),
+        lines=(2, 4, 7, 8),
+    )
+
+
+def test_blank_lines_are_not_rows(tmp_path):
+    path = data_file(tmp_path, "\ntext,label\n\nhello,a\n   \n\nbye,b\n\n")
+    assert read(path)[0] == LabelledTexts(("hello", "bye"), ("a", "b"), rows=(0, 1), lines=(4, 7))
+
+
+def test_a_tsv_written_without_quoting_is_read_with_its_quotes(tmp_path):
+    # As NSMC has it: a text that starts with a quote and goes on after the closing one.
+    text = 'id\tdocument\tlabel\n1\t"quoted words" and more\t1\n2\t"all quoted"\t0\n3\tplain\t0\n'
+    path = data_file(tmp_path, text, "train.tsv")
+    read = read_table(path, text_column="document", label_column="label", setting="data.train")
+    assert read.rows == LabelledTexts(
+        ('"quoted words" and more', '"all quoted"', "plain"), ("1", "0", "0")
+    )
+    assert read.notices == (
+        f"data.train: {path} is read as a TSV file without quoting (each line one row, quotes "
+        "kept as part of the text) because line 2 has a text that starts with a quote and goes "
+        "on after it",
+    )
+
+
+def test_a_tsv_that_uses_csv_quoting_elsewhere_is_not_read_without_it(tmp_path):
+    # An escaped quote ("") shows CSV quoting: one broken field is an error, not a new reading.
+    text = 'text\tlabel\n"a ""quoted"" word"\ta\n"broken" quote\tb\n'
+    path = data_file(tmp_path, text, "train.tsv")
+    assert data_error(read, path).startswith(
+        f"data.train: {path} line 3: a quoted field starts here and has more text after its "
+        "closing quote, before the next tab\n"
+    )
+
+
+def test_a_tsv_whose_labels_are_quoted_is_not_read_without_quoting(tmp_path):
+    text = 'text\tlabel\n"broken" quote\t"a"\nfine\t"b"\n'
+    path = data_file(tmp_path, text, "train.tsv")
+    assert "line 2: a quoted field starts here" in data_error(read, path)
+
+
+def test_a_sniffed_separator_is_checked_like_any_other(tmp_path):
+    path = data_file(tmp_path, "text;label\nhello;a\nbye;b;c\n", "train.txt")
+    assert data_error(read, path).startswith(
+        f"data.train: {path} line 3 has 3 fields, but the header has 2\n"
+        '  hint: quote a text that holds a semicolon ("my code, it crashes")'
+    )
+
+
+# --- encodings: one per file ----------------------------------------------------------------------
+
+
+def test_utf8_with_rows_appended_in_cp949_is_refused_at_the_first_cp949_line(tmp_path):
+    path = tmp_path / "train.csv"
+    path.write_bytes(KOREAN.encode("utf-8") + "과제가 어려워요,과제\n".encode("cp949"))
+    # Decoded whole as cp949, the UTF-8 rows' labels would read 怨쇱젣 and the like.
+    assert data_error(read, path) == (
+        f"data.train: {path} mixes encodings: line 2 is UTF-8, but line 4 is not (it has the "
+        "byte 0xb0, and reads as cp949)\n"
+        "  hint: save the whole file as UTF-8 (re-save or re-type the lines that are not); zoo "
+        "reads a file in one encoding"
+    )
+
+
+def test_a_byte_order_mark_says_utf8_even_when_the_other_rows_are_ascii(tmp_path):
+    path = tmp_path / "train.csv"
+    path.write_bytes(b"\xef\xbb\xbftext,label\nhello,a\n" + "안녕,b\n".encode("cp949"))
+    assert data_error(read, path).startswith(
+        f"data.train: {path} mixes encodings: line 1 is UTF-8, but line 3 is not"
+    )
+
+
+def test_cp949_rows_above_utf8_rows_are_refused_too(tmp_path):
+    path = tmp_path / "train.csv"
+    path.write_bytes(
+        "text,label\n결제가 두 번 됐어요,결제\n".encode("cp949") + "비밀번호,계정\n".encode()
+    )
+    assert data_error(read, path).startswith(
+        f"data.train: {path} mixes encodings: line 3 is UTF-8, but line 2 is not"
+    )
+
+
+def test_utf8_latin_rows_with_a_cp949_row_are_refused(tmp_path):
+    # café in UTF-8 is also valid cp949 (caf챕): the UTF-8 lines outnumber the others.
+    path = tmp_path / "train.csv"
+    latin = "".join(f"café {i},{'ab'[i % 2]}\n" for i in range(4))
+    path.write_bytes(f"text,label\n{latin}".encode() + "결제,a\n".encode("cp949"))
+    assert data_error(read, path).startswith(
+        f"data.train: {path} mixes encodings: line 2 is UTF-8, but line 6 is not"
+    )
+
+
+def test_an_explicit_encoding_is_obeyed(tmp_path):
+    path = tmp_path / "train.csv"
+    path.write_bytes("text,label\ncafé,a\n".encode())
+    assert read(path, encoding="cp949") == (LabelledTexts(("caf챕",), ("a",)), "cp949")
+
+
+def test_a_nul_byte_is_reported_with_its_line(tmp_path):
+    path = tmp_path / "train.csv"
+    path.write_bytes(b"text,label\nhello,a\nhel\x00lo,b\n")
+    assert data_error(read, path) == (
+        f"data.train: {path} has a NUL byte (0x00) on line 3, which no text file has\n"
+        "  hint: the file is binary or damaged there; save the table as CSV (UTF-8) with a "
+        "header line naming its columns"
+    )
+
+
+def test_utf16_without_a_byte_order_mark_says_so(tmp_path):
+    path = tmp_path / "train.csv"
+    path.write_bytes("text,label\nhello,a\n".encode("utf-16-le"))
+    assert data_error(read, path).startswith(
+        f"data.train: {path} is UTF-16 text, which zoo does not read\n"
+    )
+
+
+def test_a_folder_given_as_a_file(tmp_path):
+    assert data_error(read, tmp_path) == (
+        f"data.train: {tmp_path} is a folder, not a file\n"
+        "  hint: name the CSV or TSV file itself, not the folder that holds it"
+    )
+
+
+# --- cells: NFC, whitespace and missing values, for texts and labels alike ------------------------
+
+NFC, NFD = "코드", unicodedata.normalize("NFD", "코드")
+
+
+def test_nfc_and_nfd_labels_are_one_class_and_a_notice_says_so(tmp_path):
+    assert NFC != NFD
+    path = data_file(tmp_path, f"text,label\na,{NFC}\nb,{NFD}\nc,{NFD}\nd,웹\n")
+    read = read_table(path, text_column="text", label_column="label", setting="data.train")
+    assert read.rows.labels == (NFC, NFC, NFC, "웹")
+    assert read.notices == (
+        "data.train: labels spelled in another Unicode form than NFC (such as NFD) are read "
+        "in NFC, one label with their NFC spelling: '코드' (2 rows)",
+    )
+
+
+def test_texts_header_names_and_column_names_are_compared_in_nfc(tmp_path):
+    path = data_file(tmp_path, f"{NFD},label\n{NFD} 질문,a\n")
+    texts, _ = read(path, text_column=NFD)
+    assert texts.texts == (f"{NFC} 질문",)
+    assert read(path, text_column=NFC)[0] == texts
+
+
+def test_a_label_that_reads_as_missing_counts_as_missing_like_a_text(tmp_path):
+    path = data_file(tmp_path, "text,label\nfine,a\nno label,NaN\nnone here,NULL\n")
+    assert data_error(read, path).startswith(
+        f"data.train: {path} has 2 rows with an empty text or label "
+        "(lines 3, 4; 'NULL', 'NaN' count as empty)\n"
+    )
+
+
+def test_missing_words_are_case_sensitive_as_in_pandas(tmp_path):
+    # korean-hate-speech's label for "no hate" is none: a label, as it is for pandas.
+    path = data_file(tmp_path, "text,label\nfine,none\nalso fine,hate\nNan,none\n")
+    assert read(path)[0] == LabelledTexts(("fine", "also fine", "Nan"), ("none", "hate", "none"))
+
+
+def test_the_missing_words_are_exactly_pandas_defaults(tmp_path):
+    import pandas
+
+    from zoo.cells import MISSING
+
+    words = sorted(MISSING - {""}) + ["none", "Nan", "NAN", "nil", "-", "0", "N.A."]
+    path = data_file(tmp_path, "word\n" + "".join(f"{w}\n" for w in words) + "x\n")
+    read_by_pandas = pandas.read_csv(path, keep_default_na=True)["word"].tolist()[:-1]
+    assert {w for w, v in zip(words, read_by_pandas, strict=True) if pandas.isna(v)} == MISSING - {
+        ""
+    }
+
+
+def test_read_texts_reads_as_strictly_as_read_table(tmp_path):
+    path = data_file(tmp_path, f'id,text\n7,  {NFD}  \n8,NaN\n9,"two\nlines"\n')
+    assert read_texts(path, text_column="text", id_column="id", setting="--input") == (
+        [NFC, "", "two\nlines"],
+        ["7", "8", "9"],
+    )
+    bad = data_file(tmp_path, "id,text\n1,my code, it crashes\n", "bad.csv")
+    assert data_error(read_texts, bad, text_column="text", id_column=None, setting="--input") == (
+        f"--input: {bad} line 2 has 3 fields, but the header has 2\n"
+        '  hint: quote a text that holds a comma ("my code, it crashes"), or check the '
+        "separator (zoo splits this file at each comma)"
+    )
+
+
+def test_read_texts_hints_name_zoo_predicts_options(tmp_path):
+    path = data_file(tmp_path, "id,body\n1,hello\n", "input.csv")
+    call = {"setting": "--input", "id_column": None}
+    assert data_error(read_texts, path, text_column="text", **call) == (
+        f"--input: {path} has no column 'text' (columns: 'id', 'body')\n"
+        "  hint: give --text-column the name of the column with the texts"
+    )
+    assert data_error(read_texts, path, text_column="body", **{**call, "id_column": "key"}) == (
+        f"--input: {path} has no column 'key' (columns: 'id', 'body')\n"
+        "  hint: --id-column must name a column of the input file"
+    )
+    path.write_bytes("id,body\n1,결제\n".encode("cp949"))
+    assert data_error(read_texts, path, text_column="body", encoding="utf-8", **call) == (
+        f"--input: {path} is not text in utf-8 (line 2 has the byte 0xb0, which is not UTF-8)\n"
+        "  hint: save it as UTF-8, or give --encoding the file's encoding"
+    )
+
+
+def test_read_texts_refuses_a_stray_quote_that_swallows_rows_of_a_labelled_test_file(tmp_path):
+    # The unlabelled reader knows no label column; a column whose values repeat serves.
+    text = 'id,text,label\n1,fine,a\n2,"stray,b\n3,row,a\n4,closed",b\n5,more,a\n6,more,b\n'
+    path = data_file(tmp_path, text)
+    assert "line 3: the quoted field that starts here runs on to line 5" in data_error(
+        read_texts, path, text_column="text", id_column="id", setting="--input"
+    )
+
+
+def test_unicode_digit_labels_are_ordered_alphabetically():
+    # str.isdigit takes ① and ², int() does not.
+    assert label_order(("①", "②", "10", "²")) == ("10", "²", "①", "②")
+    assert label_order(("٣", "1")) == ("1", "٣")

@@ -1,36 +1,28 @@
 """Reading labelled CSV/TSV files and splitting them: plain Python, no torch.
 
-Korean spreadsheets often come as cp949 (a superset of euc-kr); 'auto' tries UTF-8 (with or
-without a byte-order mark) and then cp949. A file that is not a text table (an image, a workbook,
-JSON) is a `DataError` that says what it is, never a decoding or csv traceback.
+A data file is read exactly or refused with its line, in three steps that each have a module:
+its bytes become text in one encoding (`zoo.textfile`: UTF-8, else cp949, never a mix), the
+text becomes records with the line where each starts (`zoo.table`: the csv module in strict
+mode, every record with the header's number of fields), and each cell becomes a value
+(`zoo.cells`: Unicode NFC, no surrounding whitespace, pandas' missing-value words, case and
+all, count as missing, for texts and labels alike). `zoo predict` reads its input through the
+same steps (`read_texts`), so that training and prediction see the same texts.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import math
+import re
 from collections import Counter
 from pathlib import Path
 
 import attrs
 
+from zoo.cells import clean, is_missing
 from zoo.errors import DataError
-
-AUTO_ENCODINGS = ("utf-8-sig", "cp949")
-
-# What spreadsheets and pandas write for a missing value; a text that reads so counts as empty.
-MISSING_TEXTS = frozenset({"nan", "-nan", "none", "null", "na", "n/a", "#n/a", "<na>"})
-
-# The first bytes of files that are no text at all, and what they are.
-SIGNATURES = {
-    b"\x89PNG": "a PNG image",
-    b"\xff\xd8\xff": "a JPEG image",
-    b"%PDF": "a PDF document",
-    b"PK\x03\x04": "a ZIP archive (an Excel .xlsx workbook?)",
-    b"\xd0\xcf\x11\xe0": "an old Office file (an Excel .xls workbook?)",
-}
-SEPARATORS = {",": ("commas", ".csv"), "\t": ("tabs", ".tsv"), ";": ("semicolons", ".txt")}
+from zoo.options import PREDICT, RECIPE, Options
+from zoo.table import parse
+from zoo.textfile import read_text
 
 
 def _positions(instance: LabelledTexts) -> tuple[int, ...]:
@@ -48,7 +40,7 @@ class LabelledTexts:
     texts: tuple[str, ...]
     labels: tuple[str, ...]
     # Each row's position among the data rows of its file (0 = the first row below the header),
-    # counting rows that were left out; a split keeps them.
+    # counting rows that were left out but not blank lines, which are no rows; a split keeps them.
     rows: tuple[int, ...] = attrs.field(default=attrs.Factory(_positions, takes_self=True))
     # The line of its file where each row starts (quoted texts may span lines).
     lines: tuple[int, ...] = attrs.field(default=attrs.Factory(_one_line_each, takes_self=True))
@@ -86,93 +78,16 @@ class Splits:
     notices: tuple[str, ...] = ()
 
 
-def decode(path: Path, encoding: str, setting: str) -> tuple[str, str]:
-    """The file's text and the encoding that decoded it."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"{setting}: file not found: {path}") from None
-    except OSError as exc:
-        raise DataError(f"{setting}: cannot read {path}: {exc.strerror}") from None
-    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):  # Excel's "Unicode Text"
-        raise DataError(
-            f"{setting}: {path} is UTF-16 text, which zoo does not read",
-            hint="save it as UTF-8 (in Excel: CSV UTF-8)",
-        )
-    kind = next((kind for magic, kind in SIGNATURES.items() if raw.startswith(magic)), None)
-    if kind is None and b"\0" in raw:
-        kind = "a binary file"
-    if kind is not None:
-        raise DataError(
-            f"{setting}: {path} is {kind}, not a CSV or TSV table",
-            hint="save the table as CSV (UTF-8) with a header line naming its columns",
-        )
-    tried = AUTO_ENCODINGS if encoding == "auto" else (encoding,)
-    failures = []
-    for name in tried:
-        # A byte-order mark is never part of the data (Excel writes one); utf-8-sig drops it.
-        codec = "utf-8-sig" if name == "utf-8" else name
-        try:
-            return raw.decode(codec), name
-        except UnicodeDecodeError as exc:
-            failures.append(exc)
-    first = failures[0]
-    line = raw.count(b"\n", 0, first.start) + 1
-    raise DataError(
-        f"{setting}: {path} is not text in {' or '.join(tried)} "
-        f"(line {line} has the byte 0x{raw[first.start]:02x}, which is not {_name(tried[0])})",
-        hint="save it as UTF-8, or set data.encoding to the file's encoding",
-    )
+@attrs.frozen
+class FileRows:
+    """One labelled file as read: its rows, how, and what reading changed."""
 
-
-def _name(encoding: str) -> str:
-    return "UTF-8" if encoding.startswith("utf-8") else encoding
-
-
-def _delimiter(path: Path, sample: str) -> str:
-    if path.suffix.lower() in {".tsv", ".tab"}:
-        return "\t"
-    if path.suffix.lower() == ".csv":
-        return ","
-    try:
-        return csv.Sniffer().sniff(sample, delimiters=",\t;").delimiter
-    except csv.Error:
-        return ","
-
-
-def _reader(path: Path, text: str) -> csv.DictReader:
-    # Long texts are fine (models truncate them); the csv module's own limit is 128 KiB a field.
-    csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
-    return csv.DictReader(io.StringIO(text, newline=""), delimiter=_delimiter(path, text[:4096]))
-
-
-def _no_column(
-    path: Path,
-    text: str,
-    columns: list[str],
-    missing: str,
-    setting: str,
-    hint: str = "set data.text_column and data.label_column to the file's column names",
-) -> DataError:
-    """The error for a file without the column asked for, saying what the file looks like."""
-    if not text.strip():
-        return DataError(
-            f"{setting}: {path} is empty",
-            hint="a data file needs a header line naming its columns (e.g. text,label) and one "
-            "row per labelled text",
-        )
-    if text.lstrip()[0] in "{[":
-        return DataError(
-            f"{setting}: {path} looks like JSON, not a CSV or TSV table",
-            hint="save the table as CSV (UTF-8) with a header line naming its columns",
-        )
-    found = ", ".join(repr(c) for c in columns) or "none"
-    if len(columns) == 1:
-        for separator, (name, suffix) in SEPARATORS.items():
-            if separator in columns[0]:
-                hint = f"its header line is separated by {name}: name the file {suffix}"
-                break
-    return DataError(f"{setting}: {path} has no column {missing!r} (columns: {found})", hint=hint)
+    rows: LabelledTexts
+    encoding: str
+    # Rows left out for an empty or missing text or label (data.empty_texts = "drop").
+    dropped: int = 0
+    # One sentence each, starting with the setting: rows left out, labels that NFC merged...
+    notices: tuple[str, ...] = ()
 
 
 def read_table(
@@ -183,50 +98,38 @@ def read_table(
     encoding: str = "auto",
     setting: str,
     empty_texts: str = "fail",
-) -> tuple[LabelledTexts, str, int]:
-    """Read one labelled file; returns its rows, the encoding used and how many rows were left
-    out for an empty text or label (`empty_texts="drop"`; with "fail" they are an error)."""
-    text, used = decode(path, encoding, setting)
-    reader = _reader(path, text)
-    columns = reader.fieldnames or []
-    missing = [c for c in (text_column, label_column) if c not in columns]
-    if missing:
-        raise _no_column(path, text, columns, missing[0], setting)
-    texts, labels, empty, missing_values = [], [], [], set()
-    rows, lines = [], []
-    line = reader.line_num + 1  # where the next record starts; quoted texts may span lines
-    try:
-        for position, row in enumerate(reader):
-            text_value = (row.get(text_column) or "").strip()
-            label_value = (row.get(label_column) or "").strip()
-            if text_value.lower() in MISSING_TEXTS:
-                missing_values.add(text_value)
-                text_value = ""
-            if not text_value or not label_value:
-                empty.append(line)
-            else:
-                texts.append(text_value)
-                labels.append(label_value)
-                rows.append(position)
-                lines.append(line)
-            line = reader.line_num + 1
-    except csv.Error as exc:
-        raise DataError(
-            f"{setting}: {path} cannot be read as a table at line {line}: {exc}",
-            hint="check the quotes on that line",
-        ) from None
+    options: Options = RECIPE,
+) -> FileRows:
+    """Read one labelled file; rows with an empty or missing text or label are an error, or
+    left out with `empty_texts="drop"`."""
+    text, used = read_text(path, encoding, setting, options)
+    text_column, label_column = clean(text_column), clean(label_column)
+    table = parse(
+        text,
+        path=path,
+        setting=setting,
+        options=options,
+        columns={"text_column": text_column, "label_column": label_column},
+        keys=(label_column,),
+    )
+    texts, labels, rows, lines = [], [], [], []
+    empty, missing_words, renamed = [], set(), Counter()
+    text_at, label_at = table.header.index(text_column), table.header.index(label_column)
+    for position, record in enumerate(table.records):
+        raw_text, raw_label = record.fields[text_at], record.fields[label_at]
+        text_value, label_value = clean(raw_text), clean(raw_label)
+        missing_words |= {v for v in (text_value, label_value) if v and is_missing(v)}
+        if is_missing(text_value) or is_missing(label_value):
+            empty.append(record.line)
+            continue
+        if label_value != raw_label.strip():
+            renamed[label_value] += 1
+        texts.append(text_value)
+        labels.append(label_value)
+        rows.append(position)
+        lines.append(record.line)
     if empty and empty_texts != "drop":
-        shown = ", ".join(map(str, empty[:5])) + (" ..." if len(empty) > 5 else "")
-        rows = "row" if len(empty) == 1 else "rows"
-        also = ""
-        if missing_values:
-            listed = ", ".join(repr(v) for v in sorted(missing_values))
-            also = f"; {listed} {'counts' if len(missing_values) == 1 else 'count'} as empty"
-        raise DataError(
-            f"{setting}: {path} has {len(empty)} {rows} with an empty text or label "
-            f"(lines {shown}{also})",
-            hint='fill them in or remove them, or set data.empty_texts = "drop" to leave them out',
-        )
+        raise _empty_rows(path, setting, empty, missing_words, options)
     if not texts:
         left_out = (
             f" left after leaving out {len(empty)} with an empty text or label" if empty else ""
@@ -235,38 +138,112 @@ def read_table(
             f"{setting}: {path} has no data rows{left_out}",
             hint="add one row per labelled text below the header line",
         )
-    rows_read = LabelledTexts(tuple(texts), tuple(labels), tuple(rows), tuple(lines))
-    return rows_read, used, len(empty)
+    notices = list(table.notices)
+    if empty:
+        notices.append(
+            f"{setting}: left out {len(empty)} {_rows(len(empty))} with an empty text or label "
+            f'({options.empty_texts} = "drop")'
+        )
+    if renamed:
+        listed = ", ".join(f"{label!r} ({n} {_rows(n)})" for label, n in sorted(renamed.items()))
+        notices.append(
+            f"{setting}: labels spelled in another Unicode form than NFC (such as NFD) are "
+            f"read in NFC, one label with their NFC spelling: {listed}"
+        )
+    read = LabelledTexts(tuple(texts), tuple(labels), tuple(rows), tuple(lines))
+    return FileRows(read, used, len(empty), tuple(notices))
+
+
+def _rows(count: int) -> str:
+    return "row" if count == 1 else "rows"
+
+
+def _empty_rows(path, setting, empty, missing_words, options) -> DataError:
+    shown = ", ".join(map(str, empty[:5])) + (" ..." if len(empty) > 5 else "")
+    also = ""
+    if missing_words:
+        listed = ", ".join(repr(v) for v in sorted(missing_words))
+        also = f"; {listed} {'counts' if len(missing_words) == 1 else 'count'} as empty"
+    return DataError(
+        f"{setting}: {path} has {len(empty)} {_rows(len(empty))} with an empty text or label "
+        f"(lines {shown}{also})",
+        hint=f'fill them in or remove them, or set {options.empty_texts} = "drop" to leave '
+        "them out",
+    )
+
+
+@attrs.frozen
+class InputTexts:
+    """An unlabelled file's texts (and ids) in file order, and where each came from."""
+
+    texts: tuple[str, ...]
+    ids: tuple[str, ...] | None
+    lines: tuple[int, ...]
+    encoding: str
+    notices: tuple[str, ...] = ()
+
+
+def read_input(
+    path: Path,
+    *,
+    text_column: str,
+    id_column: str | None = None,
+    encoding: str = "auto",
+    setting: str,
+    options: Options = PREDICT,
+) -> InputTexts:
+    """Read the texts to classify from a CSV/TSV file, as strictly as training data: the same
+    encodings, structure checks, NFC and whitespace; a missing text is an empty one. Ids are
+    kept as the file has them, to be written back."""
+    text, used = read_text(path, encoding, setting, options)
+    columns = {"text_column": clean(text_column)}
+    if id_column is not None:
+        columns["id_column"] = clean(id_column)
+    table = parse(text, path=path, setting=setting, options=options, columns=columns, keys=None)
+    if not table.records:
+        raise DataError(
+            f"{setting}: {path} has no data rows",
+            hint="add one row per text to classify below the header line",
+        )
+    texts = tuple(
+        "" if is_missing(value := clean(raw)) else value
+        for raw in table.values(columns["text_column"])
+    )
+    ids = table.values(columns["id_column"]) if id_column is not None else None
+    lines = tuple(record.line for record in table.records)
+    return InputTexts(texts, ids, lines, used, table.notices)
 
 
 def read_texts(
-    path: Path, *, text_column: str, id_column: str | None, encoding: str = "auto", setting: str
+    path: Path,
+    *,
+    text_column: str,
+    id_column: str | None,
+    encoding: str = "auto",
+    setting: str,
+    options: Options = PREDICT,
 ) -> tuple[list[str], list[str] | None]:
-    """Read the texts to classify (and their ids) from an unlabelled CSV/TSV file, in order."""
-    text, _used = decode(path, encoding, setting)
-    reader = _reader(path, text)
-    columns = reader.fieldnames or []
-    for column in (text_column, id_column):
-        if column is not None and column not in columns:
-            hint = (
-                "the input needs the text column the model was trained on "
-                "(data.text_column of the run's recipe)"
-                if column == text_column
-                else "--id-column must name a column of the input file"
-            )
-            raise _no_column(path, text, columns, column, setting, hint)
-    rows = list(reader)
-    if not rows:
-        raise DataError(f"{setting}: {path} has no data rows")
-    texts = [(row.get(text_column) or "").strip() for row in rows]
-    ids = [row.get(id_column) or "" for row in rows] if id_column else None
-    return texts, ids
+    """The texts to classify (and their ids) from an unlabelled CSV/TSV file, in order
+    (`read_input` says more)."""
+    read = read_input(
+        path,
+        text_column=text_column,
+        id_column=id_column,
+        encoding=encoding,
+        setting=setting,
+        options=options,
+    )
+    return list(read.texts), None if read.ids is None else list(read.ids)
+
+
+# An integer as a label: ASCII digits only (str.isdigit also takes ①, ² and ٣).
+INTEGER = re.compile(r"-?[0-9]+")
 
 
 def label_order(labels: tuple[str, ...]) -> tuple[str, ...]:
     """Label names in a stable order: numerically if they are all integers, else alphabetically."""
     names = set(labels)
-    if all(n.lstrip("-").isdigit() for n in names):
+    if all(INTEGER.fullmatch(n) for n in names):
         return tuple(sorted(names, key=lambda n: (int(n), n)))
     return tuple(sorted(names))
 
@@ -317,18 +294,20 @@ def load_splits(data, base_dir: Path, seed: int) -> Splits:
 def load_splits_for_seeds(data, base_dir: Path, seeds: tuple[int, ...]) -> dict[int, Splits]:
     """The splits for each seed; the files are read once, only the validation split differs."""
     columns = {"text_column": data.text_column, "label_column": data.label_column}
-    encodings, dropped = {}, {}
+    encodings, dropped, notices = {}, {}, []
 
     def read(relative: str, key: str) -> LabelledTexts:
         path = (base_dir / relative).resolve()
-        rows, encodings[key], dropped[key] = read_table(
+        read = read_table(
             path,
             encoding=data.encoding,
             setting=f"data.{key}",
             empty_texts=data.empty_texts,
             **columns,
         )
-        return rows
+        encodings[key], dropped[key] = read.encoding, read.dropped
+        notices.extend(read.notices)
+        return read.rows
 
     train = read(data.train, "train")
     labels = label_order(train.labels)
@@ -346,13 +325,6 @@ def load_splits_for_seeds(data, base_dir: Path, seeds: tuple[int, ...]) -> dict[
         test = read(data.test, "test")
         _check_known(test, labels, "data.test")
 
-    notices = tuple(
-        f"data.{key}: left out {count} {'row' if count == 1 else 'rows'} with an empty text or "
-        'label (data.empty_texts = "drop")'
-        for key, count in dropped.items()
-        if count
-    )
-
     def for_seed(seed: int) -> Splits:
         if validation_file is not None:
             train_part, validation = train, validation_file
@@ -365,7 +337,7 @@ def load_splits_for_seeds(data, base_dir: Path, seeds: tuple[int, ...]) -> dict[
             labels=labels,
             encodings=encodings,
             dropped=dropped,
-            notices=notices,
+            notices=tuple(notices),
         )
 
     return {seed: for_seed(seed) for seed in seeds}
