@@ -772,6 +772,30 @@ DATA_CASES = [
         "  hint: a model cannot predict a label it never saw; add training rows for it",
     ),
     DataCase(
+        "test-labels-that-are-training-labels-spelled-another-way",
+        {
+            "train.csv": "text,label\n" + "".join(f"t{i},{'01'[i % 2]}\n" for i in range(10)),
+            "test.csv": "text,label\nu,0\nv,1.0\n",
+            "recipe.toml": data_recipe('test = "test.csv"\n'),
+        },
+        3,
+        "data.test: labels not seen in data.train: '1.0'\n"
+        "  hint: '1.0' looks like the training label '1' spelled another way; write it as "
+        "data.train does",
+    ),
+    DataCase(
+        "one-number-spelled-two-ways-in-one-file",
+        {
+            "train.csv": "text,label\n"
+            + "".join(f"t{i},{['1', '0', '1.0'][i % 3]}\n" for i in range(9))
+        },
+        3,
+        "data.train: {dir}/train.csv spells one label two ways: '1' (line 2) and '1.0' (line 4) "
+        "are the same number, and would become two classes\n"
+        "  hint: write each label one way in the file (a spreadsheet writes 1.0 for 1 once a "
+        "column has an empty cell)",
+    ),
+    DataCase(
         "validation-file-labels-not-seen-in-training",
         {
             "train.csv": GOOD_TRAIN,
@@ -1057,6 +1081,33 @@ def test_empty_texts_are_dropped_when_the_recipe_says_so(tmp_path, capsys):
     assert load_splits(data, tmp_path, seed=1).dropped == {"train": 3, "test": 1}
 
 
+def test_what_may_spoil_a_comparison_is_said_and_recorded(tmp_path, capsys):
+    train = "text,label\n" + "".join(f"text number {i},{'ab'[i % 2]}\n" for i in range(10))
+    train += "text number 2,b\nText Number 3,A\nText Number 5,A\n"
+    recipe = write_files(
+        tmp_path,
+        {
+            "train.csv": train,
+            "test.csv": "text,label\ntext number 1,b\nunseen,a\n",
+            "recipe.toml": data_recipe('test = "test.csv"\n'),
+        },
+    )
+    code, out, err = zoo(capsys, "run", str(recipe), "--json")
+    assert code == 0, err
+    notices = [
+        "data.train: the labels 'a', 'A' differ only in case or spacing (lines 2, 13) and are "
+        "different classes",
+        "data.train: 1 text appears with different labels (e.g. 'a' on line 4, 'b' on line 12)",
+        "data.test: 1 of 2 texts are also in data.train (lines 2): their scores are not those "
+        "of unseen text",
+    ]
+    for notice in notices:
+        assert f"bad: {notice}\n" in err
+    [run] = json.loads(out)["runs"]
+    record = json.loads((Path(run["run_dir"]) / "run.json").read_text(encoding="utf-8"))
+    assert record["data_notices"] == notices
+
+
 def test_nfd_labels_are_the_nfc_labels_and_a_notice_says_so(tmp_path, capsys):
     # macOS and some exports write NFD: "코드" in NFD used to be "not seen in training".
     nfd = unicodedata.normalize("NFD", "코드")
@@ -1067,7 +1118,7 @@ def test_nfd_labels_are_the_nfc_labels_and_a_notice_says_so(tmp_path, capsys):
         tmp_path,
         {
             "train.csv": train,
-            "test.csv": f"text,label\ntext number 3,{nfd}\ntext number 4,웹\n",
+            "test.csv": f"text,label\nnew text 3,{nfd}\nnew text 4,웹\n",
             "recipe.toml": data_recipe('test = "test.csv"\n'),
         },
     )

@@ -19,6 +19,14 @@ from pathlib import Path
 import attrs
 
 from zoo.cells import clean, is_missing
+from zoo.datachecks import (
+    check_labels,
+    conflict_notices,
+    duplicate_notices,
+    label_notices,
+    overlap_notices,
+    spelled_like,
+)
 from zoo.errors import DataError
 from zoo.options import PREDICT, RECIPE, Options
 from zoo.table import parse
@@ -280,9 +288,17 @@ def stratified_split(
 def _check_known(rows: LabelledTexts, known: tuple[str, ...], setting: str) -> None:
     unseen = sorted(set(rows.labels) - set(known))
     if unseen:
+        hint = "a model cannot predict a label it never saw; add training rows for it"
+        likely = [(label, spelled_like(label, known)) for label in unseen]
+        likely = [(label, other) for label, other in likely if other is not None]
+        if likely:
+            label, other = likely[0]
+            hint = f"{label!r} looks like the training label {other!r} spelled another way; " + (
+                "write it as data.train does"
+            )
         raise DataError(
             f"{setting}: labels not seen in data.train: {', '.join(map(repr, unseen[:5]))}",
-            hint="a model cannot predict a label it never saw; add training rows for it",
+            hint=hint,
         )
 
 
@@ -305,11 +321,13 @@ def load_splits_for_seeds(data, base_dir: Path, seeds: tuple[int, ...]) -> dict[
             empty_texts=data.empty_texts,
             **columns,
         )
+        check_labels(read.rows, f"data.{key}", path)
         encodings[key], dropped[key] = read.encoding, read.dropped
         notices.extend(read.notices)
         return read.rows
 
     train = read(data.train, "train")
+    notices.extend(label_notices(train, "data.train") + conflict_notices(train, "data.train"))
     labels = label_order(train.labels)
     if len(labels) < 2:
         raise DataError(
@@ -320,10 +338,14 @@ def load_splits_for_seeds(data, base_dir: Path, seeds: tuple[int, ...]) -> dict[
     if isinstance(data.validation, str):
         validation_file = read(data.validation, "validation")
         _check_known(validation_file, labels, "data.validation")
+        notices.extend(overlap_notices(train, validation_file, "data.validation"))
+    else:
+        notices.extend(duplicate_notices(train, "data.train"))
     test = None
     if data.test is not None:
         test = read(data.test, "test")
         _check_known(test, labels, "data.test")
+        notices.extend(overlap_notices(train, test, "data.test"))
 
     def for_seed(seed: int) -> Splits:
         if validation_file is not None:

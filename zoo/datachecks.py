@@ -12,9 +12,12 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-from zoo.data import LabelledTexts
 from zoo.errors import DataError
+
+if TYPE_CHECKING:  # zoo.data calls these checks
+    from zoo.data import LabelledTexts
 
 _NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 SHOWN = 3  # examples named in one message
@@ -83,6 +86,36 @@ def conflict_notices(rows: LabelledTexts, setting: str) -> list[str]:
     example = ", ".join(f"{label!r} on line {line}" for label, line in conflicts[0].items())
     noun = "text appears" if len(conflicts) == 1 else "texts appear"
     return [f"{setting}: {len(conflicts)} {noun} with different labels (e.g. {example})"]
+
+
+def duplicate_notices(rows: LabelledTexts, setting: str) -> list[str]:
+    """Texts given more than once with the same label: a split may put one copy in training and
+    another in validation, which then scores a text the model has seen."""
+    first: dict[tuple[str, str], int] = {}
+    again = []
+    for text, label, line in zip(rows.texts, rows.labels, rows.lines, strict=True):
+        if (text, label) in first:
+            again.append((first[(text, label)], line))
+        else:
+            first[(text, label)] = line
+    if not again:
+        return []
+    return [
+        f"{setting}: {len(again)} {'row repeats' if len(again) == 1 else 'rows repeat'} an "
+        f"earlier row (e.g. line {again[0][1]} repeats line {again[0][0]}): a validation split "
+        "may score texts that training saw"
+    ]
+
+
+def spelled_like(label: str, known: Iterable[str]) -> str | None:
+    """A known label that `label` is probably meant to be: the same number or the same word in
+    another case or spacing."""
+    for other in known:
+        if _folded(other) == _folded(label):
+            return other
+        if _NUMBER.fullmatch(label) and _NUMBER.fullmatch(other) and float(label) == float(other):
+            return other
+    return None
 
 
 def overlap_notices(train: LabelledTexts, other: LabelledTexts, setting: str) -> list[str]:
