@@ -261,6 +261,7 @@ def test_json_holds_every_number():
             {
                 "model": "minilm",
                 "method": "full",
+                "settings": {},
                 "status": "ok",
                 "runs": 3,
                 "not_ok": 1,
@@ -280,6 +281,7 @@ def test_json_holds_every_number():
             {
                 "model": "broken",
                 "method": "full",
+                "settings": {},
                 "status": "failed",
                 "runs": 0,
                 "not_ok": 1,
@@ -299,9 +301,9 @@ def test_json_holds_every_number():
 
 SEEDS_CSV = """\
 model,method,status,runs,not_ok,seeds,split,f1_macro,f1_macro_std,accuracy,accuracy_std,\
-f1_weighted,f1_weighted_std,train_seconds,peak_memory_bytes,parameters,f1_code,f1_web
-minilm,full,ok,3,1,1 2 3,test,0.5,0.25,0.5,0.25,0.5,0.25,60.0,,,0.5,0.5
-broken,full,failed,0,1,,test,,,,,,,,,,,
+f1_weighted,f1_weighted_std,train_seconds,peak_memory_bytes,parameters,settings,f1_code,f1_web
+minilm,full,ok,3,1,1 2 3,test,0.5,0.25,0.5,0.25,0.5,0.25,60.0,,,,0.5,0.5
+broken,full,failed,0,1,,test,,,,,,,,,,,,
 """
 
 
@@ -309,3 +311,29 @@ def test_csv_has_one_header_and_one_line_per_row():
     text = to_csv(leaderboard(SEEDS + [run("broken", status="failed")]))
     assert text == SEEDS_CSV
     assert len(list(csv.reader(io.StringIO(text)))) == 3
+
+
+def test_runs_with_other_settings_are_never_averaged_together():
+    # The same model retrained with another learning rate on the same data: two rows, each the
+    # mean over its own seeds, told apart by the one setting that differs.
+    slow = {"learning_rate": 1e-5, "epochs": 3}
+    fast = {"learning_rate": 1e-3, "epochs": 3}
+    records = [
+        run("e5-small", 1, f1=0.8, settings=slow),
+        run("e5-small", 2, f1=0.6, settings=slow),
+        run("e5-small", 1, f1=0.2, settings=fast),
+        run("e5-small", 2, f1=0.4, settings=fast),
+        run("e5-small", 3, status="failed", settings=fast),
+        run("minilm", 1, f1=0.5, settings=slow),
+    ]
+    rows = leaderboard(records)
+    assert [(r.model, dict(r.settings), r.runs, r.not_ok) for r in rows] == [
+        ("e5-small", {"learning_rate": 1e-5}, 2, 0),
+        ("minilm", {}, 1, 0),
+        ("e5-small", {"learning_rate": 1e-3}, 2, 1),
+    ]
+    assert [round(r.f1_macro[0], 4) for r in rows] == [0.7, 0.5, 0.3]
+    table = render(leaderboard_table(rows, title="Leaderboard"))
+    assert "e5-small (learning_rate=1e-05)" in table
+    assert "e5-small (learning_rate=0.001)" in table
+    assert to_json(rows)["leaderboard"][2]["settings"] == {"learning_rate": 1e-3}

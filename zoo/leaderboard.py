@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import statistics
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -35,10 +36,14 @@ SPLITS = ("test", "validation")
 
 @attrs.frozen(kw_only=True)
 class Row:
-    """One (model, method): the mean and spread of its ok runs, one per seed."""
+    """One (model, method) trained with one set of settings: the mean and spread of its ok
+    runs, one per seed."""
 
     model: str
     method: str
+    # The settings that tell this row from others of the same model and method (runs with
+    # other learning rates, say): never averaged together. Empty when there are no others.
+    settings: Mapping[str, Any] = attrs.field(factory=dict)
     runs: int  # ok runs counted in the means
     seeds: tuple[int, ...]
     split: str  # where the scores come from: the asked split, or "validation" as a fallback
@@ -64,8 +69,52 @@ def leaderboard(
     groups: dict[tuple[str, str], list[RunRecord]] = {}
     for record in records:
         groups.setdefault((record.model, record.method), []).append(record)
-    rows = [_row(model, method, runs, split) for (model, method), runs in groups.items()]
+    rows = []
+    for (model, method), runs in groups.items():
+        variants = _variants(runs)
+        differing = _differing([settings for settings, _ in variants])
+        for settings, group in variants:
+            shown = {key: settings.get(key) for key in differing}
+            rows.append(attrs.evolve(_row(model, method, group, split), settings=shown))
     return sorted(rows, key=lambda row: _sort_key(row, by))
+
+
+def _settings_key(record: RunRecord) -> str:
+    return json.dumps(record.settings, sort_keys=True, default=str)
+
+
+def _variants(records: list[RunRecord]) -> list[tuple[Mapping[str, Any], list[RunRecord]]]:
+    """The runs of one (model, method) by the settings they trained with, first seen first.
+
+    A mean over seeds is honest only over runs that differ in their seed alone. A run that did
+    not finish joins the runs with its settings, or, when it recorded none, the latest ones."""
+    ok = [r for r in records if r.status == "ok"]
+    by_settings: dict[str, list[RunRecord]] = {}
+    for record in ok:
+        by_settings.setdefault(_settings_key(record), []).append(record)
+    if not by_settings:
+        return [({}, list(records))]
+    latest = _settings_key(max(ok, key=lambda r: (r.run_id or 0, r.recorded_at)))
+    for record in records:
+        if record.status != "ok":
+            key = _settings_key(record)
+            by_settings[key if key in by_settings else latest].append(record)
+    return [(group[0].settings, group) for group in by_settings.values()]
+
+
+def _differing(all_settings: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The settings keys whose values are not the same in all of these."""
+    keys = sorted({key for settings in all_settings for key in settings})
+    return [
+        key for key in keys if len({json.dumps(s.get(key), default=str) for s in all_settings}) > 1
+    ]
+
+
+def label(row: Row) -> str:
+    """The row's model as a table shows it: with the settings that tell it from its siblings."""
+    if not row.settings:
+        return row.model
+    return f"{row.model} ({', '.join(f'{k}={v}' for k, v in row.settings.items())})"
 
 
 def _row(model: str, method: str, records: list[RunRecord], split: str) -> Row:
@@ -121,7 +170,7 @@ def _sort_key(row: Row, by: str) -> tuple[Any, ...]:
     ascending = SORT_KEYS[by]
     # Failed groups last, then rows without the value; ties by name, so the order is stable.
     rank = 0.0 if value is None else (value if ascending else -value)
-    return (row.status != "ok", value is None, rank, row.model, row.method)
+    return (row.status != "ok", value is None, rank, label(row), row.method)
 
 
 def _score(score: Score | None) -> str:
@@ -183,7 +232,7 @@ def leaderboard_table(rows: Sequence[Row], *, title: str) -> Table:
         field: _best([_value(r, field) for r in ok], higher) for _, field, _, higher in _COLUMNS
     }
     for row in rows:
-        cells: list[Any] = [Text(row.model), Text(row.method), _runs(row)]
+        cells: list[Any] = [Text(label(row)), Text(row.method), _runs(row)]
         for _, field, fmt, _ in _COLUMNS:
             value = getattr(row, field)
             marked = value is not None and _value(row, field) == best[field]
@@ -207,14 +256,14 @@ def per_class_table(rows: Sequence[Row], *, title: str = "Per-class F1") -> Tabl
     table = Table(title=f"{title} ({_note(scored)})", title_justify="left")
     table.add_column("model", style="bold", no_wrap=True)
     table.add_column("method", no_wrap=True)
-    for label in labels:
-        table.add_column(Text(label), justify="right")
-    best = {label: _best([_mean(r, label) for r in scored], True) for label in labels}
+    for name in labels:
+        table.add_column(Text(name), justify="right")
+    best = {name: _best([_mean(r, name) for r in scored], True) for name in labels}
     for row in scored:
-        cells: list[Any] = [Text(row.model), Text(row.method)]
-        for label in labels:
-            score = row.per_class_f1.get(label)
-            marked = score is not None and score[0] == best[label]
+        cells: list[Any] = [Text(label(row)), Text(row.method)]
+        for name in labels:
+            score = row.per_class_f1.get(name)
+            marked = score is not None and score[0] == best[name]
             cells.append(_cell(_score(score), marked))
         table.add_row(*cells)
     return table
@@ -236,6 +285,7 @@ def to_json(rows: Sequence[Row]) -> dict[str, Any]:
             {
                 "model": row.model,
                 "method": row.method,
+                "settings": dict(row.settings),
                 "status": row.status,
                 "runs": row.runs,
                 "not_ok": row.not_ok,
@@ -258,7 +308,7 @@ def to_csv(rows: Sequence[Row]) -> str:
     labels = list(dict.fromkeys(label for row in rows for label in row.per_class_f1))
     header = ["model", "method", "status", "runs", "not_ok", "seeds", "split"]
     header += [name for m in METRICS for name in (m, f"{m}_std")]
-    header += ["train_seconds", "peak_memory_bytes", "parameters"]
+    header += ["train_seconds", "peak_memory_bytes", "parameters", "settings"]
     header += [f"f1_{label}" for label in labels]
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
@@ -270,6 +320,7 @@ def to_csv(rows: Sequence[Row]) -> str:
             score = getattr(row, m)
             line += [None, None] if score is None else list(score)
         line += [row.train_seconds, row.peak_memory_bytes, row.parameters]
+        line += ["; ".join(f"{k}={v}" for k, v in row.settings.items())]
         line += [_mean(row, label) for label in labels]
         writer.writerow(line)
     return out.getvalue()
