@@ -86,9 +86,16 @@ def test_the_table_and_csv_name_the_models_best_first(store_dir, capsys):
     assert csv_text.splitlines()[1].startswith("minilm,full,ok,3,")
 
 
+HINT = (
+    "  hint: give the recipe you ran (zoo compare RECIPE: its output_dir, which is relative to "
+    "the recipe file) or its output directory (zoo compare --output-dir DIR)\n"
+)
+
+
 def test_an_output_dir_without_results_is_a_clear_error(tmp_path, capsys):
-    assert main(["compare", "--output-dir", str(tmp_path)]) == 1
+    assert main(["compare", "--output-dir", str(tmp_path)]) == 2
     assert capsys.readouterr().err == (
         f"error: no results in {tmp_path}: {tmp_path / 'zoo-results.sqlite'} does not exist\n"
-        "  hint: run a recipe first, or point --output-dir at its output_dir\n"
+        + HINT
     )
+    assert list(tmp_path.iterdir()) == []
