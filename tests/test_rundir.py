@@ -110,6 +110,14 @@ def run_copy(trained, tmp_path) -> Path:
         path.write_text(
             path.read_text(encoding="utf-8").replace(str(source), str(tmp_path)), encoding="utf-8"
         )
+    import sqlite3
+    from contextlib import closing
+
+    with closing(sqlite3.connect(tmp_path / "runs" / "zoo-results.sqlite")) as store:
+        store.execute(
+            "UPDATE runs SET run_dir = replace(run_dir, ?, ?)", (str(source), str(tmp_path))
+        )
+        store.commit()
     (tmp_path / "input.csv").write_text(INPUT, encoding="utf-8")
     return run_dir
 
@@ -125,7 +133,14 @@ def command(name: str, run_dir: Path) -> list[str]:
     return {
         "show": ["show", run_dir],
         "report": ["report", run_dir],
-        "predict": ["predict", run_dir, "--input", folder / "input.csv", "--output", folder / "o.csv"],
+        "predict": [
+            "predict",
+            run_dir,
+            "--input",
+            folder / "input.csv",
+            "--output",
+            folder / "o.csv",
+        ],
         "resume": ["run", "--resume", run_dir],
         "record": ["record", run_dir],
     }[name]
@@ -410,7 +425,7 @@ IDENTITY = {
 
 def test_run_json_holds_the_identity_a_store_record_needs(trained):
     record = json.loads((trained / "run.json").read_text(encoding="utf-8"))
-    assert IDENTITY <= set(record)
+    assert set(record) >= IDENTITY
     assert (record["recipe_name"], record["model"], record["method"], record["seed"]) == (
         "rd",
         "tfidf",
@@ -443,7 +458,7 @@ def test_a_run_json_is_written_as_the_run_starts(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(tfidf, "train", train)
     train_tfidf(tmp_path, capsys)
     assert seen["status"] == "running"
-    assert IDENTITY <= set(seen)
+    assert set(seen) >= IDENTITY
     assert seen["started_with"]["data_files"]["data.train"]["path"] == str(tmp_path / "train.csv")
 
 
@@ -462,7 +477,7 @@ def test_a_failed_run_keeps_its_identity_in_run_json(tmp_path, capsys, monkeypat
     assert code == 1
     [run_dir] = (tmp_path / "runs" / "rd").iterdir()
     record = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
-    assert IDENTITY <= set(record)
+    assert set(record) >= IDENTITY
     assert (record["status"], record["reason"]) == ("failed", "RuntimeError: boom")
     assert "Traceback" in (run_dir / "error.txt").read_text(encoding="utf-8")
 
@@ -532,3 +547,109 @@ def test_the_run_directory_recipe_keeps_every_model_entry_setting(tmp_path, caps
     registry = collect_models(get_plugin_manager())
     spec = registry.get("tfidf")
     assert settings_for(again, entry, spec) == settings_for(original, before, spec)
+
+
+# --- a busy results store never costs a training run ------------------------------------------
+
+TWO_MODELS = RECIPE + '[[models]]\nmodel = "tfidf"\nname = "second"\n'
+
+
+@pytest.fixture
+def impatient(monkeypatch):
+    """Wait 0.05 s for the store's lock instead of 30 s, and retry after 0.01 s, 0.02 s."""
+    import zoo.store
+
+    monkeypatch.setattr(zoo.store, "BUSY_TIMEOUT_SECONDS", 0.05)
+    monkeypatch.setattr(zoo.store, "RETRY_SECONDS", 0.01)
+
+
+def test_a_store_held_by_another_process_costs_no_run_and_zoo_record_records_them_later(
+    tmp_path, capsys, impatient
+):
+    import sqlite3
+    from contextlib import closing
+
+    (tmp_path / "train.csv").write_text(TRAIN, encoding="utf-8")
+    (tmp_path / "test.csv").write_text(TEST, encoding="utf-8")
+    (tmp_path / "recipe.toml").write_text(TWO_MODELS, encoding="utf-8")
+    store_path = tmp_path / "runs" / "zoo-results.sqlite"
+    ResultsStore.in_dir(tmp_path / "runs")  # the store exists; another process holds it
+    with closing(sqlite3.connect(store_path, isolation_level=None)) as other:
+        other.execute("BEGIN IMMEDIATE")
+        code, out, err = zoo(capsys, "run", tmp_path / "recipe.toml", "--json")
+        other.execute("ROLLBACK")
+
+    assert code == 0, err
+    runs = json.loads(out)["runs"]
+    assert [(r["model"], r["status"]) for r in runs] == [("tfidf", "ok"), ("second", "ok")]
+    dirs = [Path(r["run_dir"]) for r in runs]
+    for run in runs:
+        assert (
+            f"warning: the ok run of {run['model']!r} (seed 42) was not recorded: the results "
+            f"store {store_path} is busy: another process held it for 0.2 s (3 tries)\n"
+            "  hint: its run directory holds all that the record needs; record it later with: "
+            f"zoo record {run['run_dir']}\n"
+        ) in err
+    assert (
+        f"warning: 2 runs were not recorded in the results store; record them with: "
+        f"zoo record {dirs[0]} {dirs[1]}\n"
+    ) in err
+    assert ResultsStore(store_path).runs() == []
+
+    from zoo.rundir import read_run, store_record
+
+    code, out, err = zoo(capsys, "record", *dirs)
+    assert (code, err) == (0, "")
+    stored = ResultsStore(store_path).runs()
+    assert out == "".join(
+        f"recorded {d}: {r.model!r} (seed 42, ok) in {store_path} as run #{r.run_id}\n"
+        for d, r in zip(dirs, stored, strict=True)
+    )
+    for run_dir, record in zip(dirs, stored, strict=True):
+        assert attrs.evolve(record, run_id=None) == store_record(
+            read_run(run_dir, needs=("identity",))
+        )
+        assert record.metrics == json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
+        assert record.settings["learning_rate"] == 5e-5
+
+    code, out, _err = zoo(capsys, "record", *dirs)  # again: nothing is added twice
+    assert code == 0
+    assert out == "".join(
+        f"{d}: {r.model!r} (seed 42, ok) is in {store_path} already, as run #{r.run_id}\n"
+        for d, r in zip(dirs, stored, strict=True)
+    )
+    assert ResultsStore(store_path).runs() == stored
+
+
+def test_a_run_recorded_by_zoo_run_is_not_recorded_again(run_copy, capsys):
+    store_path = run_copy.parents[1] / "zoo-results.sqlite"
+    [before] = ResultsStore(store_path).runs()
+    code, out, _err = zoo(capsys, "record", run_copy)
+    assert code == 0
+    assert out == (
+        f"{run_copy}: 'tfidf' (seed 42, ok) is in {store_path} already, as run #{before.run_id}\n"
+    )
+    assert ResultsStore(store_path).runs() == [before]
+
+
+def test_zoo_record_checks_every_directory_before_it_writes(run_copy, tmp_path, capsys):
+    store_path = run_copy.parents[1] / "zoo-results.sqlite"
+    store_path.unlink()  # a run the store lost
+    before = snapshot(tmp_path)
+    code, _out, err = zoo(capsys, "record", run_copy, tmp_path / "nowhere")
+    assert code == 2
+    assert err.startswith(f"error: run directory {tmp_path / 'nowhere'} does not exist\n")
+    assert snapshot(tmp_path) == before
+    code, _out, _err = zoo(capsys, "record", run_copy)
+    assert code == 0
+    [record] = ResultsStore(store_path).runs()
+    assert (record.model, record.status, record.run_dir) == ("tfidf", "ok", str(run_copy))
+
+
+def test_a_failed_run_is_recorded_with_its_reason(run_copy, capsys):
+    store_path = run_copy.parents[1] / "zoo-results.sqlite"
+    store_path.unlink()
+    set_status("failed", reason="RuntimeError: boom")(run_copy)
+    assert zoo(capsys, "record", run_copy)[0] == 0
+    [record] = ResultsStore(store_path).runs()
+    assert (record.status, record.reason, record.metrics) == ("failed", "RuntimeError: boom", {})

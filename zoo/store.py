@@ -335,6 +335,10 @@ class ResultsStore:
                     raise ValueError(f"its {name} column is not valid JSON ({exc})") from None
                 if not isinstance(fields[name], dict):
                     raise ValueError(f"its {name} column is not a JSON object")
+            for name, allowed in (("method", METHODS), ("status", STATUSES)):
+                if fields[name] not in allowed:
+                    choices = ", ".join(allowed)
+                    raise ValueError(f"its {name} column is {fields[name]!r}, none of {choices}")
             return RunRecord(run_id=run_id, **fields)
         except (ValueError, TypeError) as exc:  # what RunRecord's validators raise too
             raise StoreError(
