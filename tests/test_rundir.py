@@ -653,3 +653,38 @@ def test_a_failed_run_is_recorded_with_its_reason(run_copy, capsys):
     assert zoo(capsys, "record", run_copy)[0] == 0
     [record] = ResultsStore(store_path).runs()
     assert (record.status, record.reason, record.metrics) == ("failed", "RuntimeError: boom", {})
+
+
+def test_every_model_entry_key_survives_the_run_directory_recipe(tmp_path):
+    """Each key of a [[models]] entry that is not a training setting, set to a value other than
+    its default, comes back the same from RUN_DIR/recipe.toml (a new key must be added here)."""
+    from zoo.recipe import TRAINING_KEYS, ModelEntry, load_recipe
+    from zoo.rundir import effective_recipe
+
+    (tmp_path / "train.csv").write_text(TRAIN, encoding="utf-8")
+    (tmp_path / "weights").mkdir()
+    (tmp_path / "recipe.toml").write_text(
+        '[run]\nname = "rd"\n\n[data]\ntrain = "train.csv"\n\n'
+        '[[models]]\nmodel = "minilm"\nmethod = "lora"\nname = "mini"\ncheckpoint = "weights"\n'
+        "allow_pickle = true\ntrust_remote_code = true\n"
+        'lora = { r = 4, alpha = 8, dropout = 0.1, target_modules = ["query"] }\n',
+        encoding="utf-8",
+    )
+    recipe = load_recipe(tmp_path / "recipe.toml")
+    [entry] = recipe.models
+    keys = [f.name for f in attrs.fields(ModelEntry) if f.name not in TRAINING_KEYS]
+    defaults = {f.name: f.default for f in attrs.fields(ModelEntry)}
+    assert [k for k in keys if getattr(entry, k) == defaults[k]] == []  # every key is set here
+
+    from zoo.plugins import get_plugin_manager
+    from zoo.registry import collect_models
+    from zoo.runner import settings_for
+
+    settings = settings_for(recipe, entry, collect_models(get_plugin_manager()).get("minilm"))
+    run_dir = tmp_path / "runs" / "rd" / "mini-seed42-20261201-101010"
+    run_dir.mkdir(parents=True)
+    (run_dir / "recipe.toml").write_text(effective_recipe(recipe, entry, settings), "utf-8")
+    [again] = load_recipe(run_dir / "recipe.toml").models
+    for key in keys:
+        expected = str(tmp_path / "weights") if key == "checkpoint" else getattr(entry, key)
+        assert getattr(again, key) == expected, key

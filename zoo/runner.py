@@ -244,18 +244,7 @@ def run_model(
         distributed=recipe.distributed,
     )
     parent = recipe.path(recipe.run.output_dir) / recipe.run.name
-    identity = identity or recipe_identity(recipe)
-    start = start_record(
-        identity.of(entry, spec.name, recipe.run.seed),
-        settings=settings,
-        # What resuming must match (see check_resume).
-        started_with={
-            "recipe": effective_recipe_data(recipe, entry, settings),
-            "data_files": identity.data_files,
-            "labels": list(splits.labels),
-        },
-        checkpoints=spec.engine is None and entry.training_method != "zero-shot",
-    )
+    start = _start(recipe, entry, spec, settings, splits, identity or recipe_identity(recipe))
     clock = time.perf_counter()
     made: list[Path] = [options.resume] if options.resume else []
     if options.resume and is_main():
@@ -320,6 +309,27 @@ def run_model(
         method=entry.training_method,
         reports={"test": result.test, "validation": result.validation},
         settings=attrs.asdict(settings),
+    )
+
+
+def _start(
+    recipe: Recipe,
+    entry: ModelEntry,
+    spec: ModelSpec,
+    settings: TrainingConfig,
+    splits: Splits,
+    identity: RecipeIdentity,
+) -> dict[str, Any]:
+    """run.json as the run starts: who it is, and what resuming it must match (check_resume)."""
+    return start_record(
+        identity.of(entry, spec.name, recipe.run.seed),
+        settings=settings,
+        started_with={
+            "recipe": effective_recipe_data(recipe, entry, settings),
+            "data_files": identity.data_files,
+            "labels": list(splits.labels),
+        },
+        checkpoints=spec.engine is None and entry.training_method != "zero-shot",
     )
 
 
