@@ -1259,3 +1259,170 @@ def test_blocking_a_broken_plugin_silences_it(broken_plugins, monkeypatch, capsy
     monkeypatch.setenv("ZOO_BLOCK_PLUGINS", "crashes,raises")
     code, _out, err = zoo(capsys, "models")
     assert (code, err) == (0, "")
+
+
+# --- run directories and the results store: bad command lines of show, report, predict, compare,
+# record and run --resume (exit 2, one message, nothing written). Damaged run directories are in
+# tests/test_rundir.py (they need a trained run); these need none.
+
+RUN_HINT = (
+    "give a run directory that 'zoo run' made: OUTPUT_DIR/RUN_NAME/MODEL-seedN-YYYYmmdd-HHMMSS"
+)
+COMPARE_HINT = (
+    "give the recipe you ran (zoo compare RECIPE: its output_dir, which is relative to the recipe "
+    "file) or its output directory (zoo compare --output-dir DIR)"
+)
+
+
+@attrs.frozen
+class CommandCase:
+    id: str
+    args: tuple[str, ...]  # {d}: the test's folder
+    message: str
+    hint: str | None = None
+    files: tuple[tuple[str, str | bytes], ...] = ()  # written in {d} before the command
+
+
+def sqlite_file(*statements: str) -> bytes:
+    """The bytes of an SQLite database made by these statements."""
+    import sqlite3
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "store.sqlite"
+        conn = sqlite3.connect(path)
+        for statement in statements:
+            conn.execute(statement)
+        conn.commit()
+        conn.close()
+        return path.read_bytes()
+
+
+COMMAND_CASES = [
+    *(
+        CommandCase(
+            f"{name}-a-run-directory-that-does-not-exist",
+            (*args, "{d}/runs/demo/tfidf-seed42-20261201-101010", *rest),
+            "run directory {d}/runs/demo/tfidf-seed42-20261201-101010 does not exist",
+            RUN_HINT,
+        )
+        for name, args, rest in (
+            ("show", ("show",), ()),
+            ("report", ("report",), ()),
+            ("record", ("record",), ()),
+            ("resume", ("run", "--resume"), ()),
+            ("predict", ("predict",), ("--input", "{d}/in.csv", "--output", "{d}/out.csv")),
+        )
+    ),
+    CommandCase(
+        "show-a-file",
+        ("show", "{d}/notes.txt"),
+        "{d}/notes.txt is a file, not a run directory",
+        RUN_HINT,
+        (("notes.txt", "not a run\n"),),
+    ),
+    CommandCase(
+        "report-a-folder-that-is-not-a-run",
+        ("report", "{d}"),
+        "{d} is not a zoo run directory: it has no run.json",
+        RUN_HINT,
+        (("recipe.toml", GOOD),),
+    ),
+    CommandCase(
+        "resume-together-with-a-recipe",
+        ("run", "{d}/recipe.toml", "--resume", "{d}"),
+        "give either recipes to run or --resume RUN_DIR, not both",
+        "zoo run RECIPE...  or  zoo run --resume OUTPUT_DIR/RUN_NAME/MODEL-seedN-DATE",
+        (("recipe.toml", GOOD),),
+    ),
+    CommandCase(
+        "run-without-a-recipe",
+        ("run",),
+        "give a recipe to run",
+        "zoo run RECIPE...  (see zoo run --help)",
+    ),
+    CommandCase(
+        "predict-onto-a-folder",
+        ("predict", "{d}/run", "--input", "{d}/in.csv", "--output", "{d}"),
+        "--output {d} is a folder; give the file to write",
+        "e.g. --output {d}/submission.csv",
+    ),
+    CommandCase(
+        "predict-into-a-missing-folder",
+        ("predict", "{d}/run", "--input", "{d}/in.csv", "--output", "{d}/out/s.csv"),
+        "--output {d}/out/s.csv: the folder {d}/out does not exist",
+        "make the folder first, or give --output a file in a folder that exists",
+    ),
+    CommandCase(
+        "predict-into-a-file-taken-for-a-folder",
+        ("predict", "{d}/run", "--input", "{d}/in.csv", "--output", "{d}/in.csv/s.csv"),
+        "--output {d}/in.csv/s.csv: the folder {d}/in.csv is a file",
+        "make the folder first, or give --output a file in a folder that exists",
+        (("in.csv", "text\nhello\n"),),
+    ),
+    CommandCase(
+        "compare-an-output-dir-that-does-not-exist",
+        ("compare", "--output-dir", "{d}/runs"),
+        "no results in {d}/runs: the folder does not exist",
+        COMPARE_HINT,
+    ),
+    CommandCase(
+        "compare-an-output-dir-that-is-a-file",
+        ("compare", "--output-dir", "{d}/runs"),
+        "no results in {d}/runs: the folder is a file, not a folder",
+        COMPARE_HINT,
+        (("runs", "x"),),
+    ),
+    CommandCase(
+        "compare-an-output-dir-without-a-store",
+        ("compare", "--output-dir", "{d}"),
+        "no results in {d}: {d}/zoo-results.sqlite does not exist",
+        COMPARE_HINT,
+    ),
+    CommandCase(
+        "compare-a-recipe-and-an-output-dir",
+        ("compare", "{d}/recipe.toml", "--output-dir", "{d}"),
+        "give a recipe or --output-dir, not both",
+        "zoo compare RECIPE  or  zoo compare --output-dir DIR",
+        (("recipe.toml", GOOD),),
+    ),
+    CommandCase(
+        "compare-a-store-that-is-not-sqlite",
+        ("compare", "--output-dir", "{d}"),
+        "results store {d}/zoo-results.sqlite: file is not a database",
+        None,
+        (("zoo-results.sqlite", "model,f1\n" * 200),),
+    ),
+    CommandCase(
+        "compare-another-sqlite-database",
+        ("compare", "--output-dir", "{d}"),
+        "{d}/zoo-results.sqlite is an SQLite file, but not a zoo results store",
+        None,
+        (("zoo-results.sqlite", sqlite_file("CREATE TABLE notes (text TEXT)")),),
+    ),
+    CommandCase(
+        "compare-a-store-from-a-newer-zoo",
+        ("compare", "--output-dir", "{d}"),
+        "{d}/zoo-results.sqlite was written by a newer zoo (results schema version 99; this zoo "
+        "reads version 1 and older)",
+        "upgrade zoo to read it, or record into another output directory",
+        (("zoo-results.sqlite", sqlite_file("PRAGMA user_version = 99")),),
+    ),
+]
+
+
+@pytest.mark.parametrize("case", COMMAND_CASES, ids=lambda c: c.id)
+def test_a_bad_command_line_of_a_run_directory_command(case, tmp_path, capsys):
+    def fill(text: str) -> str:
+        return text.replace("{d}", str(tmp_path))
+
+    for name, content in case.files:
+        if isinstance(content, bytes):
+            (tmp_path / name).write_bytes(content)
+        else:
+            (tmp_path / name).write_text(content, encoding="utf-8")
+    before = snapshot(tmp_path)
+    code, out, err = zoo(capsys, *(fill(a) for a in case.args))
+    hint = f"  hint: {fill(case.hint)}\n" if case.hint else ""
+    assert (code, out, err) == (2, "", f"error: {fill(case.message)}\n{hint}")
+    assert snapshot(tmp_path) == before

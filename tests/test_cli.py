@@ -268,21 +268,22 @@ def test_show_json(run_dir, capsys):
 
 
 def test_show_on_a_directory_that_is_not_a_run(tmp_path, capsys):
-    assert main(["show", str(tmp_path)]) == 1
+    assert main(["show", str(tmp_path)]) == 2
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err == (
-        f"error: {tmp_path} is not a readable zoo run directory "
-        f"([Errno 2] No such file or directory: '{tmp_path / 'run.json'}')\n"
-        "  hint: give a directory that 'zoo run' made, e.g. runs/NAME/MODEL-DATE\n"
+        f"error: {tmp_path} is not a zoo run directory: it has no run.json\n"
+        "  hint: give a run directory that 'zoo run' made: "
+        "OUTPUT_DIR/RUN_NAME/MODEL-seedN-YYYYmmdd-HHMMSS\n"
     )
 
 
 def test_show_on_a_broken_metrics_file(run_dir, capsys):
     (run_dir / "metrics.json").write_text("{", encoding="utf-8")
-    assert main(["show", str(run_dir)]) == 1
+    assert main(["show", str(run_dir)]) == 2
     assert capsys.readouterr().err.startswith(
-        f"error: {run_dir} is not a readable zoo run directory (Expecting property name"
+        f"error: {run_dir / 'metrics.json'} is damaged: not JSON (line 1, column 2: Expecting "
+        "property name"
     )
 
 

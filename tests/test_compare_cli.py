@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import attrs
 import pytest
 
 from zoo.cli import main
@@ -86,9 +87,126 @@ def test_the_table_and_csv_name_the_models_best_first(store_dir, capsys):
     assert csv_text.splitlines()[1].startswith("minilm,full,ok,3,")
 
 
+HINT = (
+    "  hint: give the recipe you ran (zoo compare RECIPE: its output_dir, which is relative to "
+    "the recipe file) or its output directory (zoo compare --output-dir DIR)\n"
+)
+
+
 def test_an_output_dir_without_results_is_a_clear_error(tmp_path, capsys):
-    assert main(["compare", "--output-dir", str(tmp_path)]) == 1
+    assert main(["compare", "--output-dir", str(tmp_path)]) == 2
     assert capsys.readouterr().err == (
         f"error: no results in {tmp_path}: {tmp_path / 'zoo-results.sqlite'} does not exist\n"
-        "  hint: run a recipe first, or point --output-dir at its output_dir\n"
+        + HINT
     )
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- which store: a recipe's output_dir, or --output-dir ----------------------------------------
+
+
+def snapshot(root):
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
+
+
+def test_a_recipe_names_its_output_dir_relative_to_itself_and_its_runs(
+    store_dir, tmp_path, capsys, monkeypatch
+):
+    """After `zoo run recipes/x.toml` (output_dir relative to the recipe), `zoo compare
+    recipes/x.toml` finds the runs from any working directory."""
+    recipes = tmp_path / "recipes"
+    recipes.mkdir()
+    (recipes / "x.toml").write_text(
+        '[run]\nname = "demo"\noutput_dir = ".."\n\n[data]\ntrain = "t.csv"\n'
+        '\n[[models]]\nmodel = "tfidf"\n',
+        encoding="utf-8",
+    )
+    (recipes / "t.csv").write_text("text,label\na,b\n", encoding="utf-8")
+    other = attrs.evolve(record("other-recipe", 1, 0.99), recipe_name="other")
+    ResultsStore.in_dir(store_dir).record(other)  # the latest run, of another recipe
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    rows = json.loads(compare(capsys, "../recipes/x.toml", "--json"))["leaderboard"]
+    assert [r["model"] for r in rows] == ["minilm", "e5-small", "tfidf", "xlmr"]
+
+
+def test_a_recipe_and_an_output_dir_together_are_refused(store_dir, write_recipe, capsys):
+    path = write_recipe()
+    assert main(["compare", str(path), "--output-dir", str(store_dir)]) == 2
+    assert capsys.readouterr().err == (
+        "error: give a recipe or --output-dir, not both\n"
+        "  hint: zoo compare RECIPE  or  zoo compare --output-dir DIR\n"
+    )
+
+
+def test_a_recipe_that_has_not_run_says_to_run_it(write_recipe, tmp_path, capsys):
+    path = write_recipe()
+    before = snapshot(tmp_path)
+    assert main(["compare", str(path)]) == 2
+    assert capsys.readouterr().err == (
+        f"error: no results in {tmp_path / 'runs'}: {tmp_path / 'runs' / 'zoo-results.sqlite'} "
+        "does not exist\n"
+        f"  hint: run it first: zoo run {path}\n"
+    )
+    assert snapshot(tmp_path) == before
+
+
+def test_an_output_dir_that_does_not_exist_names_both_ways(tmp_path, capsys):
+    assert main(["compare", "--output-dir", str(tmp_path / "runs")]) == 2
+    assert capsys.readouterr().err == (
+        f"error: no results in {tmp_path / 'runs'}: the folder does not exist\n" + HINT
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_default_output_dir_is_runs_here(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["compare"]) == 2
+    assert (
+        capsys.readouterr().err == "error: no results in runs: the folder does not exist\n" + HINT
+    )
+
+
+# --- compare only reads --------------------------------------------------------------------------
+
+
+def test_compare_on_an_empty_store_file_writes_nothing(tmp_path, capsys):
+    (tmp_path / "zoo-results.sqlite").touch()
+    out = compare(capsys, "--output-dir", str(tmp_path))
+    assert "Leaderboard: 0 runs, all data" in out
+    assert snapshot(tmp_path) == {"zoo-results.sqlite": b""}
+    assert [p.name for p in tmp_path.iterdir()] == ["zoo-results.sqlite"]
+
+
+def test_compare_leaves_a_store_and_its_folder_as_they_were(store_dir, capsys):
+    before = snapshot(store_dir)
+    compare(capsys, "--output-dir", str(store_dir))
+    compare(capsys, "--output-dir", str(store_dir), "--json", "--all-data")
+    assert snapshot(store_dir) == before
+
+
+def test_a_damaged_row_is_an_error_naming_it(store_dir, capsys):
+    import sqlite3
+    from contextlib import closing
+
+    path = store_dir / "zoo-results.sqlite"
+    with closing(sqlite3.connect(path)) as conn:
+        conn.execute("UPDATE runs SET metrics = '{\"test\": ' WHERE run_id = 3")
+        conn.commit()
+    assert main(["compare", "--output-dir", str(store_dir)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {path}: run #3 ('tfidf', seed 1, recorded ")
+    assert ") is damaged: its metrics column is not valid JSON (Expecting value: " in err
+    assert "Traceback" not in err
+
+
+def test_the_latest_data_of_the_recipe_is_compared(store_dir, capsys):
+    """--recipe compares like with like too: the latest run of that recipe picks the data."""
+    store = ResultsStore.in_dir(store_dir)
+    store.record(attrs.evolve(record("new-data-model", 1, 0.5, data="c" * 64), recipe_name="demo"))
+    store.record(attrs.evolve(record("other", 1, 0.5, data="d" * 64), recipe_name="other"))
+    rows = json.loads(compare(capsys, "--output-dir", str(store_dir), "--recipe", "demo", "--json"))
+    assert [r["model"] for r in rows["leaderboard"]] == ["new-data-model"]

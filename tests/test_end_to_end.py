@@ -92,7 +92,7 @@ def test_a_real_korean_data_set_from_shared_data(shared_data, tmp_path, capsys):
     assert labels == {"id2label": {"0": "0", "1": "1"}}
 
 
-def test_a_model_without_weights_fails_with_one_clear_message(tmp_path, capsys):
+def test_a_checkpoint_folder_that_is_not_there_is_a_recipe_error(tmp_path, capsys):
     write_slice(DEMO_DATA / "train.csv", tmp_path / "train.csv", 80)
     path = recipe(tmp_path, "minilm", 'train = "train.csv"')
     text = path.read_text(encoding="utf-8").replace(
@@ -100,13 +100,13 @@ def test_a_model_without_weights_fails_with_one_clear_message(tmp_path, capsys):
     )
     path.write_text(text, encoding="utf-8")
 
-    assert main(["run", str(path)]) == 1
-
-    err = capsys.readouterr().err
-    assert "error: model 'minilm' failed: checkpoint for 'minilm' is not a directory: " in err
-    assert "Traceback" not in err
-    # No run directory; the results store records the failure and why.
-    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["zoo-results.sqlite"]
-    [record] = ResultsStore.in_dir(tmp_path / "runs").runs()
-    assert (record.model, record.status) == ("minilm", "failed")
-    assert record.reason.startswith("checkpoint for 'minilm' is not a directory")
+    # Known before anything loads: zoo validate says so, and zoo run trains and records nothing.
+    for command in ("validate", "run"):
+        assert main([command, str(path)]) == 2
+        err = capsys.readouterr().err
+        assert err == (
+            f"error: {path} is not a valid recipe (1 problem)\n"
+            f"  - models[0].checkpoint: {tmp_path / 'no' / 'such' / 'dir'} does not exist: name "
+            "the folder that holds the model's config.json and weights\n"
+        )
+    assert not (tmp_path / "runs").exists()

@@ -259,3 +259,145 @@ def test_a_full_disk_while_saving_keeps_the_checkpoints_and_no_half_model(
     assert not (run_dir / "model").exists()  # no half-written model where a model belongs
     assert list(run_dir.glob("checkpoints/checkpoint-*/model.safetensors"))  # the best is kept
     assert json.loads((run_dir / "run.json").read_text())["status"] == "failed"
+
+
+# --- resuming: only what the run started with ---------------------------------------------------
+
+
+def snapshot(root: Path) -> dict[str, bytes | None]:
+    return {
+        str(p.relative_to(root)): p.read_bytes() if p.is_file() else None
+        for p in sorted(root.rglob("*"))
+    }
+
+
+@pytest.fixture(scope="module")
+def stopped_run(tmp_path_factory, tiny_bert) -> Path:
+    """A tiny-BERT run stopped (as by Ctrl-C) right after its first checkpoint, at step 15 of 30;
+    made once: tests work on copies (`interrupted`)."""
+    import contextlib
+    import io
+
+    from transformers import Trainer
+
+    directory = tmp_path_factory.mktemp("stopped")
+    real = Trainer._save_checkpoint
+
+    def save_then_stop(self, *args, **kwargs):
+        real(self, *args, **kwargs)
+        raise KeyboardInterrupt
+
+    Trainer._save_checkpoint = save_then_stop
+    err = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            recipe = write_recipe(directory, tiny_bert, max_steps=30)
+            assert main(["run", str(recipe)]) == 130
+    finally:
+        Trainer._save_checkpoint = real
+    [run_dir] = (directory / "runs" / "faults").iterdir()
+    assert f"interrupted: continue 'finbert' with zoo run --resume {run_dir}" in err.getvalue()
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "interrupted"
+    return run_dir
+
+
+@pytest.fixture
+def interrupted(stopped_run, tmp_path, monkeypatch) -> Path:
+    """A copy of the stopped run's whole folder in `tmp_path`, its paths pointed there."""
+    import shutil
+    import sqlite3
+    from contextlib import closing
+
+    monkeypatch.setenv("ZOO_PLUGINS", "")
+    source = stopped_run.parents[2]
+    shutil.copytree(source, tmp_path, dirs_exist_ok=True)
+    for path in [*tmp_path.rglob("*.json"), *tmp_path.rglob("*.toml")]:
+        path.write_text(path.read_text().replace(str(source), str(tmp_path)))
+    with closing(sqlite3.connect(tmp_path / "runs" / "zoo-results.sqlite")) as store:
+        store.execute(
+            "UPDATE runs SET run_dir = replace(run_dir, ?, ?)", (str(source), str(tmp_path))
+        )
+        store.commit()
+    return tmp_path / stopped_run.relative_to(source)
+
+
+def resume_refused(run_dir: Path, *problems: str) -> str:
+    count = f"{len(problems)} difference{'s' if len(problems) > 1 else ''}"
+    return (
+        "run 'faults': 1 model(s)\n"
+        f"error: cannot resume {run_dir}: it started with another recipe or data ({count})\n"
+        + "".join(f"  - {problem}\n" for problem in problems)
+        + "  hint: its checkpoints were made for what it started with: undo the change, or "
+        f"train afresh with zoo run {run_dir / 'recipe.toml'}\n"
+    )
+
+
+def test_resuming_after_a_recipe_setting_changed_is_refused_with_the_change(
+    interrupted, tmp_path, capsys
+):
+    recipe = interrupted / "recipe.toml"
+    recipe.write_text(recipe.read_text().replace("max_length = 48", "max_length = 64"))
+    before = snapshot(tmp_path)
+    assert main(["run", "--resume", str(interrupted)]) == 2
+    assert capsys.readouterr().err == resume_refused(
+        interrupted, "training.max_length: 48 when the run started, 64 now"
+    )
+    assert snapshot(tmp_path) == before  # nothing written, nothing recorded
+
+
+def test_resuming_with_a_set_override_is_refused_with_the_change(interrupted, tmp_path, capsys):
+    before = snapshot(tmp_path)
+    args = ["run", "--resume", str(interrupted), "--set", "training.learning_rate=0.01"]
+    assert main(args) == 2
+    assert capsys.readouterr().err == resume_refused(
+        interrupted, "training.learning_rate: 0.003 when the run started, 0.01 now"
+    )
+    assert snapshot(tmp_path) == before
+
+
+def test_resuming_after_the_data_changed_names_the_file_and_the_labels(
+    interrupted, tmp_path, capsys
+):
+    """Not a raw state-dict size mismatch: which file changed, and the label lists."""
+    import hashlib
+
+    train = tmp_path / "train.csv"
+    then = hashlib.sha256(train.read_bytes()).hexdigest()
+    with train.open("a", encoding="utf-8") as f:
+        f.write("99990,새로운 종류의 문의,billing\n99991,또 다른 새로운 문의,billing\n")
+    now = hashlib.sha256(train.read_bytes()).hexdigest()
+    before = snapshot(tmp_path)
+    assert main(["run", "--resume", str(interrupted)]) == 2
+    labels = ["code", "remote", "system", "theory", "web"]
+    assert capsys.readouterr().err == resume_refused(
+        interrupted,
+        f"data.train: {train} changed since the run started (sha256 {then[:12]} then, "
+        f"{now[:12]} now)",
+        f"labels: {labels} when the run started, {['billing', *labels]} now",
+    )
+    assert snapshot(tmp_path) == before
+
+
+def test_an_unchanged_run_resumes_in_its_directory_and_keeps_its_identity(
+    interrupted, tmp_path, capsys
+):
+    assert main(["run", "--resume", str(interrupted), "--json"]) == 0
+    [run] = json.loads(capsys.readouterr().out)["runs"]
+    assert Path(run["run_dir"]) == interrupted
+    record = json.loads((interrupted / "run.json").read_text())
+    assert record["status"] == "ok"
+    assert record["resumed_from"] == str(interrupted / "checkpoints" / "checkpoint-15")
+    stopped, finished = ResultsStore.in_dir(tmp_path / "runs").runs()
+    assert (stopped.status, finished.status) == ("interrupted", "ok")
+    # Both records belong to the recipe that was run, not to RUN_DIR/recipe.toml.
+    assert finished.recipe_hash == stopped.recipe_hash == record["recipe_hash"]
+    assert finished.data_fingerprint == stopped.data_fingerprint
+    assert finished.run_dir == stopped.run_dir == str(interrupted)
+
+
+def test_resume_together_with_a_recipe_is_a_bad_command_line(interrupted, tmp_path, capsys):
+    assert main(["run", str(tmp_path / "recipe.toml"), "--resume", str(interrupted)]) == 2
+    assert capsys.readouterr().err == (
+        "error: give either recipes to run or --resume RUN_DIR, not both\n"
+        "  hint: zoo run RECIPE...  or  zoo run --resume OUTPUT_DIR/RUN_NAME/MODEL-seedN-DATE\n"
+    )

@@ -315,10 +315,11 @@ def test_a_directory_without_run_json_is_refused(tmp_path):
     (run_dir / "run.json").unlink()
     with pytest.raises(ZooError) as caught:
         write_report(run_dir)
-    assert caught.value.message == (
-        f"{run_dir / 'run.json'} is missing: a report needs a run directory that 'zoo run' made"
+    assert caught.value.message == f"{run_dir} is not a zoo run directory: it has no run.json"
+    assert caught.value.hint == (
+        "give a run directory that 'zoo run' made: OUTPUT_DIR/RUN_NAME/MODEL-seedN-YYYYmmdd-HHMMSS"
     )
-    assert caught.value.hint == "give a directory that 'zoo run' made, e.g. runs/NAME/MODEL-DATE"
+    assert caught.value.exit_code == 2
     assert not (run_dir / "report.html").exists()
 
 
@@ -329,7 +330,7 @@ def test_a_missing_or_broken_file_is_named(tmp_path, name):
     with pytest.raises(ZooError, match=re.escape(f"{run_dir / name} is missing")):
         write_report(run_dir)
     (run_dir / name).write_text("{not json", encoding="utf-8")
-    with pytest.raises(ZooError, match=re.escape(f"{run_dir / name} cannot be read (")):
+    with pytest.raises(ZooError, match=re.escape(f"{run_dir / name} is damaged: not JSON (")):
         write_report(run_dir)
 
 
@@ -338,13 +339,16 @@ def test_a_failed_run_is_refused_with_its_reason(tmp_path):
     run_dir.mkdir()
     record = {"model": "broken", "status": "failed", "reason": "RuntimeError: out of memory"}
     (run_dir / "run.json").write_text(json.dumps(record), encoding="utf-8")
-    with pytest.raises(ZooError, match="did not finish .status failed: RuntimeError: out of"):
+    with pytest.raises(ZooError, match="did not finish .status 'failed': RuntimeError: out of"):
         write_report(run_dir)
 
 
 def test_a_path_that_is_no_directory_is_refused(tmp_path):
-    with pytest.raises(ZooError, match="is not a directory"):
+    with pytest.raises(ZooError, match="^run directory .*nowhere does not exist\n"):
         write_report(tmp_path / "nowhere")
+    (tmp_path / "a-file").write_text("", encoding="utf-8")
+    with pytest.raises(ZooError, match="a-file is a file, not a run directory\n"):
+        write_report(tmp_path / "a-file")
 
 
 def test_importing_the_module_does_not_import_matplotlib():

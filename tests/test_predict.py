@@ -119,7 +119,7 @@ def test_an_existing_output_file_is_never_overwritten(trained, tmp_path, capsys)
     output = tmp_path / "mine.csv"
     output.write_text("precious\n", encoding="utf-8")
     args = ["predict", str(runs["tfidf"]), "--input", str(directory / "test.csv")]
-    assert main([*args, "--output", str(output)]) == 1
+    assert main([*args, "--output", str(output)]) == 2
     assert output.read_text(encoding="utf-8") == "precious\n"
     assert f"error: {output} exists already; zoo does not overwrite it" in capsys.readouterr().err
     assert main([*args, "--output", str(output), "--force"]) == 0
@@ -131,9 +131,9 @@ def test_a_directory_that_is_not_a_run_is_a_clear_error(tmp_path, capsys):
     code = main(
         ["predict", str(tmp_path), "--input", str(tmp_path / "input.csv"), "--output", "x.csv"]
     )
-    assert code == 1
+    assert code == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"error: {tmp_path} is not a finished zoo run directory (run.json: ")
+    assert err.startswith(f"error: {tmp_path} is not a zoo run directory: it has no run.json\n")
 
 
 def test_zoo_report_writes_the_html_report_with_three_pictures(trained, capsys):
@@ -155,7 +155,104 @@ def test_an_input_without_the_text_column_says_which_column_it_needs(trained, tm
     assert main([*args, "--output", str(tmp_path / "out.csv")]) == 3
     assert capsys.readouterr().err == (
         f"error: --input: {tmp_path / 'input.csv'} has no column 'text' (columns: 'id', 'body')\n"
-        "  hint: the input needs the text column the model was trained on "
-        "(data.text_column of the run's recipe)\n"
+        "  hint: give --text-column the name of the column with the texts\n"
     )
     assert not (tmp_path / "out.csv").exists()
+    # The option named in the hint is the way out: the same input, its column named.
+    code = main([*args, "--output", str(tmp_path / "out.csv"), "--text-column", "body"])
+    assert code == 0, capsys.readouterr().err
+    assert (tmp_path / "out.csv").read_text(encoding="utf-8").splitlines()[0] == "label"
+
+
+# --- the command line: options, and what is refused before anything is written ------------------
+
+
+def predict(capsys, run_dir, input_path, output, *extra) -> tuple[int, str]:
+    code = main(
+        ["predict", str(run_dir), "--input", str(input_path), "--output", str(output), *extra]
+    )
+    return code, capsys.readouterr().err
+
+
+def test_an_output_in_a_folder_that_does_not_exist_is_refused(trained, tmp_path, capsys):
+    directory, runs = trained
+    output = tmp_path / "no" / "such" / "submission.csv"
+    code, err = predict(capsys, runs["tfidf"], directory / "test.csv", output)
+    assert code == 2
+    assert err == (
+        f"error: --output {output}: the folder {output.parent} does not exist\n"
+        "  hint: make the folder first, or give --output a file in a folder that exists\n"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_output_that_is_a_folder_is_refused(trained, tmp_path, capsys):
+    directory, runs = trained
+    (tmp_path / "out").mkdir()
+    code, err = predict(capsys, runs["tfidf"], directory / "test.csv", tmp_path / "out", "--force")
+    assert code == 2
+    assert err == (
+        f"error: --output {tmp_path / 'out'} is a folder; give the file to write\n"
+        f"  hint: e.g. --output {tmp_path / 'out' / 'submission.csv'}\n"
+    )
+    assert [p.name for p in tmp_path.rglob("*")] == ["out"]
+
+
+def test_an_id_column_named_like_the_label_column_is_refused(trained, tmp_path, capsys):
+    """The submission's header would be `label,label`."""
+    _directory, runs = trained
+    (tmp_path / "input.csv").write_text("label,text\n7,서버가 안 돼요\n", encoding="utf-8")
+    output = tmp_path / "out.csv"
+    code, err = predict(
+        capsys, runs["tfidf"], tmp_path / "input.csv", output, "--id-column", "label"
+    )
+    assert code == 2
+    assert err == (
+        "error: --id-column 'label' is the run's label column: the output would have two "
+        "columns named 'label'\n"
+        "  hint: copy another column of the input, or leave --id-column out\n"
+    )
+    assert not output.exists()
+
+
+def test_text_column_and_encoding_read_an_input_unlike_the_training_data(trained, tmp_path, capsys):
+    directory, runs = trained
+    rows = read_rows(directory / "test.csv")
+    with (tmp_path / "other.csv").open("w", encoding="cp949", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["key", "body"])
+        writer.writerows([row["id"], row["text"]] for row in rows)
+    expected, got = tmp_path / "expected.csv", tmp_path / "got.csv"
+    assert (
+        predict(capsys, runs["tfidf"], directory / "test.csv", expected, "--id-column", "id")[0]
+        == 0
+    )
+    code, err = predict(
+        capsys,
+        runs["tfidf"],
+        tmp_path / "other.csv",
+        got,
+        "--id-column",
+        "key",
+        "--text-column",
+        "body",
+        "--encoding",
+        "cp949",
+    )
+    assert code == 0, err
+    assert [r["label"] for r in read_rows(got)] == [r["label"] for r in read_rows(expected)]
+    assert [r["key"] for r in read_rows(got)] == [r["id"] for r in rows]
+
+
+def test_an_unknown_encoding_is_refused(trained, tmp_path, capsys):
+    directory, runs = trained
+    output = tmp_path / "out.csv"
+    code, err = predict(
+        capsys, runs["tfidf"], directory / "test.csv", output, "--encoding", "latin-9"
+    )
+    assert code == 2
+    assert err == (
+        "error: --encoding 'latin-9' is none of zoo's encodings\n"
+        "  hint: use one of auto, utf-8, utf-8-sig, cp949, euc-kr\n"
+    )
+    assert not output.exists()

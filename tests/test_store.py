@@ -237,3 +237,149 @@ def test_the_data_fingerprint_ignores_names_but_not_order_or_boundaries(tmp_path
     a.write_bytes(b"x")
     b.write_bytes(b"yz")  # the same bytes in all, split differently between the files
     assert fingerprint_files([a, b]) != before
+
+
+# --- readers write nothing ------------------------------------------------------------------------
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))}
+
+
+def test_a_reader_of_an_empty_file_finds_no_runs_and_writes_nothing(tmp_path):
+    """A 0-byte file: a writer would make it a store; a reader leaves it as it is."""
+    path = tmp_path / STORE_NAME
+    path.touch()
+    reader = ResultsStore.read_only(path)
+    assert reader.runs() == [] and reader.latest() is None
+    assert snapshot(tmp_path) == {STORE_NAME: b""}
+
+
+def test_a_reader_leaves_no_wal_or_shm_file_beside_a_closed_store(store):
+    """SQLite makes -wal and -shm files for a read-only connection to a WAL database and cannot
+    remove them again; zoo's reader leaves the folder exactly as it was."""
+    store.record(make_run(seed=1))
+    before = snapshot(store.path.parent)
+    assert sorted(before) == [STORE_NAME]
+    reader = ResultsStore.read_only(store.path)
+    assert [r.seed for r in reader.runs()] == [1]
+    assert reader.latest().seed == 1
+    assert snapshot(store.path.parent) == before
+
+
+def test_a_reader_reads_what_was_committed_while_another_process_writes(store):
+    store.record(make_run(seed=1))
+    with closing(sqlite3.connect(store.path, isolation_level=None)) as writer:
+        writer.execute("BEGIN IMMEDIATE")
+        writer.execute("UPDATE runs SET seed = 99")  # not committed
+        assert [r.seed for r in ResultsStore.read_only(store.path).runs()] == [1]
+        writer.execute("ROLLBACK")
+
+
+def test_a_reader_refuses_what_a_writer_refuses(tmp_path):
+    other = tmp_path / "other.sqlite"
+    with closing(sqlite3.connect(other)) as conn:
+        conn.execute("CREATE TABLE notes (text TEXT)")
+    with pytest.raises(ZooError, match="is an SQLite file, but not a zoo results store"):
+        ResultsStore.read_only(other).runs()
+    with pytest.raises(ZooError, match=f"^no results store at {tmp_path / 'nothing'}$"):
+        ResultsStore.read_only(tmp_path / "nothing")
+
+
+# --- damaged rows are named -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "problem"),
+    [
+        (
+            "settings",
+            "{not json",
+            "its settings column is not valid JSON (Expecting property "
+            "name enclosed in double quotes: line 1 column 2 (char 1))",
+        ),
+        ("metrics", "[0.5]", "its metrics column is not a JSON object"),
+        (
+            "method",
+            "'dreambooth'",
+            "its method column is 'dreambooth', none of full, lora, qlora, zero-shot, baseline",
+        ),
+    ],
+)
+def test_a_damaged_row_is_named_not_a_traceback(store, column, value, problem):
+    store.record(make_run(seed=1))
+    run_id = store.record(make_run(seed=2, model="minilm"))
+    with closing(sqlite3.connect(store.path)) as conn:
+        quoted = value if value.startswith("'") else "'" + value.replace("'", "''") + "'"
+        conn.execute(f"UPDATE runs SET {column} = {quoted} WHERE run_id = {run_id}")
+        conn.commit()
+    for reader in (store, ResultsStore.read_only(store.path)):
+        with pytest.raises(ZooError) as raised:
+            reader.runs()
+        message = raised.value.message
+        assert message.startswith(f"{store.path}: run #{run_id} ('minilm', seed 2, recorded ")
+        assert message.endswith(f") is damaged: {problem}")
+        assert raised.value.hint == (
+            f"delete that row (sqlite3 {store.path} 'DELETE FROM runs WHERE run_id = {run_id}'), "
+            "and record its run directory again with zoo record RUN_DIR"
+        )
+
+
+# --- a busy store: waited for, tried again, then reported ---------------------------------------
+
+
+@pytest.fixture
+def impatient(monkeypatch):
+    """Wait 0.05 s for a lock instead of 30 s, and retry after 0.01 s, 0.02 s."""
+    import zoo.store
+
+    monkeypatch.setattr(zoo.store, "BUSY_TIMEOUT_SECONDS", 0.05)
+    monkeypatch.setattr(zoo.store, "RETRY_SECONDS", 0.01)
+
+
+def test_a_store_held_by_another_process_past_the_retries_is_busy(store, impatient):
+    with closing(sqlite3.connect(store.path, isolation_level=None)) as other:
+        other.execute("BEGIN IMMEDIATE")
+        with pytest.raises(ZooError) as raised:
+            store.record(make_run())
+        other.execute("ROLLBACK")
+    assert raised.value.busy
+    assert raised.value.message == (
+        f"the results store {store.path} is busy: another process held it for 0.2 s (3 tries)"
+    )
+    assert store.runs() == []
+
+
+def test_a_store_released_between_tries_takes_the_record(store, monkeypatch, impatient):
+    import threading
+
+    import zoo.store
+
+    other = sqlite3.connect(store.path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    real_sleep = zoo.store.time.sleep
+
+    def release_then_sleep(seconds):  # the other process finishes while zoo waits to retry
+        if other.in_transaction:
+            other.execute("ROLLBACK")
+        real_sleep(seconds)
+
+    monkeypatch.setattr(zoo.store.time, "sleep", release_then_sleep)
+    assert threading.current_thread() is threading.main_thread()
+    run_id = store.record(make_run())
+    other.close()
+    assert [r.run_id for r in store.runs()] == [run_id]
+
+
+def test_record_once_adds_a_run_directory_once(store):
+    run = make_run(
+        run_dir="/runs/demo/e5-small-seed42-20261125-102354",
+        recorded_at="2026-11-25T10:30:00+00:00",
+    )
+    first, new = store.record_once(run)
+    assert new
+    assert store.record_once(run) == (first, False)
+    # The same directory resumed and finished later is another record.
+    later = attrs.evolve(run, recorded_at="2026-11-25T11:00:00+00:00")
+    assert store.record_once(later)[1]
+    assert len(store.runs()) == 2

@@ -20,7 +20,7 @@ import attrs
 from rich.console import Console
 
 import zoo
-from zoo.errors import EXIT_INTERRUPTED, RunRefused, WontFit, ZooError
+from zoo.errors import EXIT_INTERRUPTED, RunRefused, UsageError, WontFit, ZooError
 
 EPILOG = """\
 exit codes:
@@ -43,7 +43,8 @@ examples:
   zoo run --resume runs/demo/e5-small-seed42-20261125-101500  continue after Ctrl-C
   zoo show runs/demo/e5-small-seed42-20261125-101500  metrics of one finished run
   zoo predict RUN_DIR --input new.csv --output submission.csv --id-column id
-  zoo compare                                 leaderboard of the runs on the latest data
+  zoo compare recipes/demo.toml               leaderboard of the recipe's runs on the latest data
+  zoo record RUN_DIR                          record a run that the results store missed
   zoo report RUN_DIR                          HTML report with pictures
 """
 
@@ -178,22 +179,21 @@ def _without_nproc(argv: list[str]) -> list[str]:
 
 
 def _recipe_paths(recipes: list[str], resume: Path | None) -> list[Path]:
-    """The recipes given, or the one recipe an interrupted run directory holds."""
+    """The recipes given, or the one recipe an interrupted run directory holds (checked to be
+    resumable before anything loads; that it still matches is checked once its data is read)."""
+    from zoo.rundir import RECIPE, read_run
+
     if resume is None:
         if not recipes:
-            raise ZooError("give a recipe to run", hint="zoo run RECIPE...  (see zoo run --help)")
+            raise UsageError("give a recipe to run", hint="zoo run RECIPE...  (see zoo run --help)")
         return [Path(p) for p in recipes]
     if recipes:
-        raise ZooError(
+        raise UsageError(
             "give either recipes to run or --resume RUN_DIR, not both",
-            hint="zoo run RECIPE...  or  zoo run --resume runs/NAME/MODEL-DATE",
+            hint="zoo run RECIPE...  or  zoo run --resume OUTPUT_DIR/RUN_NAME/MODEL-seedN-DATE",
         )
-    if not (resume / "recipe.toml").is_file():
-        raise ZooError(
-            f"{resume} is not a zoo run directory (no recipe.toml)",
-            hint="give the directory of the interrupted run, e.g. runs/NAME/MODEL-DATE",
-        )
-    return [resume / "recipe.toml"]
+    read_run(resume, needs=("resumable", "recipe"))
+    return [resume / RECIPE]
 
 
 def _say_notices(run_name: str, notices: Sequence[str]) -> None:
@@ -325,20 +325,11 @@ def _fit_to_memory(recipe, registry, device, labels: int, args, err) -> tuple[An
 
 def cmd_show(args: argparse.Namespace) -> int:
     from zoo.report import confusion_table, human_bytes, human_seconds, per_class_table
+    from zoo.rundir import read_run
 
     out, _err = _consoles()
-    run_dir = Path(args.run_dir)
-    try:
-        record = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
-        metrics_path = run_dir / "metrics.json"
-        metrics = (
-            json.loads(metrics_path.read_text(encoding="utf-8")) if metrics_path.exists() else {}
-        )
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ZooError(
-            f"{run_dir} is not a readable zoo run directory ({exc})",
-            hint="give a directory that 'zoo run' made, e.g. runs/NAME/MODEL-DATE",
-        ) from None
+    run = read_run(args.run_dir, needs=("metrics",))  # a run that did not finish has none
+    record, metrics = run.record, run.metrics or {}
     if args.json:
         print(json.dumps({"run": record, "metrics": metrics}, indent=2, ensure_ascii=False))
         return 0
@@ -375,11 +366,38 @@ def cmd_predict(args: argparse.Namespace) -> int:
         registry=registry,
         progress=RichProgress(err, Path(args.run_dir).name),
         id_column=args.id_column,
+        text_column=args.text_column,
+        encoding=args.encoding,
         proba=args.proba,
         overwrite=args.force,
     )
     print(f"wrote {rows} predictions to {args.output}", file=sys.stderr)
     return 0
+
+
+COMPARE_HINT = (
+    "give the recipe you ran (zoo compare RECIPE: its output_dir, which is relative to the recipe "
+    "file) or its output directory (zoo compare --output-dir DIR)"
+)
+
+
+def _compare_where(args: argparse.Namespace) -> tuple[Path, str | None]:
+    """The output directory whose store `zoo compare` reads, and the run name to compare."""
+    from zoo.recipe import load_recipe
+
+    if args.recipe_file is None:
+        output_dir = Path(args.output_dir or "runs")
+        if not output_dir.is_dir():
+            what = "is a file, not a folder" if output_dir.exists() else "does not exist"
+            raise UsageError(f"no results in {output_dir}: the folder {what}", hint=COMPARE_HINT)
+        return output_dir, args.recipe
+    if args.output_dir is not None:
+        raise UsageError(
+            "give a recipe or --output-dir, not both",
+            hint="zoo compare RECIPE  or  zoo compare --output-dir DIR",
+        )
+    recipe = load_recipe(args.recipe_file)
+    return recipe.path(recipe.run.output_dir), args.recipe or recipe.run.name
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -389,22 +407,21 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from zoo.store import STORE_NAME, ResultsStore
 
     out, _err = _consoles()
-    output_dir = Path(args.output_dir)
-    if not (output_dir / STORE_NAME).exists():
-        raise ZooError(
-            f"no results in {output_dir}: {output_dir / STORE_NAME} does not exist",
-            hint="run a recipe first, or point --output-dir at its output_dir",
+    output_dir, recipe_name = _compare_where(args)
+    if not (output_dir / STORE_NAME).is_file():
+        if args.recipe_file is not None:
+            hint = f"run it first: zoo run {args.recipe_file}"
+        else:
+            hint = COMPARE_HINT
+        raise UsageError(
+            f"no results in {output_dir}: {output_dir / STORE_NAME} does not exist", hint=hint
         )
-    store = ResultsStore.in_dir(output_dir)
+    # Read as it is: a command that only reads writes nothing, not even a schema.
+    records = ResultsStore.read_only(output_dir / STORE_NAME).runs(recipe_name=recipe_name)
     data = args.data
-    if data is None and args.recipe is None and not args.all_data:
-        latest = store.latest()
-        data = latest.data_fingerprint if latest else None  # compare like with like
-    records = [
-        r
-        for r in store.runs(recipe_name=args.recipe)
-        if data is None or r.data_fingerprint.startswith(data)
-    ]
+    if data is None and not args.all_data and records:
+        data = records[-1].data_fingerprint  # compare like with like: the latest run's data
+    records = [r for r in records if data is None or r.data_fingerprint.startswith(data)]
     if args.each:  # one row per run instead of one per model and method
         records = [
             attrs.evolve(r, model=f"{r.model} (seed {r.seed}, #{r.run_id})") for r in records
@@ -416,10 +433,27 @@ def cmd_compare(args: argparse.Namespace) -> int:
         sys.stdout.write(to_csv(rows))
     else:
         where = f"data {data[:12]}" if data else "all data"
-        if args.recipe:
-            where += f", recipe {args.recipe!r}"
+        if recipe_name:
+            where += f", recipe {recipe_name!r}"
         out.print(leaderboard_table(rows, title=f"Leaderboard: {len(records)} runs, {where}"))
         out.print(per_class_table(rows))
+    return 0
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    from zoo.rundir import read_run, store_path, store_record
+    from zoo.store import ResultsStore
+
+    # Every directory is checked before anything is written.
+    runs = [read_run(run_dir, needs=("identity",)) for run_dir in args.run_dirs]
+    plans = [(run, store_path(run), store_record(run)) for run in runs]
+    for run, path, record in plans:
+        run_id, new = ResultsStore(path).record_once(record)
+        what = f"{record.model!r} (seed {record.seed}, {record.status})"
+        if new:
+            print(f"recorded {run.path}: {what} in {path} as run #{run_id}")
+        else:
+            print(f"{run.path}: {what} is in {path} already, as run #{run_id}")
     return 0
 
 
@@ -590,6 +624,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", required=True, metavar="FILE", help="CSV/TSV file with the texts")
     p.add_argument("--output", required=True, metavar="FILE", help="the submission CSV to write")
     p.add_argument("--id-column", metavar="NAME", help="copy this input column into the output")
+    p.add_argument(
+        "--text-column",
+        metavar="NAME",
+        help="the input column with the texts (default: the run's data.text_column)",
+    )
+    p.add_argument(
+        "--encoding",
+        metavar="NAME",
+        help="the input's encoding: auto, utf-8, utf-8-sig, cp949 or euc-kr "
+        "(default: the run's data.encoding)",
+    )
     p.add_argument("--proba", action="store_true", help="add one probability column per label")
     p.add_argument("--force", action="store_true", help="replace --output if it exists")
     p.set_defaults(func=cmd_predict)
@@ -600,9 +645,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="the leaderboard of recorded runs (mean ± std over seeds)",
         description="Rank the runs recorded in OUTPUT_DIR/zoo-results.sqlite: one row per model "
         "and method, scores averaged over seeds. Only runs on the same data as the latest run "
-        "are compared, unless --data, --recipe or --all-data says otherwise.",
+        "(of the recipe, if one is named) are compared, unless --data or --all-data says "
+        "otherwise. Nothing is written.",
     )
-    p.add_argument("--output-dir", default="runs", metavar="DIR", help="default: runs")
+    p.add_argument(
+        "recipe_file",
+        nargs="?",
+        metavar="RECIPE",
+        help="compare the runs of this recipe: its output_dir, and its run name as --recipe",
+    )
+    p.add_argument(
+        "--output-dir", metavar="DIR", help="the output directory to read (default: runs)"
+    )
     which = p.add_mutually_exclusive_group()
     which.add_argument("--data", metavar="FINGERPRINT", help="runs on this data (a prefix)")
     which.add_argument("--all-data", action="store_true", help="runs on any data")
@@ -630,6 +684,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser(
+        "record",
+        parents=[common],
+        help="record run directories in their results store (runs the store missed)",
+        description="Add each run directory's run to the results store of its output directory "
+        "(OUTPUT_DIR/zoo-results.sqlite), from what the run directory holds: for a run that "
+        "'zoo run' could not record (the store was busy). A run that is in the store already is "
+        "not added again.",
+    )
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories 'zoo run' made")
+    p.set_defaults(func=cmd_record)
 
     p = sub.add_parser(
         "show", parents=[common], help="show the metrics of a finished run directory"
@@ -661,11 +727,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _error(str(exc))
         return exc.exit_code
     except KeyboardInterrupt:
-        print(
-            "interrupted: a run that had started training keeps its checkpoints; continue it "
-            "with 'zoo run --resume RUN_DIR' (its run.json says how)",
-            file=sys.stderr,
-        )
+        print("interrupted (each run's run.json says how to go on)", file=sys.stderr)
         return EXIT_INTERRUPTED
     finally:
         if on_main_thread:

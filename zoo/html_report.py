@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 import os
 import tempfile
 import textwrap
@@ -23,16 +22,14 @@ from typing import Any
 
 import attrs
 
-from zoo.errors import ZooError
 from zoo.files import write_text
 from zoo.report import human_bytes, human_count, human_seconds
+from zoo.rundir import read_run
 
 REPORT_NAME = "report.html"
 LEARNING_RATE_PNG = "learning_rate.png"
 CURVES_PNG = "curves.png"
 CONFUSION_PNG = "confusion_matrix.png"
-
-RUN_DIR_HINT = "give a directory that 'zoo run' made, e.g. runs/NAME/MODEL-DATE"
 
 METRIC_NAMES = {"f1_macro": "macro-F1", "f1_weighted": "weighted F1", "accuracy": "accuracy"}
 
@@ -93,70 +90,16 @@ class _Picture:
 # Reading the run directory
 
 
-def _read_json(run_dir: Path, name: str) -> Any:
-    path = run_dir / name
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        problem = "is missing"
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        problem = f"cannot be read ({exc})"
-    raise ZooError(
-        f"{path} {problem}: a report needs a run directory that 'zoo run' made", hint=RUN_DIR_HINT
-    )
-
-
-def _malformed(run_dir: Path, name: str, what: str) -> ZooError:
-    return ZooError(
-        f"{run_dir / name} is not as 'zoo run' writes it ({what}): a report needs a run "
-        "directory that 'zoo run' made",
-        hint=RUN_DIR_HINT,
-    )
-
-
-def _split_ok(report: Any) -> bool:
-    try:
-        labels = report["confusion_matrix"]["labels"]
-        matrix = report["confusion_matrix"]["matrix"]
-        return (
-            all(k in report for k in ("accuracy", "f1_macro", "f1_weighted"))
-            and set(labels) == set(report["per_class"])
-            and len(matrix) == len(labels)
-            and all(len(row) == len(labels) for row in matrix)
-        )
-    except (KeyError, TypeError):
-        return False
-
-
 def _read_run(run_dir: Path) -> _Run:
-    if not run_dir.is_dir():
-        raise ZooError(f"{run_dir} is not a directory", hint=RUN_DIR_HINT)
-    record = _read_json(run_dir, "run.json")
-    if not isinstance(record, dict):
-        raise _malformed(run_dir, "run.json", "not a JSON object")
-    if record.get("status", "ok") != "ok":
-        reason = f": {record['reason']}" if record.get("reason") else ""
-        raise ZooError(
-            f"{run_dir} holds a run that did not finish (status {record.get('status')}{reason}); "
-            "it has no metrics to report",
-            hint="see error.txt in that directory",
-        )
-    metrics = _read_json(run_dir, "metrics.json")
-    log_history = _read_json(run_dir, "log_history.json")
-    labels = _read_json(run_dir, "labels.json")
-    if not isinstance(metrics, dict) or not metrics.get("validation"):
-        raise _malformed(run_dir, "metrics.json", "no validation scores")
-    for split in ("validation", "test"):
-        if metrics.get(split) and not _split_ok(metrics[split]):
-            raise _malformed(run_dir, "metrics.json", f"the {split} scores are incomplete")
-    if not isinstance(log_history, list) or not all(isinstance(e, dict) for e in log_history):
-        raise _malformed(run_dir, "log_history.json", "not a list of log entries")
-    try:
-        id2label = labels["id2label"]
-        names = tuple(str(id2label[str(i)]) for i in range(len(id2label)))
-    except (KeyError, TypeError):
-        raise _malformed(run_dir, "labels.json", "no id2label map from 0, 1, ...") from None
-    return _Run(dir=run_dir, record=record, metrics=metrics, log_history=log_history, labels=names)
+    run = read_run(run_dir, needs=("finished", "metrics", "labels", "log_history"))
+    assert run.metrics is not None and run.labels is not None and run.log_history is not None
+    return _Run(
+        dir=run.path,
+        record=run.record,
+        metrics=run.metrics,
+        log_history=run.log_history,
+        labels=run.labels,
+    )
 
 
 # ---------------------------------------------------------------------------------------------

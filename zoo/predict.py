@@ -4,27 +4,20 @@ from __future__ import annotations
 
 import csv
 import io
-import json
-import tomllib
+import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 
-from zoo.data import read_texts
-from zoo.errors import ZooError
+from zoo.data import read_input
+from zoo.errors import UsageError
 from zoo.files import write_text
+from zoo.recipe import Encoding
 from zoo.registry import Registry
+from zoo.rundir import RECIPE, RunDir, RunDirError, read_run
 
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ZooError(
-            f"{path.parent} is not a finished zoo run directory ({path.name}: {exc})",
-            hint="give a directory that 'zoo run' made, e.g. runs/NAME/MODEL-DATE",
-        ) from None
+ENCODINGS: tuple[str, ...] = get_args(Encoding)
 
 
 def transformer_probabilities(
@@ -66,56 +59,107 @@ def predict_run(
     registry: Registry,
     progress: Any,
     id_column: str | None = None,
+    text_column: str | None = None,
+    encoding: str | None = None,
     proba: bool = False,
     overwrite: bool = False,
 ) -> int:
-    """Write predictions for every row of `input_path`; returns the number of rows."""
-    if output_path.exists() and not overwrite:
-        raise ZooError(
-            f"{output_path} exists already; zoo does not overwrite it",
-            hint="choose another --output, or add --force to replace it",
+    """Write predictions for every row of `input_path`; returns the number of rows.
+
+    `text_column` and `encoding` default to the run's recipe. Everything is checked before the
+    model loads, and nothing is written unless every row was predicted.
+    """
+    check_output(output_path, overwrite=overwrite)
+    run = read_run(run_dir, needs=("finished", "recipe", "labels", "model"))
+    data = _section(run, "data")
+    label_column = _setting(run, data, "data", "label_column")
+    if id_column is not None and id_column == label_column:
+        raise UsageError(
+            f"--id-column {id_column!r} is the run's label column: the output would have two "
+            f"columns named {id_column!r}",
+            hint="copy another column of the input, or leave --id-column out",
         )
-    record = _read_json(run_dir / "run.json")
-    labels = [
-        name
-        for _, name in sorted(
-            _read_json(run_dir / "labels.json")["id2label"].items(), key=lambda item: int(item[0])
+    if encoding is not None and encoding not in ENCODINGS:
+        raise UsageError(
+            f"--encoding {encoding!r} is none of zoo's encodings",
+            hint=f"use one of {', '.join(ENCODINGS)}",
         )
-    ]
-    recipe = tomllib.loads((run_dir / "recipe.toml").read_text(encoding="utf-8"))
-    data, settings = recipe["data"], recipe["training"]
-    model_dir = run_dir / "model"
-    if not model_dir.is_dir():
-        raise ZooError(
-            f"{run_dir} holds no trained model (method {record.get('method', 'full')!r})",
-            hint="zero-shot runs train nothing; predict with a run that trained a model",
-        )
-    texts, ids = read_texts(
+    # The same reading as training data (its hints name zoo predict's options).
+    read = read_input(
         input_path,
-        text_column=data.get("text_column", "text"),
+        text_column=text_column or _setting(run, data, "data", "text_column"),
         id_column=id_column,
-        encoding=data.get("encoding", "auto"),
+        encoding=encoding or _setting(run, data, "data", "encoding"),
         setting="--input",
     )
-    spec = registry.models.get(record.get("registered_model", ""))
+    for notice in read.notices:
+        print(f"{notice}", file=sys.stderr)
+    texts, ids = list(read.texts), None if read.ids is None else list(read.ids)
+    spec = registry.models.get(run.record.get("registered_model", ""))
     if spec is not None and spec.spec.engine is not None:
-        probabilities = np.asarray(spec.spec.engine.predict(model_dir, texts))
+        probabilities = np.asarray(spec.spec.engine.predict(run.model_dir, texts))
     else:
+        training = _section(run, "training")
+        batch_size = training.get("eval_batch_size") or 2 * _setting(
+            run, training, "training", "batch_size"
+        )
         probabilities = transformer_probabilities(
-            model_dir,
+            run.model_dir,
             texts,
-            max_length=settings["max_length"],
-            batch_size=settings.get("eval_batch_size") or 2 * settings["batch_size"],
+            max_length=_setting(run, training, "training", "max_length"),
+            batch_size=batch_size,
             progress=progress,
         )
-    write_text(output_path, _submission(ids, id_column, data, labels, probabilities, proba))
+    labels = run.labels
+    assert labels is not None
+    write_text(output_path, _submission(ids, id_column, label_column, labels, probabilities, proba))
     return len(texts)
 
 
-def _submission(ids, id_column, data, labels, probabilities, proba: bool) -> str:
+def check_output(output_path: Path, *, overwrite: bool) -> None:
+    """Refuse an --output that cannot be written or must not be replaced, before any work."""
+    if output_path.is_dir():
+        raise UsageError(
+            f"--output {output_path} is a folder; give the file to write",
+            hint=f"e.g. --output {output_path / 'submission.csv'}",
+        )
+    if not output_path.parent.is_dir():
+        what = "is a file" if output_path.parent.exists() else "does not exist"
+        raise UsageError(
+            f"--output {output_path}: the folder {output_path.parent} {what}",
+            hint="make the folder first, or give --output a file in a folder that exists",
+        )
+    if output_path.exists() and not overwrite:
+        raise UsageError(
+            f"{output_path} exists already; zoo does not overwrite it",
+            hint="choose another --output, or add --force to replace it",
+        )
+
+
+def _section(run: RunDir, name: str) -> dict[str, Any]:
+    section = (run.recipe or {}).get(name)
+    if not isinstance(section, dict):
+        raise RunDirError(
+            f"{run.path / RECIPE} has no [{name}] section",
+            hint="zoo run writes every setting into it; restore it from a copy of the run "
+            "directory",
+        )
+    return section
+
+
+def _setting(run: RunDir, section: dict[str, Any], name: str, key: str) -> Any:
+    if key not in section:
+        raise RunDirError(
+            f"{run.path / RECIPE} has no {name}.{key}",
+            hint="zoo run writes every setting into it; restore it from a copy of the run "
+            "directory",
+        )
+    return section[key]
+
+
+def _submission(ids, id_column, label_column, labels, probabilities, proba: bool) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    label_column = data.get("label_column", "label")
     header = ([id_column] if id_column else []) + [label_column]
     header += [f"proba_{label}" for label in labels] if proba else []
     writer.writerow(header)

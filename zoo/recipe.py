@@ -654,13 +654,27 @@ def data_paths(recipe: Recipe) -> dict[str, Path]:
 
 
 def missing_files(recipe: Recipe) -> list[Problem]:
-    """Data files the recipe names that do not exist or are folders."""
+    """Data files the recipe names that do not exist or are folders, and checkpoint folders
+    that are not folders."""
     problems = []
     for key, path in data_paths(recipe).items():
         if path.is_dir():
             problems.append(Problem(key, f"{path} is a folder, not a file: name a CSV or TSV file"))
         elif not path.is_file():
             problems.append(Problem(key, f"file not found: {path}"))
+    for index, entry in enumerate(recipe.models):
+        if entry.checkpoint is None:
+            continue
+        path = recipe.path(entry.checkpoint)
+        if not path.is_dir():
+            what = "is a file" if path.exists() else "does not exist"
+            problems.append(
+                Problem(
+                    f"models[{index}].checkpoint",
+                    f"{path} {what}: name the folder that holds the model's config.json and "
+                    "weights",
+                )
+            )
     return problems
 
 

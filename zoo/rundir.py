@@ -1,4 +1,11 @@
-"""What a run directory holds: the effective recipe, predictions, records and checkpoints.
+"""What a run directory holds: the file names, the run.json records, and the one reader.
+
+`zoo run` writes a run directory; `zoo show`, `zoo report`, `zoo predict`, `zoo record` and
+`zoo run --resume` read it through `read_run`, which checks what the caller needs and names
+exactly what is missing or damaged. run.json is written three times in a run's life, always by
+`run_record`: at the start (status "running": who the run is and what it started with, which is
+what resuming must match and what a results-store record needs), and at its end ("ok", "failed",
+"refused" or "interrupted").
 
 Everything is written to a temporary file and renamed into place (zoo.files).
 """
@@ -7,19 +14,70 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import platform
+import tomllib
+from collections.abc import Collection, Mapping
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 import tomli_w
 
 import zoo
 from zoo.data import Splits
-from zoo.errors import ZooError
+from zoo.errors import UsageError
 from zoo.files import write_json, write_text
-from zoo.recipe import ModelEntry, Recipe, TrainingConfig, recipe_to_dict
+from zoo.recipe import TRAINING_KEYS, ModelEntry, Recipe, TrainingConfig, recipe_to_dict
+from zoo.store import METHODS, STORE_NAME, RunRecord
+
+# The files of a run directory.
+RECIPE = "recipe.toml"
+RUN_JSON = "run.json"
+METRICS = "metrics.json"
+LABELS = "labels.json"
+LOG_HISTORY = "log_history.json"
+PREDICTIONS = "predictions.csv"
+ERROR = "error.txt"
+MODEL = "model"
+CHECKPOINTS = "checkpoints"
+
+# Files one of which holds a saved model's weights (transformers, peft, the TF-IDF baseline).
+WEIGHT_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "adapter_model.safetensors",
+    "pytorch_model.bin",
+    "weights.npz",
+)
+SUMMARY_METRICS = ("accuracy", "f1_macro", "f1_weighted")
+# What a results-store record needs from run.json beyond the results (see RunIdentity).
+IDENTITY_KEYS = ("recipe_name", "recipe_hash", "data_fingerprint", "model", "method", "seed")
+
+RUN_DIR_HINT = (
+    "give a run directory that 'zoo run' made: OUTPUT_DIR/RUN_NAME/MODEL-seedN-YYYYmmdd-HHMMSS"
+)
+
+Status = Literal["running", "ok", "failed", "refused", "interrupted"]
+# What a command may need of a run directory besides run.json (always read):
+#   recipe       recipe.toml, parsed
+#   finished     status "ok"
+#   metrics      metrics.json with complete scores, when the run finished (else there is none)
+#   labels       labels.json
+#   log_history  log_history.json
+#   model        model/ with its weights
+#   resumable    not finished, and a complete checkpoint to continue from
+#   identity     what a results-store record needs (run.json's identity keys, a status that ended)
+Need = Literal[
+    "recipe", "finished", "metrics", "labels", "log_history", "model", "resumable", "identity"
+]
+
+
+class RunDirError(UsageError):
+    """A run directory that cannot serve the command: not there, damaged, or in the wrong state
+    (exit code 2, as for any command-line argument that cannot be used)."""
 
 
 def versions() -> dict[str, str]:
@@ -33,19 +91,20 @@ def versions() -> dict[str, str]:
     return found
 
 
-def mark_interrupted(run_dir: Path, label: str) -> None:
-    record = {
-        "model": label,
-        "status": "interrupted",
-        "reason": "interrupted by the user (Ctrl-C or SIGTERM)",
-        "resume": f"zoo run --resume {run_dir}",
-    }
-    write_json(run_dir / "run.json", record)
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def effective_recipe(recipe: Recipe, entry: ModelEntry, settings: TrainingConfig) -> str:
+# ---------------------------------------------------------------------------------------------
+# The effective recipe
+
+
+def effective_recipe_data(
+    recipe: Recipe, entry: ModelEntry, settings: TrainingConfig
+) -> dict[str, Any]:
     """The recipe for this one model with every setting spelled out and absolute paths, so that
-    `zoo run RUN_DIR/recipe.toml` trains it again."""
+    `zoo run RUN_DIR/recipe.toml` trains it again: its entry keeps every key that is not a
+    training setting (those are resolved into [training])."""
     data = recipe_to_dict(recipe)
     for key in ("train", "test"):
         if data["data"].get(key):
@@ -55,15 +114,123 @@ def effective_recipe(recipe: Recipe, entry: ModelEntry, settings: TrainingConfig
     data["run"]["output_dir"] = str(recipe.path(recipe.run.output_dir))
     data["training"] = {k: v for k, v in attrs.asdict(settings).items() if v is not None}
     model = {
-        "model": entry.model,
-        "name": entry.name,
-        "checkpoint": entry.checkpoint,
-        "method": entry.method,
+        field.name: getattr(entry, field.name)
+        for field in attrs.fields(ModelEntry)
+        if field.name not in TRAINING_KEYS
     }
+    if entry.checkpoint is not None:  # relative to the recipe, which the run directory is not
+        model["checkpoint"] = str(recipe.path(entry.checkpoint))
     if entry.lora is not None:
-        model["lora"] = {k: v for k, v in attrs.asdict(entry.lora).items() if v is not None}
-    data["models"] = [{k: v for k, v in model.items() if v is not None}]
-    return tomli_w.dumps(data)
+        model["lora"] = attrs.asdict(entry.lora)
+    data["models"] = [_without_none(model)]
+    return _without_none(data)
+
+
+def effective_recipe(recipe: Recipe, entry: ModelEntry, settings: TrainingConfig) -> str:
+    return tomli_w.dumps(effective_recipe_data(recipe, entry, settings))
+
+
+def _without_none(value: Any) -> Any:
+    """TOML has no null: leave None out, and make tuples lists (as JSON gives them back)."""
+    if isinstance(value, dict):
+        return {k: _without_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list | tuple):
+        return [_without_none(v) for v in value]
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+# run.json
+
+
+@attrs.frozen(kw_only=True)
+class RunIdentity:
+    """Who a run is: what a results-store record needs besides the results. Written into run.json
+    at the start, so that `zoo record RUN_DIR` can record a run that the store missed."""
+
+    recipe_name: str
+    # sha256 of the whole recipe as loaded (all its models), and of the data files' bytes.
+    recipe_hash: str
+    data_fingerprint: str
+    output_dir: str
+    model: str  # the entry's label (its name, else the model)
+    registered_model: str
+    method: str
+    seed: int
+
+
+def start_record(
+    identity: RunIdentity,
+    *,
+    settings: TrainingConfig,
+    started_with: Mapping[str, Any],
+    checkpoints: bool,
+) -> dict[str, Any]:
+    """run.json as a run starts. `started_with` is what resuming must match (see
+    `resume_problems`); `checkpoints`: whether the run saves Trainer checkpoints to resume
+    from (a custom engine such as the TF-IDF baseline, or zero-shot scoring, saves none)."""
+    return run_record(
+        {
+            **attrs.asdict(identity),
+            "status": "running",
+            "started": now(),
+            "settings": attrs.asdict(settings),
+            "checkpoints": checkpoints,
+            "started_with": dict(started_with),
+        },
+        "running",
+    )
+
+
+def run_record(start: Mapping[str, Any], status: Status, **facts: Any) -> dict[str, Any]:
+    """Every run.json zoo writes: the start record, the status, and what happened; a record that
+    ends a run says when ("ended", also the results store's `recorded_at`)."""
+    record = {**start, "status": status}
+    if status != "running":
+        record["ended"] = now()
+    return record | facts
+
+
+def write_record(run_dir: Path, record: Mapping[str, Any]) -> None:
+    write_json(run_dir / RUN_JSON, dict(record))
+
+
+def interrupted_record(run_dir: Path, start: Mapping[str, Any]) -> dict[str, Any]:
+    """run.json of a run stopped by Ctrl-C or SIGTERM: how to go on, by a command that works."""
+    reason = "interrupted by the user (Ctrl-C or SIGTERM)"
+    why = why_not_resumable(run_dir, start)
+    if why is None:
+        return run_record(start, "interrupted", reason=reason, resume=resume_command(run_dir))
+    return run_record(
+        start,
+        "interrupted",
+        reason=f"{reason}; {why}, so it cannot be resumed",
+        restart=restart_command(run_dir),
+    )
+
+
+def why_not_resumable(run_dir: Path, record: Mapping[str, Any]) -> str | None:
+    if not record.get("checkpoints"):
+        return "it saves no checkpoints"
+    if not complete_checkpoints(run_dir):
+        return "it had no checkpoint yet"
+    return None
+
+
+def resume_command(run_dir: Path) -> str:
+    return f"zoo run --resume {run_dir}"
+
+
+def restart_command(run_dir: Path) -> str:
+    return f"zoo run {run_dir / RECIPE}"
+
+
+def record_command(run_dirs: Collection[Path]) -> str:
+    return "zoo record " + " ".join(str(path) for path in run_dirs)
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing the results
 
 
 def _predictions_csv(splits: Splits, predicted: tuple[int, ...], probabilities) -> str:
@@ -92,28 +259,376 @@ def write_outputs(
     result: Any,
     record: dict[str, Any],
 ) -> None:
-    write_text(run_dir / "recipe.toml", effective_recipe(recipe, entry, settings))
-    write_json(run_dir / "labels.json", {"id2label": dict(enumerate(splits.labels))})
-    write_json(run_dir / "metrics.json", {"validation": result.validation, "test": result.test})
-    write_json(run_dir / "log_history.json", result.log_history)
+    """The results of a finished run; run.json last, so that "ok" means every file is there."""
+    write_text(run_dir / RECIPE, effective_recipe(recipe, entry, settings))
+    write_json(run_dir / LABELS, {"id2label": dict(enumerate(splits.labels))})
+    write_json(run_dir / METRICS, {"validation": result.validation, "test": result.test})
+    write_json(run_dir / LOG_HISTORY, result.log_history)
     if result.test_predictions is not None:
         write_text(
-            run_dir / "predictions.csv",
+            run_dir / PREDICTIONS,
             _predictions_csv(splits, result.test_predictions, result.test_probabilities),
         )
-    write_json(run_dir / "run.json", record)
+    write_record(run_dir, record)
+
+
+def complete_checkpoints(run_dir: Path) -> list[Path]:
+    return [
+        path
+        for path in (run_dir / CHECKPOINTS).glob("checkpoint-*")
+        if (path / "trainer_state.json").exists()  # written last: the checkpoint is whole
+        and path.name.rsplit("-", 1)[1].isdigit()
+    ]
 
 
 def last_checkpoint(run_dir: Path) -> Path:
     """The newest complete Trainer checkpoint of an interrupted run directory."""
-    complete = [
-        path
-        for path in (run_dir / "checkpoints").glob("checkpoint-*")
-        if (path / "trainer_state.json").exists()  # written last: the checkpoint is whole
-    ]
+    complete = complete_checkpoints(run_dir)
     if not complete:
-        raise ZooError(
-            f"{run_dir} has no complete checkpoint to resume from",
-            hint="the run was stopped before its first evaluation; start it again with zoo run",
+        raise RunDirError(
+            f"{run_dir} has no checkpoint to resume from (it stopped before its first one)",
+            hint=f"start it again: {restart_command(run_dir)}",
         )
     return max(complete, key=lambda path: int(path.name.rsplit("-", 1)[1]))
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading
+
+
+@attrs.frozen(kw_only=True)
+class RunDir:
+    """A run directory as `read_run` found it; the parts the caller did not need are None."""
+
+    path: Path
+    record: dict[str, Any]
+    recipe: dict[str, Any] | None = None
+    metrics: dict[str, Any] | None = None
+    labels: tuple[str, ...] | None = None
+    log_history: list[dict[str, Any]] | None = None
+
+    @property
+    def status(self) -> str:
+        return str(self.record.get("status"))
+
+    @property
+    def model_dir(self) -> Path:
+        return self.path / MODEL
+
+
+def read_run(run_dir: Path | str, *, needs: Collection[Need] = ()) -> RunDir:
+    """Read a run directory, checking run.json and what `needs` names; raise `RunDirError`
+    naming the first thing that is missing or damaged."""
+    unknown = set(needs) - set(Need.__args__)  # type: ignore[attr-defined]
+    assert not unknown, f"unknown needs {unknown}"
+    path = Path(run_dir)
+    if not path.exists():
+        raise RunDirError(f"run directory {path} does not exist", hint=RUN_DIR_HINT)
+    if not path.is_dir():
+        raise RunDirError(f"{path} is a file, not a run directory", hint=RUN_DIR_HINT)
+    if not (path / RUN_JSON).exists():
+        raise RunDirError(
+            f"{path} is not a zoo run directory: it has no {RUN_JSON}", hint=RUN_DIR_HINT
+        )
+    record = _json_object(path, RUN_JSON)
+    parts: dict[str, Any] = {}
+    if "finished" in needs:
+        _check_finished(path, record)
+    if "resumable" in needs:
+        _check_resumable(path, record)
+    if "identity" in needs:
+        _check_identity(path, record)
+    if "recipe" in needs:
+        parts["recipe"] = _recipe(path)
+    finished = record.get("status") == "ok"
+    if ("metrics" in needs or "identity" in needs) and finished:
+        parts["metrics"] = _metrics(path)
+    if "labels" in needs:
+        parts["labels"] = _labels(path)
+    if "log_history" in needs:
+        parts["log_history"] = _log_history(path)
+    if "model" in needs:
+        _check_model(path, record)
+    return RunDir(path=path, record=record, **parts)
+
+
+def _restore_hint(path: Path) -> str:
+    return (
+        "zoo writes this itself; restore it from a copy of the run directory, or train the run "
+        f"again with {restart_command(path)}"
+    )
+
+
+def _damaged(path: Path, name: str, what: str) -> RunDirError:
+    return RunDirError(f"{path / name} is damaged: {what}", hint=_restore_hint(path))
+
+
+def _text(path: Path, name: str) -> str:
+    raw = (path / name).read_bytes()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        what = f"not UTF-8 (byte 0x{raw[exc.start]:02x} on line {line})"
+        raise _damaged(path, name, what) from None
+
+
+def _kind(value: Any) -> str:
+    names = {list: "a list", str: "a string", int: "a number", float: "a number", dict: "an object"}
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "null" if value is None else names.get(type(value), type(value).__name__)
+
+
+def _json(path: Path, name: str, *, missing: str) -> Any:
+    if not (path / name).is_file():
+        raise RunDirError(f"{path / name} is missing{missing}", hint=_restore_hint(path))
+    try:
+        return json.loads(_text(path, name))
+    except json.JSONDecodeError as exc:
+        where = f"line {exc.lineno}, column {exc.colno}"
+        raise _damaged(path, name, f"not JSON ({where}: {exc.msg})") from None
+
+
+def _json_object(path: Path, name: str, *, missing: str = "") -> dict[str, Any]:
+    value = _json(path, name, missing=missing)
+    if not isinstance(value, dict):
+        raise _damaged(path, name, f"{_kind(value)}, not a JSON object")
+    return value
+
+
+def _check_finished(path: Path, record: dict[str, Any]) -> None:
+    status = record.get("status")
+    if status == "ok":
+        return
+    reason = f": {record['reason']}" if record.get("reason") else ""
+    if status == "running":
+        hint = (
+            "it is still training, or its process was killed; if it was killed, continue it "
+            f"with {resume_command(path)}"
+        )
+    elif record.get("resume"):
+        hint = f"continue it with {record['resume']}"
+    elif (path / ERROR).exists():
+        hint = f"see {path / ERROR}; train it again with {restart_command(path)}"
+    else:
+        hint = f"train it again with {restart_command(path)}"
+    raise RunDirError(
+        f"{path} holds a run that did not finish (status {status!r}{reason}): it has no results",
+        hint=hint,
+    )
+
+
+def _check_resumable(path: Path, record: dict[str, Any]) -> None:
+    if record.get("status") == "ok":
+        raise RunDirError(
+            f"{path} holds a finished run (status 'ok'): there is nothing to resume",
+            hint=f"'zoo show {path}' shows its results; {restart_command(path)} trains it again "
+            "in a new run directory",
+        )
+    if record.get("checkpoints") is False:
+        raise RunDirError(
+            f"{path} cannot be resumed: {record.get('model')!r} (method "
+            f"{record.get('method')!r}) saves no checkpoints",
+            hint=f"start it again: {restart_command(path)}",
+        )
+    last_checkpoint(path)
+
+
+def _check_identity(path: Path, record: dict[str, Any]) -> None:
+    missing = [key for key in IDENTITY_KEYS if key not in record]
+    if missing:
+        raise RunDirError(
+            f"{path / RUN_JSON} lacks what a results-store record needs "
+            f"({', '.join(missing)}): an older zoo made it",
+            hint=f"train it again with {restart_command(path)} to have it in the store",
+        )
+    wrong = [
+        key
+        for key in IDENTITY_KEYS
+        if type(record[key]) is not (int if key == "seed" else str)  # bool is not an int here
+    ]
+    if wrong:
+        key = wrong[0]
+        expected = "an integer" if key == "seed" else "a string"
+        raise _damaged(path, RUN_JSON, f"{key} is {_kind(record[key])}, not {expected}")
+    if record["method"] not in METHODS:
+        raise _damaged(path, RUN_JSON, f"method {record['method']!r} is none of zoo's")
+    if not isinstance(record.get("settings", {}), dict):
+        raise _damaged(path, RUN_JSON, f"settings is {_kind(record['settings'])}, not an object")
+    if record.get("status") not in ("ok", "failed", "refused", "interrupted"):
+        raise RunDirError(
+            f"{path} holds a run that has not ended (status {record.get('status')!r}): there "
+            "is nothing to record yet",
+            hint="it is still training, or its process was killed; if it was killed, continue "
+            f"it with {resume_command(path)} (that records it)",
+        )
+
+
+def _recipe(path: Path) -> dict[str, Any]:
+    if not (path / RECIPE).is_file():
+        raise RunDirError(
+            f"{path / RECIPE} is missing",
+            hint="zoo run writes it as the run starts; restore it from a copy of the run directory",
+        )
+    try:
+        return tomllib.loads(_text(path, RECIPE))
+    except tomllib.TOMLDecodeError as exc:
+        raise _damaged(path, RECIPE, f"not TOML ({exc})") from None
+
+
+def _split_problem(split: str, report: Any) -> str | None:
+    """What is wrong with one split's scores in metrics.json, or None."""
+    if not isinstance(report, dict):
+        return f"the {split} scores are {_kind(report)}, not an object"
+    for key in SUMMARY_METRICS:
+        value = report.get(key)
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            return f"the {split} scores have no {key}"
+    if not isinstance(report.get("per_class"), dict):
+        return f"the {split} scores have no per_class table"
+    matrix = report.get("confusion_matrix")
+    try:
+        labels, rows = matrix["labels"], matrix["matrix"]
+        square = len(rows) == len(labels) and all(len(row) == len(labels) for row in rows)
+    except (KeyError, TypeError):
+        return f"the {split} scores have no confusion_matrix with labels and matrix"
+    if not square:
+        return f"the {split} confusion matrix is not {len(labels)} x {len(labels)}"
+    if set(labels) != set(report["per_class"]):
+        return f"the {split} confusion matrix and per_class table name different labels"
+    return None
+
+
+def _metrics(path: Path) -> dict[str, Any]:
+    metrics = _json_object(path, METRICS, missing=", though run.json says the run finished")
+    if not metrics.get("validation"):
+        raise _damaged(path, METRICS, "the validation scores are missing")
+    for split in ("validation", "test"):
+        if metrics.get(split) is not None:
+            problem = _split_problem(split, metrics[split])
+            if problem:
+                raise _damaged(path, METRICS, problem)
+    return metrics
+
+
+def _labels(path: Path) -> tuple[str, ...]:
+    data = _json_object(path, LABELS)
+    id2label = data.get("id2label")
+    try:
+        names = tuple(id2label[str(i)] for i in range(len(id2label)))  # type: ignore[arg-type]
+        ok = (
+            bool(names) and all(isinstance(n, str) for n in names) and len(set(names)) == len(names)
+        )
+    except (KeyError, TypeError):
+        ok = False
+    if not ok:
+        raise _damaged(path, LABELS, "no id2label map from 0, 1, ... to distinct label names")
+    return names
+
+
+def _log_history(path: Path) -> list[dict[str, Any]]:
+    history = _json(path, LOG_HISTORY, missing="")
+    if not isinstance(history, list) or not all(isinstance(e, dict) for e in history):
+        raise _damaged(path, LOG_HISTORY, "not a list of log entries")
+    return history
+
+
+def _check_model(path: Path, record: dict[str, Any]) -> None:
+    model_dir = path / MODEL
+    if record.get("method") == "zero-shot":
+        raise RunDirError(
+            f"{path} holds no trained model: a zero-shot run trains and saves nothing",
+            hint="predict with a run that trained a model (method full, lora or qlora)",
+        )
+    if not model_dir.is_dir():
+        raise RunDirError(
+            f"{model_dir} is missing: the run's trained model is not there",
+            hint=_restore_hint(path),
+        )
+    if not any((model_dir / name).is_file() for name in WEIGHT_FILES):
+        raise RunDirError(
+            f"{model_dir} holds no weights (none of {', '.join(WEIGHT_FILES)})",
+            hint=_restore_hint(path),
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Resuming
+
+
+def resume_problems(started_with: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
+    """What differs between what a run started with and what resuming it would use now: each
+    recipe setting (from what to what), each data file that changed, the label list."""
+    problems = []
+    then_recipe, now_recipe = _flat(started_with.get("recipe", {})), _flat(current["recipe"])
+    for key in sorted(set(then_recipe) | set(now_recipe)):
+        before, after = then_recipe.get(key, "(not set)"), now_recipe.get(key, "(not set)")
+        if before != after:
+            problems.append(f"{key}: {_show(before)} when the run started, {_show(after)} now")
+    # A file named differently shows as a recipe setting above; here: the same file, new bytes.
+    then_files, now_files = started_with.get("data_files", {}), current["data_files"]
+    for key in sorted(set(then_files) & set(now_files)):
+        before, after = then_files[key], now_files[key]
+        if before["path"] == after["path"] and before["sha256"] != after["sha256"]:
+            problems.append(
+                f"{key}: {after['path']} changed since the run started (sha256 "
+                f"{before['sha256'][:12]} then, {after['sha256'][:12]} now)"
+            )
+    then_labels, now_labels = list(started_with.get("labels", [])), list(current["labels"])
+    if then_labels != now_labels:
+        problems.append(f"labels: {then_labels} when the run started, {now_labels} now")
+    return problems
+
+
+def _flat(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat |= _flat(value, f"{name}.")
+        elif isinstance(value, list) and value and all(isinstance(v, Mapping) for v in value):
+            for i, item in enumerate(value):
+                flat |= _flat(item, f"{name}[{i}].")
+        else:
+            flat[name] = value
+    return flat
+
+
+def _show(value: Any) -> str:
+    return value if value == "(not set)" else json.dumps(value, ensure_ascii=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# Recording
+
+
+def store_record(run: RunDir) -> RunRecord:
+    """The results-store record of a run directory read with needs=("identity",): what `zoo run`
+    records as the run ends, and `zoo record RUN_DIR` later (the same, so it is added once)."""
+    record = run.record
+    return RunRecord(
+        **{key: record[key] for key in IDENTITY_KEYS},
+        status=record["status"],
+        reason=record.get("reason"),
+        settings=record.get("settings") or {},
+        metrics=run.metrics or {},
+        train_seconds=record.get("train_seconds"),
+        peak_memory_bytes=record.get("peak_memory_bytes"),
+        parameters=record.get("parameters"),
+        run_dir=str(run.path.resolve()),
+        recorded_at=record.get("ended") or record.get("started") or now(),
+    )
+
+
+def store_path(run: RunDir) -> Path:
+    """The results store a run directory belongs to: OUTPUT_DIR of OUTPUT_DIR/RUN_NAME/RUN_DIR
+    (where it lies now, should the whole output directory have moved)."""
+    path = run.path.resolve()
+    if path.parent.name != run.record.get("recipe_name"):
+        raise RunDirError(
+            f"{run.path} is not inside OUTPUT_DIR/{run.record.get('recipe_name')}/, where "
+            "'zoo run' put it: zoo cannot tell which results store it belongs to",
+            hint="move it back under its output directory's folder for that run name",
+        )
+    return path.parent.parent / STORE_NAME

@@ -6,12 +6,12 @@ once training starts.
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 import time
 import traceback
-from collections.abc import Callable
-from datetime import UTC, datetime
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,7 +21,7 @@ import tomli_w
 from zoo.data import Splits, load_splits_for_seeds
 from zoo.engine.distributed import check_strategy, is_main, on_main, world
 from zoo.errors import EXIT_RUN_FAILED, RunRefused, ZooError
-from zoo.files import new_run_dir, write_json, write_text
+from zoo.files import new_run_dir, write_text
 from zoo.recipe import (
     ModelEntry,
     Recipe,
@@ -31,11 +31,38 @@ from zoo.recipe import (
     resolve_training,
 )
 from zoo.registry import Registry
-from zoo.rundir import effective_recipe, last_checkpoint, mark_interrupted, versions, write_outputs
+from zoo.rundir import (
+    ERROR,
+    RECIPE,
+    RunDirError,
+    RunIdentity,
+    effective_recipe,
+    effective_recipe_data,
+    interrupted_record,
+    last_checkpoint,
+    read_run,
+    record_command,
+    restart_command,
+    resume_problems,
+    run_record,
+    start_record,
+    store_record,
+    versions,
+    why_not_resumable,
+    write_outputs,
+    write_record,
+)
 from zoo.spec import ModelSpec
-from zoo.store import ResultsStore, RunRecord, fingerprint_files, hash_text
+from zoo.store import (
+    ResultsStore,
+    RunRecord,
+    StoreError,
+    file_digest,
+    fingerprint_digests,
+    hash_text,
+)
 
-Status = Literal["ok", "failed", "refused"]
+Status = Literal["ok", "failed", "refused", "interrupted"]
 
 
 @attrs.frozen(kw_only=True)
@@ -82,11 +109,59 @@ def _summary(report: dict[str, Any] | None) -> dict[str, float] | None:
 
 
 class FailedInRunDir(Exception):
-    """A model failed after its run directory was made; the cause is `__cause__`."""
+    """A model failed after its run directory was made; the cause is `__cause__`, `start` the
+    run.json record it started with."""
 
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(self, run_dir: Path, start: dict[str, Any]) -> None:
         super().__init__(str(run_dir))
         self.run_dir = run_dir
+        self.start = start
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM after a model's run directory was made; run.json says so already."""
+
+    def __init__(self, run_dir: Path, record: dict[str, Any]) -> None:
+        super().__init__(str(run_dir))
+        self.run_dir = run_dir
+        self.record = record
+
+
+@attrs.frozen(kw_only=True)
+class RecipeIdentity:
+    """What every run of one recipe shares in its record: the recipe, its data, its store."""
+
+    recipe_name: str
+    recipe_hash: str
+    data_fingerprint: str
+    output_dir: str
+    # "data.train" (and "data.test", "data.validation"): {"path": ..., "sha256": ...}
+    data_files: dict[str, dict[str, str]]
+
+    def of(self, entry: ModelEntry, spec_name: str, seed: int) -> RunIdentity:
+        return RunIdentity(
+            recipe_name=self.recipe_name,
+            recipe_hash=self.recipe_hash,
+            data_fingerprint=self.data_fingerprint,
+            output_dir=self.output_dir,
+            model=entry.label,
+            registered_model=spec_name,
+            method=entry.training_method,
+            seed=seed,
+        )
+
+
+def recipe_identity(recipe: Recipe) -> RecipeIdentity:
+    files = data_paths(recipe)
+    digests = {key: file_digest(path) for key, path in files.items()}
+    return RecipeIdentity(
+        recipe_name=recipe.run.name,
+        recipe_hash=hash_text(tomli_w.dumps(recipe_to_dict(recipe))),
+        # over the files in data_files()' order, as fingerprint_files(data_files(recipe))
+        data_fingerprint=fingerprint_digests(digests.values()),
+        output_dir=str(recipe.path(recipe.run.output_dir)),
+        data_files={key: {"path": str(files[key]), "sha256": d} for key, d in digests.items()},
+    )
 
 
 def _batch(settings: TrainingConfig) -> str:
@@ -143,6 +218,8 @@ def run_model(
     splits: Splits,
     progress: Any,
     options: RunOptions | None = None,
+    *,
+    identity: RecipeIdentity | None = None,
 ) -> ModelRun:
     from zoo.engine.device import check_method, check_training, detect
     from zoo.engine.jobs import TrainJob
@@ -188,14 +265,18 @@ def run_model(
         distributed=recipe.distributed,
     )
     parent = recipe.path(recipe.run.output_dir) / recipe.run.name
-    started = datetime.now(UTC)
+    start = _start(recipe, entry, spec, settings, splits, identity or recipe_identity(recipe))
     clock = time.perf_counter()
     made: list[Path] = [options.resume] if options.resume else []
+    if options.resume and is_main():
+        write_record(options.resume, start)
 
     def new_dir() -> Path:
         run_dir = new_run_dir(parent, f"{entry.label}-seed{recipe.run.seed}")
-        # Written first, so that an interrupted run can be resumed from its directory.
-        write_text(run_dir / "recipe.toml", effective_recipe(recipe, entry, job.settings))
+        # Written first, so that an interrupted run can be resumed from its directory, and a
+        # run the store missed can be recorded from it.
+        write_text(run_dir / RECIPE, effective_recipe(recipe, entry, job.settings))
+        write_record(run_dir, start)
         return run_dir
 
     def make_run_dir() -> Path:
@@ -209,9 +290,11 @@ def run_model(
         try:
             run_dir, result = train(job, make_run_dir, progress)
             break
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             if made and is_main():
-                mark_interrupted(made[0], entry.label)
+                record = interrupted_record(made[0], start)
+                write_record(made[0], record)
+                raise Interrupted(made[0], record) from exc
             raise
         except Exception as exc:
             can_halve = job.settings.batch_size > 1 and len(retries) < options.oom_retries
@@ -223,16 +306,58 @@ def run_model(
                     shutil.rmtree(made[0] / "checkpoints", ignore_errors=True)
                 continue
             if made:  # the failure is recorded in the run directory it left behind
-                raise FailedInRunDir(made[0]) from exc
+                raise FailedInRunDir(made[0], start) from exc
             raise
     settings = job.settings
-    record = {
-        "model": entry.label,
-        "registered_model": spec.name,
-        "plugin": registry.models[spec.name].plugin,
-        "source": location if checkpoint else spec.source.describe(),
-        "status": "ok",
-        "started": started.isoformat(timespec="seconds"),
+    record = run_record(
+        start,
+        "ok",
+        plugin=registry.models[spec.name].plugin,
+        source=location if checkpoint else spec.source.describe(),
+        **_outcome(result, job, splits, recipe, entry, options, retries, clock),
+    )
+    if is_main():
+        write_outputs(run_dir, recipe, entry, settings, splits, result, record)
+    return ModelRun(
+        model=entry.label,
+        status="ok",
+        run_dir=run_dir,
+        metrics={"test": _summary(result.test), "validation": _summary(result.validation)},
+        train_seconds=result.train_seconds,
+        peak_memory_bytes=result.peak_memory_bytes,
+        parameters=result.parameters,
+        seed=recipe.run.seed,
+        method=entry.training_method,
+        reports={"test": result.test, "validation": result.validation},
+        settings=attrs.asdict(settings),
+    )
+
+
+def _start(
+    recipe: Recipe,
+    entry: ModelEntry,
+    spec: ModelSpec,
+    settings: TrainingConfig,
+    splits: Splits,
+    identity: RecipeIdentity,
+) -> dict[str, Any]:
+    """run.json as the run starts: who it is, and what resuming it must match (check_resume)."""
+    return start_record(
+        identity.of(entry, spec.name, recipe.run.seed),
+        settings=settings,
+        started_with={
+            "recipe": effective_recipe_data(recipe, entry, settings),
+            "data_files": identity.data_files,
+            "labels": list(splits.labels),
+        },
+        checkpoints=spec.engine is None and entry.training_method != "zero-shot",
+    )
+
+
+def _outcome(result, job, splits, recipe, entry, options, retries, clock) -> dict[str, Any]:
+    """What a finished run's run.json says beside its start record."""
+    settings = job.settings
+    return {
         "wall_seconds": round(time.perf_counter() - clock, 2),
         "train_seconds": round(result.train_seconds, 2),
         "peak_memory_bytes": result.peak_memory_bytes,
@@ -260,21 +385,6 @@ def run_model(
         "resumed_from": str(job.resume_from) if job.resume_from else None,
         "versions": versions(),
     }
-    if is_main():
-        write_outputs(run_dir, recipe, entry, settings, splits, result, record)
-    return ModelRun(
-        model=entry.label,
-        status="ok",
-        run_dir=run_dir,
-        metrics={"test": _summary(result.test), "validation": _summary(result.validation)},
-        train_seconds=result.train_seconds,
-        peak_memory_bytes=result.peak_memory_bytes,
-        parameters=result.parameters,
-        seed=recipe.run.seed,
-        method=entry.training_method,
-        reports={"test": result.test, "validation": result.validation},
-        settings=attrs.asdict(settings),
-    )
 
 
 def _attempt(
@@ -285,21 +395,21 @@ def _attempt(
     progress: Any,
     on_failure: Callable[[str, BaseException], None],
     options: RunOptions,
+    identity: RecipeIdentity,
 ) -> ModelRun:
     """Run one model; a failure becomes a failed (or refused) ModelRun, reported on the way."""
     try:
-        return run_model(recipe, entry, registry, splits, progress, options)
+        return run_model(recipe, entry, registry, splits, progress, options, identity=identity)
     except Exception as exc:
         progress.stop()
         run_dir = exc.run_dir if isinstance(exc, FailedInRunDir) else None
         cause = exc.__cause__ if isinstance(exc, FailedInRunDir) else exc
         on_failure(entry.label, cause)
         reason = str(cause) if isinstance(cause, ZooError) else f"{type(cause).__name__}: {cause}"
-        if run_dir is not None and is_main():
-            record = {"model": entry.label, "status": "failed", "reason": reason}
-            write_json(run_dir / "run.json", record)
-            write_text(run_dir / "error.txt", format_traceback(cause))
         status: Status = "refused" if isinstance(cause, RunRefused) else "failed"
+        if isinstance(exc, FailedInRunDir) and is_main():
+            write_record(exc.run_dir, run_record(exc.start, status, reason=reason))
+            write_text(exc.run_dir / ERROR, format_traceback(cause))
         return ModelRun(
             model=entry.label,
             status=status,
@@ -338,43 +448,46 @@ def run_recipe(
     splits_for: dict[int, Splits] | None = None,
 ) -> list[ModelRun]:
     """Train every model of the recipe (once per seed); a model that fails is reported and the
-    rest go on."""
+    rest go on, and so do they when the results store cannot take a record (see Recorder)."""
     runs = []
     splits_for = splits_for or load_all_splits(recipe)
+    identity = recipe_identity(recipe)
+    if options.resume is not None:
+        identity = check_resume(options.resume, recipe, registry, splits_for, identity)
     # Only the main process of a distributed run records.
-    store = ResultsStore.in_dir(recipe.path(recipe.run.output_dir)) if is_main() else None
-    identity = {
-        "recipe_name": recipe.run.name,
-        "recipe_hash": hash_text(tomli_w.dumps(recipe_to_dict(recipe))),
-        "data_fingerprint": fingerprint_files(data_files(recipe)),
-    }
+    recorder = Recorder(Path(identity.output_dir)) if is_main() else None
     for seed in recipe.run.all_seeds:
         # Each seed is a recipe of its own: its own validation split, its own run directories.
         seeded = attrs.evolve(recipe, run=attrs.evolve(recipe.run, seed=seed, seeds=None))
         splits = splits_for[seed]
         for entry in recipe.models:
             label = entry.label if recipe.run.seeds is None else f"{entry.label} (seed {seed})"
+            progress = progress_for(label)
             try:
                 run = _attempt(
-                    seeded, entry, registry, splits, progress_for(label), on_failure, options
+                    seeded, entry, registry, splits, progress, on_failure, options, identity
                 )
-            except KeyboardInterrupt:
-                if store is None:
+            except KeyboardInterrupt as exc:
+                if recorder is None:
                     raise
-                store.record(
-                    RunRecord(
-                        **identity,
-                        model=entry.label,
-                        method=entry.training_method,
-                        seed=seed,
-                        status="interrupted",
-                        reason="interrupted by the user (Ctrl-C or SIGTERM)",
-                    )
+                progress.stop()
+                run = ModelRun(
+                    model=entry.label,
+                    status="interrupted",  # type: ignore[arg-type]
+                    run_dir=exc.run_dir if isinstance(exc, Interrupted) else None,
+                    reason="interrupted by the user (Ctrl-C or SIGTERM)",
+                    seed=seed,
+                    method=entry.training_method,
                 )
+                _say_how_to_go_on(label, exc)
+                recorder.record(identity, run)
+                recorder.summary()
                 raise
-            if store is not None:
-                store.record(_store_record(identity, run))
+            if recorder is not None:
+                recorder.record(identity, run)
             runs.append(run)
+    if recorder is not None:
+        recorder.summary()
     return runs
 
 
@@ -387,14 +500,132 @@ def exit_code(runs: list[ModelRun]) -> int:
     return EXIT_RUN_FAILED if EXIT_RUN_FAILED in codes else min(codes)
 
 
+def _say_how_to_go_on(label: str, exc: KeyboardInterrupt) -> None:
+    if not isinstance(exc, Interrupted):
+        print(f"interrupted: {label!r} had not started training", file=sys.stderr)
+        return
+    why = why_not_resumable(exc.run_dir, exc.record)
+    if why is None:
+        print(f"interrupted: continue {label!r} with {exc.record['resume']}", file=sys.stderr)
+    else:
+        print(
+            f"interrupted: {label!r} cannot be resumed ({why}); start it again with "
+            f"{exc.record['restart']}",
+            file=sys.stderr,
+        )
+
+
+class Recorder:
+    """Records each run in the results store of one output directory.
+
+    A store that cannot take a record (another process holds it past the retries, a full disk)
+    costs no run: the next models still train, and a warning says how to record the run later
+    with `zoo record RUN_DIR`, from its run directory, which holds all that a record needs. A
+    file that is no results store at all is refused before anything trains.
+    """
+
+    def __init__(self, output_dir: Path) -> None:
+        self.output_dir = output_dir
+        self.missed: list[Path] = []
+        try:
+            ResultsStore.in_dir(output_dir)
+        except StoreError as exc:
+            if not exc.busy:  # busy now: each record tries again
+                raise
+
+    def record(self, identity: RecipeIdentity, run: ModelRun) -> None:
+        record = _store_record(identity, run)
+        if run.run_dir is not None:
+            try:  # from the run directory, so that `zoo record` would add exactly this
+                record = store_record(read_run(run.run_dir, needs=("identity",)))
+            except RunDirError as exc:
+                print(f"warning: {exc.message}; recording what zoo knows of it", file=sys.stderr)
+        try:
+            ResultsStore.in_dir(self.output_dir).record(record)
+        except StoreError as exc:
+            what = f"the {run.status} run of {run.model!r} (seed {run.seed})"
+            if run.run_dir is None:
+                later = "it made no run directory, so it cannot be recorded later"
+            else:
+                self.missed.append(run.run_dir)
+                later = (
+                    "its run directory holds all that the record needs; record it later with: "
+                    + record_command([run.run_dir])
+                )
+            warning = f"warning: {what} was not recorded: {exc.message}\n  hint: {later}"
+            print(warning, file=sys.stderr)
+
+    def summary(self) -> None:
+        if len(self.missed) > 1:
+            print(
+                f"warning: {len(self.missed)} runs were not recorded in the results store; "
+                f"record them with: {record_command(self.missed)}",
+                file=sys.stderr,
+            )
+
+
+def check_resume(
+    run_dir: Path,
+    recipe: Recipe,
+    registry: Registry,
+    splits_for: Mapping[int, Splits],
+    identity: RecipeIdentity,
+) -> RecipeIdentity:
+    """Refuse to resume a run whose recipe, data files or labels differ from what it started
+    with (its checkpoints hold a model, optimizer and data order made for those); returns the
+    identity the resumed run keeps (the original recipe's hash, not that of RUN_DIR/recipe.toml).
+    """
+    run = read_run(run_dir, needs=("resumable",))
+    if len(recipe.models) != 1:
+        raise RunDirError(
+            f"cannot resume {run_dir}: its {RECIPE} now has {len(recipe.models)} models; a run "
+            "directory's recipe has one",
+            hint=f"undo the change to {run_dir / RECIPE}",
+        )
+    [entry] = recipe.models
+    [splits] = splits_for.values()
+    started_with = run.record.get("started_with")
+    if not isinstance(started_with, dict):
+        print(
+            f"warning: {run_dir / 'run.json'} does not say what the run started with (an older "
+            "zoo made it): resuming without checking that the recipe and data are the same",
+            file=sys.stderr,
+        )
+        return identity
+    settings = settings_for(recipe, entry, registry.get(entry.model))
+    current = {
+        "recipe": effective_recipe_data(recipe, entry, settings),
+        "data_files": identity.data_files,
+        "labels": list(splits.labels),
+    }
+    # Compared as run.json keeps them (JSON: lists for tuples).
+    problems = resume_problems(started_with, json.loads(json.dumps(current)))
+    if problems:
+        count = f"{len(problems)} difference{'s' if len(problems) > 1 else ''}"
+        raise RunDirError(
+            f"cannot resume {run_dir}: it started with another recipe or data ({count})\n"
+            + "\n".join(f"  - {problem}" for problem in problems),
+            hint="its checkpoints were made for what it started with: undo the change, or train "
+            f"afresh with {restart_command(run_dir)}",
+        )
+    return attrs.evolve(
+        identity,
+        recipe_hash=run.record.get("recipe_hash", identity.recipe_hash),
+        data_fingerprint=run.record.get("data_fingerprint", identity.data_fingerprint),
+    )
+
+
 def data_files(recipe: Recipe) -> list[Path]:
     """The files that make up the data, for the fingerprint that groups comparable runs."""
     return list(data_paths(recipe).values())  # train, test, validation: the order counts
 
 
-def _store_record(identity: dict[str, str], run: ModelRun) -> RunRecord:
+def _store_record(identity: RecipeIdentity, run: ModelRun) -> RunRecord:
+    """The record of a run that made no run directory (or whose run.json cannot be read)."""
     return RunRecord(
-        **identity,
+        recipe_name=identity.recipe_name,
+        recipe_hash=identity.recipe_hash,
+        data_fingerprint=identity.data_fingerprint,
         model=run.model,
         method=run.method,
         seed=run.seed if run.seed is not None else 0,
