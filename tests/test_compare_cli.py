@@ -71,6 +71,28 @@ def test_only_runs_on_the_same_data_are_compared_unless_asked(store_dir, capsys)
     assert [r["model"] for r in chosen["leaderboard"]] == ["other-data-model"]
 
 
+@pytest.mark.parametrize(
+    ("prefix", "problem", "hint"),
+    [
+        (
+            "",
+            "--data : 2 recorded data fingerprints begin with it (aaaaaaaaaaaa, bbbbbbbbbbbb); "
+            "runs on different data are never compared",
+            "give more of the fingerprint",
+        ),
+        (
+            "c",
+            "--data c: no recorded run is on data with this fingerprint",
+            "the recorded fingerprints begin aaaaaaaaaaaa, bbbbbbbbbbbb",
+        ),
+    ],
+)
+def test_a_data_prefix_must_name_one_data_set(store_dir, capsys, prefix, problem, hint):
+    # A prefix that fits two fingerprints used to mix runs on different data in one table.
+    assert main(["compare", "--output-dir", str(store_dir), "--data", prefix]) == 2
+    assert capsys.readouterr() == ("", f"error: {problem}\n  hint: {hint}\n")
+
+
 def test_each_lists_every_run_on_its_own_row(store_dir, capsys):
     out = compare(capsys, "--output-dir", str(store_dir), "--each", "--json")
     models = [r["model"] for r in json.loads(out)["leaderboard"]]

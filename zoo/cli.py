@@ -419,9 +419,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
     # Read as it is: a command that only reads writes nothing, not even a schema.
     records = ResultsStore.read_only(output_dir / STORE_NAME).runs(recipe_name=recipe_name)
     data = args.data
-    if data is None and not args.all_data and records:
+    if data is not None:
+        data = _one_fingerprint(data, {r.data_fingerprint for r in records})
+    elif not args.all_data and records:
         data = records[-1].data_fingerprint  # compare like with like: the latest run's data
-    records = [r for r in records if data is None or r.data_fingerprint.startswith(data)]
+    records = [r for r in records if data is None or r.data_fingerprint == data]
     if args.each:  # one row per run instead of one per model and method
         records = [
             attrs.evolve(r, model=f"{r.model} (seed {r.seed}, #{r.run_id})") for r in records
@@ -438,6 +440,25 @@ def cmd_compare(args: argparse.Namespace) -> int:
         out.print(leaderboard_table(rows, title=f"Leaderboard: {len(records)} runs, {where}"))
         out.print(per_class_table(rows))
     return 0
+
+
+def _one_fingerprint(prefix: str, recorded: set[str]) -> str:
+    """The one recorded data fingerprint that `--data PREFIX` names: a prefix that fits several
+    would mix runs on different data in one leaderboard."""
+    matches = sorted(f for f in recorded if f.startswith(prefix))
+    if len(matches) == 1:
+        return matches[0]
+    listed = ", ".join(f[:12] for f in sorted(recorded)) or "none"
+    if not matches:
+        raise UsageError(
+            f"--data {prefix}: no recorded run is on data with this fingerprint",
+            hint=f"the recorded fingerprints begin {listed}",
+        )
+    raise UsageError(
+        f"--data {prefix}: {len(matches)} recorded data fingerprints begin with it "
+        f"({', '.join(f[:12] for f in matches)}); runs on different data are never compared",
+        hint="give more of the fingerprint",
+    )
 
 
 def cmd_record(args: argparse.Namespace) -> int:
