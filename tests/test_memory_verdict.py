@@ -395,3 +395,156 @@ def _settings(recipe, registry, entry=None):
 
 def _targets(registry) -> tuple[str, ...]:
     return tuple(registry.get("minilm").resources.lora_targets)
+
+
+# --- what mutation testing found unchecked ------------------------------------------------------
+
+
+def test_the_json_of_a_refused_model_has_the_documented_keys(load, registry):
+    recipe = load(MINILM)
+    total = verdict(recipe, registry, 10**15).estimate.total
+    check = verdict(recipe, registry, total - 1)
+    est, plan = check.estimate, check.plan
+    assert check.to_json() == {
+        "model": "minilm",
+        "method": "full",
+        "estimate_bytes": {**est.breakdown, "total": total},
+        "allocated_bytes": est.allocated,
+        "peak_phase": est.phase,
+        "approximate": False,
+        "device": "test GPU",
+        "device_bytes": total - 1,
+        "fits": False,
+        "suggestions": [
+            {
+                "change": s.change,
+                "settings": s.settings,
+                "total": s.estimate.total,
+                "fits": s.estimate.total <= total - 1,
+            }
+            for s in check.suggestions
+        ],
+        "plan": {"change": plan.change, "settings": plan.settings, "total": plan.estimate.total},
+    }
+    assert plan.settings and plan.estimate.total <= total - 1
+
+
+def test_two_gpus_are_already_several(load, registry):
+    recipe = load(MINILM + '\n[distributed]\nstrategy = "deepspeed-zero3"\n')
+    two = DeviceMemory(name="2 GPUs", kind="cuda", available=10**15, context=CUDA_CONTEXT, count=2)
+    check = check_entry(recipe, recipe.models[0], registry, two)
+    by_hand = TrainingSetup(precision="fp32", batch_size=16, sequence=128, gpus=2, strategy="zero3")
+    assert check.estimate == expected(recipe, registry, by_hand)
+
+
+def test_a_model_with_its_own_engine_is_not_estimated_even_with_an_architecture(load, registry):
+    import zoo
+
+    class Plugin:
+        @zoo.hookimpl
+        def register_models(self, register):
+            register(
+                zoo.ModelSpec(
+                    name="own-engine",
+                    description="a transformer's shape, trained by its own code",
+                    source=zoo.LocalSource(path=Path(".")),
+                    family="bert",
+                    resources=zoo.Resources(
+                        architecture=registry.get("minilm").resources.architecture
+                    ),
+                    engine=zoo.CustomEngine(train=lambda *a: None, predict=lambda *a: None),
+                )
+            )
+
+    pm = get_plugin_manager(entry_points=False, builtins=False)
+    pm.register(Plugin(), name="own-engine")
+    own = collect_models(pm)
+    path = load(MINILM).path("recipe.toml")
+    path.write_text(MINILM.replace('"minilm"', '"own-engine"'), encoding="utf-8")
+    recipe = load_recipe(path, model_names=own.names(), model_methods=own.methods())
+    check = check_entry(recipe, recipe.models[0], own, gpu(1))
+    assert (check.model, check.method, check.estimate, check.fits) == (
+        "own-engine",
+        "full",
+        None,
+        True,
+    )
+
+
+def test_zero_shot_on_a_device_measured_after_its_context(registry):
+    path = Path(__file__).parent.parent / "recipes" / "koalpaca-lora.toml"
+    recipe = load_recipe(path, model_names=registry.names(), model_methods=registry.methods())
+    entry = recipe.models[1]
+    measured = DeviceMemory(name="a measured GPU", kind="cuda", available=10**15)  # context 0
+    check = check_entry(recipe, entry, registry, measured)
+    spec = registry.get(entry.model)
+    setup = training_setup(recipe, entry, spec, _settings(recipe, registry, entry), measured)
+    shape = shape_from_config(spec.resources.architecture, 2)
+    assert check.estimate == inference(shape, setup, context=0)
+    assert check.estimate.breakdown["context"] == 0
+    assert (check.model, check.device) == ("koalpaca-5.8b-zero-shot", measured)
+
+
+def test_cuda_only_ways_out_are_offered_on_a_gpu_and_not_on_a_cpu(registry):
+    path = Path(__file__).parent.parent / "recipes" / "koalpaca-full.toml"
+    recipe = load_recipe(path, model_names=registry.names(), model_methods=registry.methods())
+    on_gpu = check_entry(recipe, recipe.models[0], registry, named_gpu("40GiB"))
+    cpu = DeviceMemory(name="CPU", kind="cpu", available=40 * 2**30)
+    on_cpu = check_entry(recipe, recipe.models[0], registry, cpu)
+    assert {"8-bit AdamW", "QLoRA (4-bit base)"} <= {s.change for s in on_gpu.suggestions}
+    offered = " + ".join(s.change for s in on_cpu.suggestions)
+    assert "8-bit" not in offered and "QLoRA" not in offered
+    assert "LoRA" in offered
+
+
+def test_a_qlora_plan_gives_the_entry_lora_settings_too(registry):
+    path = Path(__file__).parent.parent / "recipes" / "koalpaca-full.toml"
+    recipe = load_recipe(path, model_names=registry.names(), model_methods=registry.methods())
+    entry, spec = recipe.models[0], registry.get(recipe.models[0].model)
+    check = check_entry(recipe, entry, registry, named_gpu("40GiB"))
+    qlora = next(p for p in check.suggestions if p.settings == {"method": "qlora"})
+    applied = apply_plan(entry, spec, qlora)
+    assert applied.method == "qlora"
+    assert (applied.lora.r, applied.lora.target_modules) == (8, spec.resources.lora_targets)
+
+
+def test_fit_sizes_the_head_for_the_datas_labels(load, registry):
+    recipe = load(MINILM)
+    fitted = fit(recipe, registry, gpu(10**15), labels=5)
+    five = check_entry(recipe, recipe.models[0], registry, gpu(10**15), labels=5)
+    assert fitted.records["minilm"] == five.to_json()
+    # --auto-fit checks the fitted entry again, with the same labels.
+    total = five.estimate.total
+    refitted = fit(recipe, registry, gpu(total - 1), labels=5, auto_fit=True)
+    entry = refitted.recipe.models[0]
+    again = check_entry(refitted.recipe, entry, registry, gpu(total - 1), labels=5)
+    assert refitted.records["minilm"] == again.to_json()
+
+
+def test_auto_fit_to_lora_writes_the_rank_and_targets_into_the_entry(registry):
+    path = Path(__file__).parent.parent / "recipes" / "koalpaca-full.toml"
+    recipe = load_recipe(path, model_names=registry.names(), model_methods=registry.methods())
+    spec = registry.get(recipe.models[0].model)
+    fitted = fit(recipe, registry, named_gpu("40GiB"), labels=5, auto_fit=True)
+    (entry,) = fitted.recipe.models
+    assert fitted.applied == (("koalpaca-12.8b", "LoRA"),)
+    assert (entry.method, entry.lora.r, entry.lora.target_modules) == (
+        "lora",
+        8,
+        spec.resources.lora_targets,
+    )
+    assert fitted.records["koalpaca-12.8b"]["fits"] is True
+
+
+def test_the_refusal_lists_every_model_that_does_not_fit(load, registry):
+    recipe = load(
+        MINILM.replace('model = "minilm"', 'model = "minilm"\n\n[[models]]\nmodel = "e5-small"')
+    )
+    device = gpu(2**30)  # not even the CUDA context and a tenth of a model
+    fitted = fit(recipe, registry, device, labels=2)
+    error = refusal(recipe, fitted.refused, device)
+    assert error.message.startswith("verdict: 'minilm', 'e5-small' would not fit in memory on ")
+    largest = max(c.estimate.total for c in fitted.refused)
+    from zoo.report import human_bytes
+
+    assert f"(estimated {human_bytes(largest)} per device, " in error.message

@@ -155,3 +155,10 @@ def test_the_metric_that_picks_the_best_checkpoint_gives_the_same_numbers():
         "f1_macro": pytest.approx(float(F1_MACRO)),
         "f1_weighted": pytest.approx(float(F1_WEIGHTED)),
     }
+
+
+def test_a_class_without_predictions_scores_zero_without_a_warning(recwarn):
+    """scikit-learn warns about the undefined precision of a class that nobody predicted (in
+    the middle of zoo's progress display) unless it is told what to put there: 0."""
+    full_report([0, 0, 1, 1, 2, 2], [0, 0, 1, 1, 0, 0], (*LABELS, "remote"))
+    assert [str(w.message) for w in recwarn] == []
