@@ -422,12 +422,13 @@ def test_settings_are_stored_as_readable_json_text(store):
 
 @pytest.fixture
 def statements(monkeypatch) -> list[tuple[str, bool]]:
-    """Every statement zoo.store runs, with whether it ran inside a transaction."""
+    """Every statement zoo.store runs (its first two words, in capitals: SQL ignores case), with
+    whether it ran inside a transaction."""
     seen: list[tuple[str, bool]] = []
 
     class Traced(sqlite3.Connection):
         def execute(self, sql, *args):
-            seen.append((" ".join(sql.split()[:2]), self.in_transaction))
+            seen.append((" ".join(sql.split()[:2]).upper(), self.in_transaction))
             return super().execute(sql, *args)
 
     real_connect = sqlite3.connect
@@ -443,7 +444,7 @@ def test_a_new_store_is_created_in_one_write_transaction(tmp_path, statements):
     commit = statements.index(("COMMIT", True))
     created = [i for i, (sql, _) in enumerate(statements) if sql.startswith("CREATE")]
     assert created and all(begin < i < commit for i in created)
-    assert ("PRAGMA user_version", True) in statements[begin:commit]  # read again, inside
+    assert ("PRAGMA USER_VERSION", True) in statements[begin:commit]  # read again, inside
 
 
 def test_record_once_looks_for_the_run_and_adds_it_in_one_write_transaction(store, statements):
@@ -452,7 +453,7 @@ def test_record_once_looks_for_the_run_and_adds_it_in_one_write_transaction(stor
     store.record_once(make_run(run_dir="/runs/x", recorded_at="2026-11-25T10:30:00+00:00"))
     assert statements == [
         ("BEGIN IMMEDIATE", False),
-        ("SELECT run_id", True),
+        ("SELECT RUN_ID", True),
         ("INSERT INTO", True),
         ("COMMIT", True),
     ]
@@ -510,3 +511,27 @@ def test_a_busy_store_is_tried_three_times_with_growing_pauses(store, monkeypatc
         f"the results store {store.path} is busy: another process held it for 3.0 s (3 tries)\n"
         "  hint: see which zoo (or sqlite3) process has it open"
     )
+
+
+def test_a_store_held_through_the_switch_to_wal_is_busy_not_waited_for_forever(
+    store, monkeypatch, impatient
+):
+    import zoo.store
+
+    with closing(sqlite3.connect(store.path)) as conn:
+        conn.execute("PRAGMA journal_mode = DELETE")
+    real_sleep, pauses = zoo.store.time.sleep, []
+
+    def pause(seconds):
+        pauses.append(seconds)
+        assert len(pauses) < 1000, "still waiting for a store that stays busy"
+        real_sleep(0.001)
+
+    monkeypatch.setattr(zoo.store.time, "sleep", pause)
+    with closing(sqlite3.connect(store.path, isolation_level=None)) as other:
+        other.execute("BEGIN IMMEDIATE")
+        with pytest.raises(ZooError) as raised:
+            ResultsStore(store.path)
+        other.execute("ROLLBACK")
+    assert raised.value.busy
+    assert raised.value.message.endswith("(3 tries)")
