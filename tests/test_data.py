@@ -12,14 +12,17 @@ import pytest
 
 from zoo.data import (
     FileRows,
+    InputTexts,
     LabelledTexts,
     label_order,
     load_splits,
+    read_input,
     read_table,
     read_texts,
     stratified_split,
 )
 from zoo.errors import DataError
+from zoo.options import RECIPE
 from zoo.recipe import DataSection
 
 KOREAN = "text,label\n비밀번호를 잊어버렸어요,계정\n결제가 두 번 됐어요,결제\n"
@@ -261,10 +264,13 @@ def test_the_split_keeps_texts_with_their_labels():
 
 
 def test_the_split_keeps_the_file_rows_and_lines_of_each_text():
+    # Lines that are not row + 2, as below texts that span lines.
     texts = tuple(f"{label}-{i}" for i, label in enumerate("aabbccdd"))
-    data = LabelledTexts(texts, tuple("aabbccdd"), rows=tuple(range(10, 18)), lines=(2,) * 8)
+    lines = tuple(20 + 3 * i for i in range(8))
+    data = LabelledTexts(texts, tuple("aabbccdd"), rows=tuple(range(10, 18)), lines=lines)
     for part in stratified_split(data, 0.5, seed=3):
         assert [10 + int(text.split("-")[1]) for text in part.texts] == list(part.rows)
+        assert [20 + 3 * int(text.split("-")[1]) for text in part.texts] == list(part.lines)
 
 
 def test_the_split_is_deterministic_for_a_seed():
@@ -289,8 +295,10 @@ def test_a_fraction_smaller_than_the_number_of_labels_is_rejected():
 
 
 def test_a_fraction_that_leaves_too_few_training_rows_is_a_data_error():
-    with pytest.raises(DataError):
-        stratified_split(rows(*("abcde" * 2)), 0.7, seed=1)
+    assert data_error(stratified_split, rows(*("abcde" * 2)), 0.7, seed=1) == (
+        "data.validation = 0.7 of 10 rows leaves 3 training rows, fewer than the 5 labels\n"
+        "  hint: change data.validation or add rows"
+    )
 
 
 # --- load_splits: a recipe's [data] section ------------------------------------------------------
@@ -741,3 +749,190 @@ def test_unicode_digit_labels_are_ordered_alphabetically():
     # str.isdigit takes ① and ², int() does not.
     assert label_order(("①", "②", "10", "²")) == ("10", "²", "①", "②")
     assert label_order(("٣", "1")) == ("1", "٣")
+
+
+# --- what each message and notice says, to the row ------------------------------------------------
+
+
+def test_labelled_texts_refuse_columns_of_different_lengths():
+    with pytest.raises(ValueError) as caught:
+        LabelledTexts(("a", "b"), ("x",))
+    assert str(caught.value) == "texts, labels, rows and lines must have the same length"
+
+
+def test_a_header_that_names_the_label_column_twice_names_data_label_column(tmp_path):
+    path = data_file(tmp_path, "label,text,label\na,hello,b\nb,bye,a\n")
+    assert data_error(read, path) == (
+        f"data.train: {path} has 2 columns named 'label' (columns 1, 3 of the header)\n"
+        "  hint: rename all but one of them: data.label_column names one column"
+    )
+
+
+def test_one_row_left_out_is_one_row(tmp_path):
+    path = data_file(tmp_path, "text,label\nfine,a\n,b\nfine too,b\n")
+    read = read_table(
+        path, text_column="text", label_column="label", setting="data.train", empty_texts="drop"
+    )
+    assert read.notices == (
+        'data.train: left out 1 row with an empty text or label (data.empty_texts = "drop")',
+    )
+
+
+def test_every_label_that_nfc_merged_is_named_with_its_rows(tmp_path):
+    web = unicodedata.normalize("NFD", "웹")
+    path = data_file(tmp_path, f"text,label\na,{NFD}\nb,{web}\nc,{web}\nd,{NFC}\n")
+    read = read_table(path, text_column="text", label_column="label", setting="data.train")
+    assert read.notices == (
+        "data.train: labels spelled in another Unicode form than NFC (such as NFD) are read "
+        "in NFC, one label with their NFC spelling: '웹' (2 rows), '코드' (1 row)",
+    )
+
+
+@pytest.mark.parametrize(
+    ("empty", "shown"), [(5, "lines 2, 3, 4, 5, 6"), (6, "lines 2, 3, 4, 5, 6 ...")]
+)
+def test_up_to_five_empty_lines_are_shown_and_dots_say_there_are_more(tmp_path, empty, shown):
+    path = data_file(tmp_path, "text,label\n" + ",x\n" * empty + "fine,x\n")
+    assert data_error(read, path).startswith(
+        f"data.train: {path} has {empty} rows with an empty text or label ({shown})\n"
+    )
+
+
+def test_one_missing_value_word_counts_as_empty(tmp_path):
+    path = data_file(tmp_path, "text,label\nfine,a\nNaN,b\nNaN,c\n")
+    assert data_error(read, path) == (
+        f"data.train: {path} has 2 rows with an empty text or label "
+        "(lines 3, 4; 'NaN' counts as empty)\n"
+        '  hint: fill them in or remove them, or set data.empty_texts = "drop" to leave them out'
+    )
+
+
+# --- read_input: the texts zoo predict classifies ------------------------------------------------
+
+
+def test_read_input_gives_each_text_its_line_and_the_encoding_that_read_it(tmp_path):
+    path = tmp_path / "input.csv"
+    path.write_bytes('text\n"결제가\n두 번"\n비밀번호\n'.encode("cp949"))
+    assert read_input(path, text_column="text", setting="--input") == InputTexts(
+        texts=("결제가\n두 번", "비밀번호"), ids=None, lines=(2, 4), encoding="cp949"
+    )
+
+
+def test_read_input_keeps_the_notices_of_its_reading(tmp_path):
+    text = 'id\tdocument\n1\t"quoted words" and more\n2\tplain\n'
+    path = data_file(tmp_path, text, "input.tsv")
+    read = read_input(path, text_column="document", id_column="id", setting="--input")
+    assert read == InputTexts(
+        texts=('"quoted words" and more', "plain"),
+        ids=("1", "2"),
+        lines=(2, 3),
+        encoding="utf-8-sig",
+        notices=(
+            f"--input: {path} is read as a TSV file without quoting (each line one row, quotes "
+            "kept as part of the text) because line 2 has a text that starts with a quote and "
+            "goes on after it",
+        ),
+    )
+
+
+def test_an_input_file_without_rows_says_so(tmp_path):
+    path = data_file(tmp_path, "id,text\n", "input.csv")
+    assert data_error(read_input, path, text_column="text", setting="--input") == (
+        f"--input: {path} has no data rows\n"
+        "  hint: add one row per text to classify below the header line"
+    )
+
+
+def test_read_texts_without_an_id_column_gives_no_ids(tmp_path):
+    path = data_file(tmp_path, "id,text\n7,hello\n8,bye\n", "input.csv")
+    assert read_texts(path, text_column="text", id_column=None, setting="--input") == (
+        ["hello", "bye"],
+        None,
+    )
+
+
+def test_read_texts_hints_name_the_options_it_is_given(tmp_path):
+    path = data_file(tmp_path, "id,body\n1,hello\n", "input.csv")
+    call = {"setting": "data.test", "id_column": None, "options": RECIPE}
+    assert data_error(read_texts, path, text_column="text", **call) == (
+        f"data.test: {path} has no column 'text' (columns: 'id', 'body')\n"
+        "  hint: set data.text_column and data.label_column to the file's column names"
+    )
+
+
+# --- load_splits passes on what the recipe says, and says what it found ---------------------------
+
+
+def test_load_splits_reads_in_the_recipes_encoding(tmp_path):
+    (tmp_path / "train.csv").write_bytes(KOREAN.encode("cp949"))
+    data = DataSection(train="train.csv", validation=0.5, encoding="utf-8")
+    assert data_error(load_splits, data, tmp_path, seed=1).startswith(
+        f"data.train: {tmp_path / 'train.csv'} is not text in utf-8 "
+    )
+
+
+def test_load_splits_refuses_one_number_spelled_two_ways_naming_the_file(tmp_path):
+    train = "text,label\na,1\nb,0\nc,1.0\nd,0\n"
+    data = DataSection(train=write(tmp_path / "train.csv", train), validation=0.5)
+    assert data_error(load_splits, data, tmp_path, seed=1).startswith(
+        f"data.train: {tmp_path / 'train.csv'} spells one label two ways: '1' (line 2) and "
+        "'1.0' (line 4) are the same number"
+    )
+
+
+def test_unseen_labels_spelled_like_training_labels_are_named_in_the_hint(tmp_path):
+    data = DataSection(
+        train=write(tmp_path / "train.csv", "text,label\na,code\nb,web\n"),
+        test=write(tmp_path / "test.csv", "text,label\nc,Web\nd,Code\ne,code\n"),
+        validation=write(tmp_path / "val.csv", "text,label\nf,code\n"),
+    )
+    assert data_error(load_splits, data, tmp_path, seed=1) == (
+        "data.test: labels not seen in data.train: 'Code', 'Web'\n"
+        "  hint: 'Code' looks like the training label 'code' spelled another way; write it as "
+        "data.train does"
+    )
+
+
+def test_only_the_first_five_unseen_labels_are_named(tmp_path):
+    test = "text,label\n" + "".join(f"t{i},{label}\n" for i, label in enumerate("abcdefx"))
+    data = DataSection(
+        train=write(tmp_path / "train.csv", "text,label\nu,x\nv,y\n"),
+        test=write(tmp_path / "test.csv", test),
+        validation=write(tmp_path / "val.csv", "text,label\nw,x\n"),
+    )
+    assert data_error(load_splits, data, tmp_path, seed=1).startswith(
+        "data.test: labels not seen in data.train: 'a', 'b', 'c', 'd', 'e'\n"
+    )
+
+
+def test_load_splits_says_what_each_file_may_get_wrong(tmp_path):
+    data = DataSection(
+        train=write(tmp_path / "train.csv", "text,label\na,code\nb,Code\na,web\nc,web\n"),
+        validation=write(tmp_path / "val.csv", "text,label\nb,code\nnew,web\n"),
+        test=write(tmp_path / "test.csv", "text,label\nnew,web\nc,web\n"),
+    )
+    splits = load_splits(data, tmp_path, seed=1)
+    assert splits.encodings == {
+        "train": "utf-8-sig",
+        "validation": "utf-8-sig",
+        "test": "utf-8-sig",
+    }
+    assert splits.dropped == {"train": 0, "validation": 0, "test": 0}
+    assert splits.notices == (
+        "data.train: the labels 'code', 'Code' differ only in case or spacing (lines 2, 3) and "
+        "are different classes",
+        "data.train: 1 text appears with different labels (e.g. 'code' on line 2, 'web' on line 4)",
+        "data.validation: 1 of 2 texts are also in data.train (lines 2): their scores are not "
+        "those of unseen text",
+        "data.test: 1 of 2 texts are also in data.train (lines 3): their scores are not those "
+        "of unseen text",
+    )
+
+
+def test_a_split_of_a_file_with_repeated_rows_says_so(tmp_path):
+    train = "text,label\n" + "".join(f"t{i},{'xy'[i % 2]}\n" for i in range(8)) + "t1,y\n"
+    data = DataSection(train=write(tmp_path / "train.csv", train), validation=0.25)
+    assert load_splits(data, tmp_path, seed=1).notices == (
+        "data.train: 1 row repeats an earlier row (e.g. line 10 repeats line 3): a validation "
+        "split may score texts that training saw",
+    )

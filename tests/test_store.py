@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 from contextlib import closing
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import attrs
@@ -383,3 +384,154 @@ def test_record_once_adds_a_run_directory_once(store):
     later = attrs.evolve(run, recorded_at="2026-11-25T11:00:00+00:00")
     assert store.record_once(later)[1]
     assert len(store.runs()) == 2
+
+
+def test_record_adds_a_run_every_time_record_once_only_once(store):
+    """`zoo run` records each run it trains (record); `zoo record` run twice adds nothing
+    (record_once)."""
+    run = make_run(
+        run_dir="/runs/demo/e5-small-seed42-20261125-102354",
+        recorded_at="2026-11-25T10:30:00+00:00",
+    )
+    first, second = store.record(run), store.record(run)
+    assert first != second
+    found, new = store.record_once(run)
+    assert not new and found in (first, second)
+    assert [r.run_id for r in store.runs()] == [first, second]
+
+
+def test_a_run_is_recorded_with_the_time_in_utc_to_the_second():
+    recorded = datetime.fromisoformat(make_run().recorded_at)
+    assert recorded.utcoffset() == timedelta(0)
+    assert recorded.microsecond == 0
+    assert abs(datetime.now(UTC) - recorded) < timedelta(minutes=1)
+
+
+def test_settings_are_stored_as_readable_json_text(store):
+    """The damaged-row hint sends the user to sqlite3: the JSON columns read as the user wrote
+    them (Korean as Korean), and a path is kept as its text."""
+    store.record(make_run(settings={"label": "코드", "output_dir": Path("/runs/demo")}))
+    with closing(sqlite3.connect(store.path)) as conn:
+        [(settings,)] = conn.execute("SELECT settings FROM runs").fetchall()
+    assert settings == '{"label": "코드", "output_dir": "/runs/demo"}'
+    assert store.latest().settings == {"label": "코드", "output_dir": "/runs/demo"}
+
+
+# --- one write, one transaction -------------------------------------------------------------------
+
+
+@pytest.fixture
+def statements(monkeypatch) -> list[tuple[str, bool]]:
+    """Every statement zoo.store runs (its first two words, in capitals: SQL ignores case), with
+    whether it ran inside a transaction."""
+    seen: list[tuple[str, bool]] = []
+
+    class Traced(sqlite3.Connection):
+        def execute(self, sql, *args):
+            seen.append((" ".join(sql.split()[:2]).upper(), self.in_transaction))
+            return super().execute(sql, *args)
+
+    real_connect = sqlite3.connect
+    monkeypatch.setattr(sqlite3, "connect", lambda *a, **k: real_connect(*a, **k, factory=Traced))
+    return seen
+
+
+def test_a_new_store_is_created_in_one_write_transaction(tmp_path, statements):
+    """Two processes that create one store at once: the second finds the first one's schema
+    instead of creating the table again."""
+    ResultsStore(tmp_path / STORE_NAME)
+    begin = statements.index(("BEGIN IMMEDIATE", False))
+    commit = statements.index(("COMMIT", True))
+    created = [i for i, (sql, _) in enumerate(statements) if sql.startswith("CREATE")]
+    assert created and all(begin < i < commit for i in created)
+    assert ("PRAGMA USER_VERSION", True) in statements[begin:commit]  # read again, inside
+
+
+def test_record_once_looks_for_the_run_and_adds_it_in_one_write_transaction(store, statements):
+    """Two `zoo record RUN_DIR` at once add the run once: the look-up and the insert hold the
+    write lock together."""
+    store.record_once(make_run(run_dir="/runs/x", recorded_at="2026-11-25T10:30:00+00:00"))
+    assert statements == [
+        ("BEGIN IMMEDIATE", False),
+        ("SELECT RUN_ID", True),
+        ("INSERT INTO", True),
+        ("COMMIT", True),
+    ]
+
+
+def test_opening_a_current_store_takes_no_write_lock(store, impatient):
+    """`zoo compare` and `zoo show` open the store while a `zoo run` writes to it."""
+    store.record(make_run())
+    with closing(sqlite3.connect(store.path, isolation_level=None)) as other:
+        other.execute("BEGIN IMMEDIATE")
+        assert len(ResultsStore(store.path).runs()) == 1
+        other.execute("ROLLBACK")
+
+
+def test_a_store_switched_to_wal_while_another_process_migrates_it_waits_for_that(
+    store, monkeypatch
+):
+    """SQLite refuses at once to change the journal mode while another connection holds the
+    write lock (a second process creating the same store): zoo polls until it is free, without
+    giving up on the first refusal."""
+    import zoo.store
+
+    with closing(sqlite3.connect(store.path)) as conn:
+        conn.execute("PRAGMA journal_mode = DELETE")
+    other = sqlite3.connect(store.path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    pauses = []
+
+    def release_then_pause(seconds):
+        pauses.append(seconds)
+        if other.in_transaction:
+            other.execute("ROLLBACK")
+
+    monkeypatch.setattr(zoo.store.time, "sleep", release_then_pause)
+    ResultsStore(store.path)
+    other.close()
+    assert pauses == [0.05]
+    with closing(sqlite3.connect(store.path)) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+def test_a_busy_store_is_tried_three_times_with_growing_pauses(store, monkeypatch):
+    import zoo.store
+
+    monkeypatch.setattr(zoo.store, "BUSY_TIMEOUT_SECONDS", 0)  # SQLite gives up at once
+    pauses = []
+    monkeypatch.setattr(zoo.store.time, "sleep", pauses.append)
+    with closing(sqlite3.connect(store.path, isolation_level=None)) as other:
+        other.execute("BEGIN IMMEDIATE")
+        with pytest.raises(ZooError) as raised:
+            store.record(make_run())
+        other.execute("ROLLBACK")
+    assert pauses == [1.0, 2.0]
+    assert str(raised.value) == (
+        f"the results store {store.path} is busy: another process held it for 3.0 s (3 tries)\n"
+        "  hint: see which zoo (or sqlite3) process has it open"
+    )
+
+
+def test_a_store_held_through_the_switch_to_wal_is_busy_not_waited_for_forever(
+    store, monkeypatch, impatient
+):
+    import zoo.store
+
+    with closing(sqlite3.connect(store.path)) as conn:
+        conn.execute("PRAGMA journal_mode = DELETE")
+    real_sleep, pauses = zoo.store.time.sleep, []
+
+    def pause(seconds):
+        pauses.append(seconds)
+        assert len(pauses) < 1000, "still waiting for a store that stays busy"
+        real_sleep(0.001)
+
+    monkeypatch.setattr(zoo.store.time, "sleep", pause)
+    with closing(sqlite3.connect(store.path, isolation_level=None)) as other:
+        other.execute("BEGIN IMMEDIATE")
+        with pytest.raises(ZooError) as raised:
+            ResultsStore(store.path)
+        other.execute("ROLLBACK")
+    assert raised.value.busy
+    assert raised.value.message.endswith("(3 tries)")
