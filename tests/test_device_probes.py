@@ -114,3 +114,22 @@ def test_zoo_check_plans_for_the_device_a_plugin_probe_reports(monkeypatch, caps
     main(["check", str(ROOT / "recipes" / "koalpaca-lora.toml"), "--json"])
     models = json.loads(capsys.readouterr().out)["models"]
     assert {(m["device"], m["device_bytes"]) for m in models} == {("a cluster's A100", 40 * 2**30)}
+
+
+def test_the_readme_s_cluster_probe_answers_on_the_cluster_only(pm, small_cpu, monkeypatch):
+    from test_run_events import readme_example
+
+    probe = types.ModuleType("readme_probe")
+    exec(readme_example("register_device_probes"), probe.__dict__)
+    pm.register(zoo.memory.probe, name="zoo.memory.probe")
+    pm.register(probe, name="readme-probe")
+    assert probe_device(pm).kind == "cpu"  # not on the cluster: zoo's own probe answers
+    monkeypatch.setenv("CLUSTER_GPU_BYTES", str(80 * 2**30))
+    monkeypatch.setenv("CLUSTER_GPU_NAME", "H100")
+    found = probe_device(pm)
+    assert (found.name, found.kind, found.available, found.bf16) == (
+        "H100",
+        "cuda",
+        80 * 2**30,
+        True,
+    )

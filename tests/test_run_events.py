@@ -4,6 +4,8 @@ evaluated, finished or failed; for zoo's own engine and custom engines alike."""
 from __future__ import annotations
 
 import json
+import re
+import types
 from pathlib import Path
 
 import pytest
@@ -256,3 +258,28 @@ def test_events_are_public_attrs_classes():
         zoo.RunEvaluated(
             run_name="r", model="m", seed=1, method="full", step=1, epoch=None, metrics={}
         ).step = 2
+
+
+def readme_example(hook: str) -> str:
+    """The Python example of the README section whose heading names `hook`."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = re.search(rf"^### `{hook}`.*?\n(.*?)(?=^##)", readme, re.S | re.M)
+    assert section, f"README has no section for {hook}"
+    return re.search(r"```python\n(.*?)```", section[1], re.S)[1]
+
+
+def test_the_readme_s_json_lines_tracker_records_a_run(pm, write_recipe, tmp_path, monkeypatch):
+    import zoo_plugins.tfidf
+
+    log = tmp_path / "events.jsonl"
+    monkeypatch.setenv("ZOO_EVENTS_LOG", str(log))
+    tracker = types.ModuleType("readme_tracker")
+    exec(readme_example("register_run_listeners"), tracker.__dict__)
+    pm.register(zoo_plugins.tfidf, name="zoo_plugins.tfidf")
+    pm.register(tracker, name="readme-tracker")
+    [model_run] = run(pm, tfidf_recipe(write_recipe))
+
+    lines = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
+    assert [line["event"] for line in lines] == ["RunStarted", "RunEvaluated", "RunFinished"]
+    assert lines[-1]["run_dir"] == str(model_run.run_dir)
+    assert lines[-1]["metrics"]["test"] == model_run.metrics["test"]
