@@ -35,17 +35,13 @@ def train(job, make_run_dir, progress):
     import numpy as np
     from sklearn.linear_model import LogisticRegression
 
-    from zoo.engine import device as devices
-    from zoo.engine.jobs import NOT_SCORED, TrainResult, score_split
-    from zoo.engine.train import class_weight_vector
-
     splits, labels = job.splits, job.splits.labels
     ids = {label: i for i, label in enumerate(labels)}
     # Checks a list of class weights against the labels, as the transformer engine does.
-    class_weight_vector(job.settings.class_weights, labels, splits.train.labels)
+    job.class_weights()
     run_dir = make_run_dir()
-    device = devices.DeviceInfo("cpu", "CPU (scikit-learn)", False)
-    with devices.PeakMemory(device) as peak:
+    device = zoo.DeviceInfo("cpu", "CPU (scikit-learn)", False)
+    with zoo.PeakMemory(device) as peak:
         started = time.perf_counter()
         progress.start("fitting TF-IDF + logistic regression", 1)
         vectorizer = _vectorizer()
@@ -62,12 +58,15 @@ def train(job, make_run_dir, progress):
 
     def evaluate(rows):
         features = vectorizer.transform(rows.texts)
-        return score_split(_full_probabilities(classifier, features, labels), rows.labels, labels)
+        probabilities = _full_probabilities(classifier, features, labels)
+        return zoo.score_split(probabilities, rows.labels, labels)
 
     validation = evaluate(splits.validation)
-    test = evaluate(splits.test) if splits.test else NOT_SCORED
+    # One fit, one evaluation: what the run listeners hear (zoo's engine reports each one).
+    job.events.evaluated(step=1, epoch=1.0, metrics=validation[0])
+    test = evaluate(splits.test) if splits.test else zoo.NOT_SCORED
     _save(run_dir / "model", vectorizer, classifier, labels)
-    return run_dir, TrainResult.scored(
+    return run_dir, zoo.TrainResult.scored(
         validation,
         test,
         log_history=[],

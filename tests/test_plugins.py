@@ -98,6 +98,25 @@ REGISTERS_TINY = """
 # --- registration ---------------------------------------------------------------------------------
 
 
+def test_hook_register_models(pm):
+    """A plugin's `register_models` hands over specs; the registry keeps each with its plugin,
+    and `replace=True` overrides an earlier one on purpose."""
+
+    class Replaces:
+        @zoo.hookimpl
+        def register_models(self, register):
+            register(spec("tiny-bert", defaults={"learning_rate": 1e-4}), replace=True)
+            register(spec("other-bert"))
+
+    pm.register(TinyPlugin(), name="tiny")
+    pm.register(Replaces(), name="replaces")
+    registry = collect_models(pm)
+    assert registry.names() == ["other-bert", "tiny-bert"]
+    assert registry.models["tiny-bert"].plugin == "replaces"
+    assert registry.get("tiny-bert").defaults == {"learning_rate": 1e-4}
+    assert registry.failures == []
+
+
 def test_a_registered_model_is_collected_with_its_plugin_name(pm):
     pm.register(TinyPlugin(), name="tiny")
     registry = collect_models(pm)

@@ -8,9 +8,19 @@ This module is the public face for plugin authors::
     def register_models(register):
         register(zoo.ModelSpec(name="my-bert", description="...", family="bert",
                                source=zoo.HubSource(repo_id="org/my-bert")))
+
+What a plugin can give zoo (models, device probes, run listeners) is in `zoo.hookspecs`. A
+custom engine (`zoo.CustomEngine`) takes a `zoo.TrainJob` and returns a `zoo.TrainResult`,
+scoring its splits with `zoo.score_split`; those load on first use (they import scikit-learn),
+so ``import zoo`` stays cheap.
 """
 
+from typing import Any
+
+from zoo.engine.device import DeviceInfo, PeakMemory
+from zoo.events import RunEvaluated, RunEvent, RunEvents, RunFailed, RunFinished, RunStarted
 from zoo.hookspecs import hookimpl
+from zoo.memory.probe import DeviceMemory
 from zoo.spec import (
     CustomEngine,
     HubSource,
@@ -24,15 +34,45 @@ from zoo.spec import (
 
 __version__ = "0.1.0"
 
+# The API for custom engines, imported when first used: zoo.engine.jobs imports scikit-learn.
+_ENGINE_API = ("NOT_SCORED", "Progress", "TrainJob", "TrainResult", "score_split")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _ENGINE_API:
+        from zoo.engine import jobs
+
+        return getattr(jobs, name)
+    raise AttributeError(f"module 'zoo' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
 __all__ = [
+    "NOT_SCORED",
     "CustomEngine",
+    "DeviceInfo",
+    "DeviceMemory",
     "HubSource",
     "LocalSource",
     "ModelSpec",
     "NoWeights",
+    "PeakMemory",
+    "Progress",
     "ResolvedSource",
     "Resources",
+    "RunEvaluated",
+    "RunEvent",
+    "RunEvents",
+    "RunFailed",
+    "RunFinished",
+    "RunStarted",
     "TokenizerSettings",
+    "TrainJob",
+    "TrainResult",
     "__version__",
     "hookimpl",
+    "score_split",
 ]

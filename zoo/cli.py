@@ -203,6 +203,7 @@ def _say_notices(run_name: str, notices: Sequence[str]) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from zoo.engine.distributed import is_main, launch, world
+    from zoo.events import collect_run_listeners
     from zoo.recipe import load_recipe
     from zoo.report import NoProgress, RichProgress, comparison_table
     from zoo.runner import (
@@ -241,7 +242,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         memory |= {(recipe.run.name, label): check for label, check in records.items()}
         fitted.append((recipe, splits_for))
     prepared = fitted
-    options = RunOptions(resume=resume, oom_retries=args.oom_retries, memory=memory)
+    options = RunOptions(
+        resume=resume,
+        oom_retries=args.oom_retries,
+        memory=memory,
+        device=device,
+        listeners=collect_run_listeners(pm),
+    )
 
     def on_failure(model: str, exc: BaseException) -> None:
         verb = "refused" if isinstance(exc, RunRefused) else "failed"
@@ -278,12 +285,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _device(pm, gpu_memory: str | None, gpus: int | None):
-    """The device to plan for: one the user names, else what the probe plugins find."""
-    from zoo.memory.probe import named_gpu
+    """The device to plan for: one the user names, else what the device probes find."""
+    from zoo.memory.probe import named_gpu, probe_device
 
     if gpu_memory:
         return named_gpu(gpu_memory, gpus or 1)
-    found = pm.hook.zoo_device_memory()
+    found = probe_device(pm)
     return attrs.evolve(found, count=gpus) if gpus else found
 
 

@@ -1,4 +1,8 @@
-"""The hooks that zoo plugins implement. Built-in and third-party plugins use the same ones."""
+"""The hooks that zoo plugins implement. Built-in and third-party plugins use the same ones.
+
+Every hook is named ``register_<things>(register)``: zoo calls it once with a ``register``
+function, and the plugin calls ``register(thing)`` for each thing it provides.
+"""
 
 from __future__ import annotations
 
@@ -21,10 +25,28 @@ def register_models(register: Callable[..., None]) -> None:
     """
 
 
-@hookspec(firstresult=True)
-def zoo_device_memory():
-    """Describe the device a run will train on: return a `zoo.memory.probe.DeviceMemory`, or
-    None to let the next plugin answer. zoo's built-in answer (CUDA, else the CPU's RAM) comes
-    last; a plugin for another back-end answers first. Called only by `zoo check` and `zoo run`,
-    so it may import torch.
+@hookspec
+def register_device_probes(register: Callable[..., None]) -> None:
+    """Register probes that describe the device a run will train on.
+
+    Call ``register(probe)`` with a callable that takes no arguments and returns a
+    `zoo.DeviceMemory`, or None to let the next probe answer. The first answer wins: probes of
+    third-party plugins are asked first, zoo's built-in one (CUDA, else the CPU's RAM) last. The
+    answer plans memory (`zoo check`, `zoo run`) and tells the engine which device it trains on
+    (its kind, bf16 and TF32 pick the precision). Probes run only when `zoo check` or `zoo run`
+    needs the device, so a probe may import torch; registering one must not.
+    """
+
+
+@hookspec
+def register_run_listeners(register: Callable[..., None]) -> None:
+    """Register listeners that hear of every model run: trackers, notifiers.
+
+    Call ``register(listener)`` with a callable that takes one event: `zoo.RunStarted`,
+    `zoo.RunEvaluated` (each evaluation during training), `zoo.RunFinished` or `zoo.RunFailed`
+    (all subclasses of `zoo.RunEvent`; more kinds may come, so ignore the ones you do not know).
+    Every run that starts ends with exactly one `RunFinished` or `RunFailed`. Listeners are
+    called in the main process only (under torchrun too), for zoo's own engine and custom
+    engines alike. A listener that raises costs no run: zoo warns on stderr, naming its
+    plugin, and goes on.
     """

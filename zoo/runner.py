@@ -13,7 +13,7 @@ import time
 import traceback
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 import tomli_w
@@ -21,6 +21,7 @@ import tomli_w
 from zoo.data import Splits, load_splits_for_seeds
 from zoo.engine.distributed import check_strategy, is_main, on_main, world
 from zoo.errors import EXIT_RUN_FAILED, RunRefused, ZooError
+from zoo.events import RunEvents, RunListeners
 from zoo.files import new_run_dir, write_text
 from zoo.recipe import (
     ModelEntry,
@@ -61,6 +62,9 @@ from zoo.store import (
     fingerprint_digests,
     hash_text,
 )
+
+if TYPE_CHECKING:
+    from zoo.memory.probe import DeviceMemory
 
 Status = Literal["ok", "failed", "refused", "interrupted"]
 
@@ -221,11 +225,6 @@ def run_model(
     *,
     identity: RecipeIdentity | None = None,
 ) -> ModelRun:
-    from zoo.engine.device import check_method, check_training, detect
-    from zoo.engine.jobs import TrainJob
-    from zoo.engine.loading import locate
-    from zoo.engine.train import train_model
-
     spec = registry.get(entry.model)
     # A custom engine (the TF-IDF baseline) trains in the main process alone: under torchrun
     # the other processes go on to the next model, which they train together again.
@@ -239,9 +238,54 @@ def run_model(
             method=entry.training_method,
         )
     settings = settings_for(recipe, entry, spec)
+    options = options or RunOptions()
+    events = RunEvents(
+        listeners=options.listeners,
+        run_name=recipe.run.name,
+        model=entry.label,
+        seed=recipe.run.seed,
+        method=entry.training_method,
+    )
+    events.started(registered_model=spec.name, settings=attrs.asdict(settings))
+    try:
+        run = _train(
+            recipe, entry, spec, settings, registry, splits, progress, options, identity, events
+        )
+    except BaseException as exc:
+        what = failure(exc)
+        if isinstance(exc, FailedInRunDir) and is_main():
+            # Recorded before the listeners hear of it: run.json says "failed" when they look.
+            write_record(exc.run_dir, run_record(exc.start, what["status"], reason=what["reason"]))
+            write_text(exc.run_dir / ERROR, format_traceback(what["error"]))
+        events.failed(**what)
+        raise
+    events.finished(
+        run_dir=run.run_dir or Path(), metrics=run.metrics, train_seconds=run.train_seconds or 0.0
+    )
+    return run
+
+
+def _train(
+    recipe: Recipe,
+    entry: ModelEntry,
+    spec: ModelSpec,
+    settings: TrainingConfig,
+    registry: Registry,
+    splits: Splits,
+    progress: Any,
+    options: RunOptions,
+    identity: RecipeIdentity | None,
+    events: RunEvents,
+) -> ModelRun:
+    """Check, train, and write the run directory of one model (`run_model` without events)."""
+    from zoo.engine.device import check_method, check_training, detect
+    from zoo.engine.jobs import TrainJob
+    from zoo.engine.loading import locate
+    from zoo.engine.train import train_model
+
     # Refuse what this machine cannot run, or what may run foreign code, before looking for
     # (or downloading) any weights.
-    device = detect()
+    device = detect(options.device)
     check_method(entry.training_method, device)
     if spec.engine is None:  # a custom engine (the TF-IDF baseline) has no optimizer
         check_training(entry.training_method, settings, device)
@@ -249,7 +293,6 @@ def run_model(
     check_strategy(recipe.distributed.strategy)
     checkpoint = recipe.path(entry.checkpoint) if entry.checkpoint else None
     location, revision = locate(spec, checkpoint)
-    options = options or RunOptions()
     job = TrainJob(
         method=entry.training_method,
         lora=entry.lora,
@@ -263,7 +306,10 @@ def run_model(
         allow_pickle=entry.allow_pickle,
         trust_remote_code=entry.trust_remote_code,
         distributed=recipe.distributed,
+        device=device,
+        events=events,
     )
+    alone = spec.engine is not None
     parent = recipe.path(recipe.run.output_dir) / recipe.run.name
     start = _start(recipe, entry, spec, settings, splits, identity or recipe_identity(recipe))
     clock = time.perf_counter()
@@ -402,23 +448,31 @@ def _attempt(
         return run_model(recipe, entry, registry, splits, progress, options, identity=identity)
     except Exception as exc:
         progress.stop()
-        run_dir = exc.run_dir if isinstance(exc, FailedInRunDir) else None
-        cause = exc.__cause__ if isinstance(exc, FailedInRunDir) else exc
+        what = failure(exc)  # run_model recorded it in the run directory, if it made one
+        cause = what["error"]
         on_failure(entry.label, cause)
-        reason = str(cause) if isinstance(cause, ZooError) else f"{type(cause).__name__}: {cause}"
-        status: Status = "refused" if isinstance(cause, RunRefused) else "failed"
-        if isinstance(exc, FailedInRunDir) and is_main():
-            write_record(exc.run_dir, run_record(exc.start, status, reason=reason))
-            write_text(exc.run_dir / ERROR, format_traceback(cause))
         return ModelRun(
             model=entry.label,
-            status=status,
-            run_dir=run_dir,
-            reason=reason,
+            status=what["status"],
+            run_dir=what["run_dir"],
+            reason=what["reason"],
             seed=recipe.run.seed,
             method=entry.training_method,
             exit_code=cause.exit_code if isinstance(cause, ZooError) else EXIT_RUN_FAILED,
         )
+
+
+def failure(exc: BaseException) -> dict[str, Any]:
+    """What a run that raised `exc` tells its listeners (and its run.json): status, reason, the
+    error itself and the run directory it left, if any."""
+    run_dir = exc.run_dir if isinstance(exc, FailedInRunDir | Interrupted) else None
+    cause = (exc.__cause__ or exc) if isinstance(exc, FailedInRunDir) else exc
+    if isinstance(exc, KeyboardInterrupt):
+        status, reason = "interrupted", "interrupted by the user (Ctrl-C or SIGTERM)"
+    else:
+        status = "refused" if isinstance(cause, RunRefused) else "failed"
+        reason = str(cause) if isinstance(cause, ZooError) else f"{type(cause).__name__}: {cause}"
+    return {"status": status, "reason": reason, "error": cause, "run_dir": run_dir}
 
 
 @attrs.frozen(kw_only=True)
@@ -432,6 +486,10 @@ class RunOptions:
     # The memory check of each model entry, by (run name, entry label), recorded beside the
     # measured peak.
     memory: dict[tuple[str, str], Any] = attrs.field(factory=dict)
+    # The device the runs train on, as the device probes found it (None: the built-in probe's).
+    device: DeviceMemory | None = None
+    # The run listeners that plugins registered (hook register_run_listeners).
+    listeners: RunListeners = RunListeners()
 
 
 def load_all_splits(recipe: Recipe) -> dict[int, Splits]:

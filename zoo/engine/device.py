@@ -13,6 +13,7 @@ import attrs
 from zoo.errors import RunRefused, ZooError
 
 if TYPE_CHECKING:
+    from zoo.memory.probe import DeviceMemory
     from zoo.recipe import TrainingConfig
 
 Resolved = Literal["fp32", "fp16", "bf16"]
@@ -29,14 +30,34 @@ class DeviceInfo:
     tf32: bool = False  # TF32 matrix units (Ampere and newer): fp32 matmuls much faster
 
 
-def detect() -> DeviceInfo:
+def detect(probed: DeviceMemory | None = None) -> DeviceInfo:
+    """The device a run trains on, as the device probes found it (`zoo.memory.probe
+    .probe_device`, hook `register_device_probes`); without their answer, the built-in probe's."""
+    if probed is None:
+        from zoo.memory.probe import builtin_probe
+
+        probed = builtin_probe()
+    kind: Literal["cuda", "cpu"] = "cuda" if probed.kind == "cuda" else "cpu"
+    return DeviceInfo(kind, probed.name, probed.bf16, tf32=probed.tf32)
+
+
+def cuda_device() -> DeviceMemory | None:
+    """CUDA device 0 through torch, None without CUDA: the built-in probe's GPU half."""
     import torch
 
-    if torch.cuda.is_available():
-        ampere = torch.cuda.get_device_capability(0)[0] >= 8
-        name = torch.cuda.get_device_name(0)
-        return DeviceInfo("cuda", name, torch.cuda.is_bf16_supported(), tf32=ampere)
-    return DeviceInfo("cpu", f"CPU ({os.cpu_count()} cores)", False)
+    from zoo.memory.probe import DeviceMemory
+
+    if not torch.cuda.is_available():
+        return None
+    free, _total = torch.cuda.mem_get_info(0)
+    return DeviceMemory(
+        name=torch.cuda.get_device_name(0),
+        kind="cuda",
+        available=int(free),
+        count=torch.cuda.device_count(),
+        bf16=torch.cuda.is_bf16_supported(),
+        tf32=torch.cuda.get_device_capability(0)[0] >= 8,
+    )
 
 
 def check_method(method: str, device: DeviceInfo) -> None:

@@ -1,7 +1,9 @@
 """What a training routine receives and returns: plain data, no torch.
 
 zoo's own engine (zoo.engine.train) and a plugin's custom engine (`zoo.CustomEngine`, e.g. the
-TF-IDF baseline) take a `TrainJob` and return a `TrainResult`.
+TF-IDF baseline) take a `TrainJob` and return a `TrainResult`; `score_split` turns a split's
+class probabilities into the report that `metrics.json` holds. All of them are public:
+``zoo.TrainJob``, ``zoo.TrainResult``, ``zoo.score_split``, ``zoo.NOT_SCORED``.
 """
 
 from __future__ import annotations
@@ -13,6 +15,9 @@ import attrs
 import numpy as np
 
 from zoo.data import Splits
+from zoo.engine.device import DeviceInfo
+from zoo.errors import ZooError
+from zoo.events import RunEvents
 from zoo.metrics import full_report
 from zoo.recipe import DistributedSection, LoraSettings, TrainingConfig
 from zoo.spec import ModelSpec
@@ -29,6 +34,8 @@ class Progress(Protocol):
 
 @attrs.frozen(kw_only=True)
 class TrainJob:
+    """One model to train: its spec and weights, the resolved settings, the data, the seed."""
+
     spec: ModelSpec
     location: str
     revision: str | None
@@ -42,10 +49,23 @@ class TrainJob:
     allow_pickle: bool = False
     trust_remote_code: bool = False
     distributed: DistributedSection = DistributedSection()
+    # The device the device probes found (hook register_device_probes); None: probe it.
+    device: DeviceInfo | None = None
+    # Report each evaluation during training here: events.evaluated(step=, epoch=, metrics=).
+    events: RunEvents = RunEvents()
+
+    def class_weights(self) -> np.ndarray | None:
+        """The loss weight of each class id from training.class_weights (None without it);
+        a list of weights that does not match the labels is an error."""
+        splits = self.splits
+        return class_weight_vector(self.settings.class_weights, splits.labels, splits.train.labels)
 
 
 @attrs.frozen(kw_only=True)
 class TrainResult:
+    """What a training routine produced; the runner writes metrics.json, predictions.csv and
+    run.json from it. Build it with `TrainResult.scored`."""
+
     validation: dict[str, Any]
     test: dict[str, Any] | None
     test_predictions: tuple[int, ...] | None
@@ -89,3 +109,22 @@ def score_split(
     references = [labels.index(label) for label in gold]
     report = full_report(references, predicted.tolist(), labels)
     return report, tuple(int(p) for p in predicted), probabilities
+
+
+def class_weight_vector(
+    setting: str | tuple[float, ...] | None, labels: tuple[str, ...], train_labels: tuple[str, ...]
+) -> np.ndarray | None:
+    """The loss weight of each class id: 'balanced' gives n_rows / (n_classes * rows_of_class),
+    as scikit-learn does; a list gives one weight per label in label order."""
+    if setting is None:
+        return None
+    if setting == "balanced":
+        counts = np.array([train_labels.count(label) for label in labels], dtype=float)
+        return len(train_labels) / (len(labels) * np.maximum(counts, 1))
+    if len(setting) != len(labels):
+        raise ZooError(
+            f"training.class_weights has {len(setting)} numbers, but the data has "
+            f"{len(labels)} labels ({', '.join(labels)})",
+            hint="give one weight per label, in that order, or use 'balanced'",
+        )
+    return np.asarray(setting, dtype=float)

@@ -24,12 +24,14 @@ from zoo.engine.jobs import (
     Progress,
     TrainJob,
     TrainResult,
+    class_weight_vector,
     score_split,
     softmax,
 )
 from zoo.engine.loading import LoadRequest, load_for_classification
 from zoo.engine.metrics import ClassificationMetrics
 from zoo.errors import ZooError
+from zoo.events import RunEvents
 
 # Bump when what a cache file holds changes, so that no older file is read as a newer one.
 TOKENIZED_CACHE_FORMAT = "tokens-v2"
@@ -160,23 +162,23 @@ def _progress_callback(progress: Progress):
     return ProgressCallback()
 
 
-def class_weight_vector(
-    setting: str | tuple[float, ...] | None, labels: tuple[str, ...], train_labels: tuple[str, ...]
-) -> np.ndarray | None:
-    """The loss weight of each class id: 'balanced' gives n_rows / (n_classes * rows_of_class),
-    as scikit-learn does; a list gives one weight per label in label order."""
-    if setting is None:
-        return None
-    if setting == "balanced":
-        counts = np.array([train_labels.count(label) for label in labels], dtype=float)
-        return len(train_labels) / (len(labels) * np.maximum(counts, 1))
-    if len(setting) != len(labels):
-        raise ZooError(
-            f"training.class_weights has {len(setting)} numbers, but the data has "
-            f"{len(labels)} labels ({', '.join(labels)})",
-            hint="give one weight per label, in that order, or use 'balanced'",
-        )
-    return np.asarray(setting, dtype=float)
+def _events_callback(events: RunEvents):
+    """Tells the run listeners of each evaluation during training (hook
+    register_run_listeners)."""
+    from transformers import TrainerCallback
+
+    timing = {"runtime", "samples_per_second", "steps_per_second"}
+
+    class EventsCallback(TrainerCallback):
+        def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+            scores = {
+                name.removeprefix("eval_"): value
+                for name, value in (metrics or {}).items()
+                if name.startswith("eval_") and name.removeprefix("eval_") not in timing
+            }
+            events.evaluated(step=state.global_step, epoch=state.epoch, metrics=scores)
+
+    return EventsCallback()
 
 
 def weighted_loss(weights: np.ndarray):
@@ -223,7 +225,7 @@ def train_model(
 
     quiet_libraries()
     settings, splits = job.settings, job.splits
-    device = devices.detect()
+    device = job.device if job.device is not None else devices.detect()
     precision = devices.choose_precision(settings.precision, device)
     if job.method == "zero-shot":
         from zoo.engine.zero_shot import run_zero_shot
@@ -316,7 +318,7 @@ def train_model(
         )
 
     weights = class_weight_vector(settings.class_weights, splits.labels, splits.train.labels)
-    callbacks = [_progress_callback(progress)]
+    callbacks = [_progress_callback(progress), _events_callback(job.events)]
     if settings.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(settings.early_stopping_patience))
     trainer = _trainer_class()(

@@ -1,18 +1,25 @@
-"""How much memory the device that a run will use has: a plugin hook, CUDA and CPU built in.
+"""The device a run will use and how much memory it has: probes that plugins register through
+`register_device_probes`, CUDA and CPU built in.
 
-Another back-end (ROCm, MPS, a cluster's scheduler) is a plugin that implements
-`zoo_device_memory`; the first answer wins, plugins before the built-ins.
+Another back-end (ROCm, MPS, a cluster's scheduler) is a plugin that registers a probe; the first
+answer wins, plugins' probes before the built-in one. `probe_device` is the one place that asks:
+`zoo check` and `zoo run` plan memory with its answer, and the engine trains on that device.
 """
 
 from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import attrs
 
-from zoo.errors import UsageError
+from zoo.errors import PluginError, UsageError
 from zoo.hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    import pluggy
 
 
 @attrs.frozen(kw_only=True)
@@ -26,6 +33,10 @@ class DeviceMemory:
     # after it started (the probe's own process made the CUDA context already).
     context: int = 0
     count: int = 1  # devices of this kind
+    # What the engine picks precision by: bf16 natively, TF32 matrix units (Ampere and newer).
+    # A CUDA device without bf16 trains in fp16 under precision 'auto'.
+    bf16: bool = False
+    tf32: bool = False
 
 
 _SIZE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([KMGT]i?B|B)?\s*$", re.IGNORECASE)
@@ -59,21 +70,57 @@ def named_gpu(memory: str, count: int = 1) -> DeviceMemory:
     )
 
 
-@hookimpl(trylast=True)
-def zoo_device_memory() -> DeviceMemory | None:
+Probe = Callable[[], "DeviceMemory | None"]
+
+
+def probe_device(pm: pluggy.PluginManager) -> DeviceMemory:
+    """Ask the registered probes in turn; the first answer wins."""
+    for plugin, probe in _probes(pm):
+        try:
+            found = probe()
+        except Exception as exc:
+            raise PluginError(
+                f"the device probe of plugin {plugin!r} failed: {type(exc).__name__}: {exc}",
+                hint=f"fix the plugin, or leave it out with ZOO_BLOCK_PLUGINS={plugin}",
+            ) from exc
+        if found is None:
+            continue
+        if not isinstance(found, DeviceMemory):
+            raise PluginError(
+                f"the device probe of plugin {plugin!r} returned {found!r}, which is not a "
+                "zoo.DeviceMemory",
+                hint="a probe returns a zoo.DeviceMemory, or None to let the next one answer",
+            )
+        return found
+    raise PluginError(
+        "no device probe answered: zoo cannot tell which device to plan for",
+        hint="do not block the built-in probe (zoo.memory.probe) with ZOO_BLOCK_PLUGINS",
+    )
+
+
+def _probes(pm: pluggy.PluginManager) -> list[tuple[str, Probe]]:
+    found: list[tuple[str, Probe]] = []
+    # pluggy's call order: the plugins registered last first, trylast ones (the built-in) last.
+    for impl in reversed(pm.hook.register_device_probes.get_hookimpls()):
+        impl.function(register=lambda probe, _name=impl.plugin_name: found.append((_name, probe)))
+    return found
+
+
+def builtin_probe() -> DeviceMemory:
     """CUDA through torch (free memory of device 0, after this process's context), else this
     machine's available RAM."""
-    import torch
+    from zoo.engine.device import cuda_device
 
-    if torch.cuda.is_available():
-        free, _total = torch.cuda.mem_get_info(0)
-        return DeviceMemory(
-            name=torch.cuda.get_device_name(0),
-            kind="cuda",
-            available=int(free),
-            count=torch.cuda.device_count(),
-        )
+    return cuda_device() or cpu_device()
+
+
+def cpu_device() -> DeviceMemory:
     return DeviceMemory(name=f"CPU ({os.cpu_count()} cores)", kind="cpu", available=_ram())
+
+
+@hookimpl(trylast=True)
+def register_device_probes(register: Callable[[Probe], None]) -> None:
+    register(builtin_probe)
 
 
 def _ram() -> int:
