@@ -62,7 +62,8 @@ def train(job, make_run_dir, progress):
 
     def evaluate(rows):
         features = vectorizer.transform(rows.texts)
-        return score_split(_full_probabilities(classifier, features, labels), rows.labels, labels)
+        probabilities = _full_probabilities(classifier, features, labels)
+        return score_split(probabilities, rows.labels, labels, job.metrics)
 
     validation = evaluate(splits.validation)
     test = evaluate(splits.test) if splits.test else NOT_SCORED

@@ -21,6 +21,21 @@ def register_models(register: Callable[..., None]) -> None:
     """
 
 
+@hookspec
+def register_metrics(register: Callable[..., None]) -> None:
+    """Register the metrics this plugin provides.
+
+    Call ``register(metric)`` once per `zoo.Metric`. Its ``compute(references, predictions,
+    probabilities, labels)`` returns a float from the true label indices, the predicted indices,
+    the rows x labels probability matrix and the label names. A registered name can be a
+    recipe's ``training.metric`` (it then picks the best checkpoint and drives early stopping),
+    and every run reports it: metrics.json, ``zoo run --json``, the tables, the leaderboard and
+    the HTML report. Registration is declarative: import heavy libraries inside ``compute``. A
+    name that another plugin registered already is an error, unless the call says
+    ``register(metric, replace=True)``.
+    """
+
+
 @hookspec(firstresult=True)
 def zoo_device_memory():
     """Describe the device a run will train on: return a `zoo.memory.probe.DeviceMemory`, or

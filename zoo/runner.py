@@ -22,6 +22,7 @@ from zoo.data import Splits, load_splits_for_seeds
 from zoo.engine.distributed import check_strategy, is_main, on_main, world
 from zoo.errors import EXIT_RUN_FAILED, RunRefused, ZooError
 from zoo.files import new_run_dir, write_text
+from zoo.metrics import BUILTIN_METRICS, Metric, scores_of
 from zoo.recipe import (
     ModelEntry,
     Recipe,
@@ -101,11 +102,8 @@ class ModelRun:
         }
 
 
-SUMMARY_KEYS = ("accuracy", "f1_macro", "f1_weighted")
-
-
 def _summary(report: dict[str, Any] | None) -> dict[str, float] | None:
-    return None if report is None else {k: report[k] for k in SUMMARY_KEYS}
+    return None if report is None else scores_of(report)
 
 
 class FailedInRunDir(Exception):
@@ -263,6 +261,7 @@ def run_model(
         allow_pickle=entry.allow_pickle,
         trust_remote_code=entry.trust_remote_code,
         distributed=recipe.distributed,
+        metrics=options.metrics,
     )
     parent = recipe.path(recipe.run.output_dir) / recipe.run.name
     start = _start(recipe, entry, spec, settings, splits, identity or recipe_identity(recipe))
@@ -432,6 +431,8 @@ class RunOptions:
     # The memory check of each model entry, by (run name, entry label), recorded beside the
     # measured peak.
     memory: dict[tuple[str, str], Any] = attrs.field(factory=dict)
+    # The registered metrics (zoo.registry.collect_metrics): every split is scored with each.
+    metrics: tuple[Metric, ...] = BUILTIN_METRICS
 
 
 def load_all_splits(recipe: Recipe) -> dict[int, Splits]:

@@ -13,7 +13,7 @@ import attrs
 import numpy as np
 
 from zoo.data import Splits
-from zoo.metrics import full_report
+from zoo.metrics import BUILTIN_METRICS, Metric, full_report
 from zoo.recipe import DistributedSection, LoraSettings, TrainingConfig
 from zoo.spec import ModelSpec
 
@@ -42,6 +42,8 @@ class TrainJob:
     allow_pickle: bool = False
     trust_remote_code: bool = False
     distributed: DistributedSection = DistributedSection()
+    # The registered metrics: each split is scored with all of them; settings.metric is one.
+    metrics: tuple[Metric, ...] = BUILTIN_METRICS
 
 
 @attrs.frozen(kw_only=True)
@@ -82,10 +84,13 @@ def softmax(scores: np.ndarray) -> np.ndarray:
 
 
 def score_split(
-    probabilities: np.ndarray, gold: tuple[str, ...], labels: tuple[str, ...]
+    probabilities: np.ndarray,
+    gold: tuple[str, ...],
+    labels: tuple[str, ...],
+    metrics: tuple[Metric, ...] = BUILTIN_METRICS,
 ) -> Scored:
     """The metrics of one split from the model's class probabilities (rows in file order)."""
     predicted = probabilities.argmax(axis=-1)
     references = [labels.index(label) for label in gold]
-    report = full_report(references, predicted.tolist(), labels)
+    report = full_report(references, predicted.tolist(), labels, probabilities, metrics=metrics)
     return report, tuple(int(p) for p in predicted), probabilities
