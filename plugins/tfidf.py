@@ -59,7 +59,7 @@ def train(job, make_run_dir, progress):
     def evaluate(rows):
         features = vectorizer.transform(rows.texts)
         probabilities = _full_probabilities(classifier, features, labels)
-        return zoo.score_split(probabilities, rows.labels, labels)
+        return zoo.score_split(probabilities, rows.labels, labels, job.metrics)
 
     validation = evaluate(splits.validation)
     # One fit, one evaluation: what the run listeners hear (zoo's engine reports each one).

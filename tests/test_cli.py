@@ -375,6 +375,13 @@ def test_plugins_json(capsys):
                 "status": "loaded",
                 "models": [],
             },
+            {  # the built-in metrics: no models
+                "name": "zoo.metrics",
+                "module": "zoo.metrics",
+                "from": "built-in",
+                "status": "loaded",
+                "models": [],
+            },
         ]
     }
 

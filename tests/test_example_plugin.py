@@ -71,3 +71,34 @@ def test_the_installed_example_plugin_is_listed():
         pytest.skip("examples/zoo-plugin-example is not installed here (tox -e example-plugin)")
     models = {m["name"]: m for m in zoo_json("models")["models"]}
     assert models["klue-roberta-small"]["plugin"] == "example"
+
+
+def test_a_recipe_selects_by_the_example_plugins_mcc(tmp_path, tiny_bert):
+    """With the example installed, training.metric = "mcc" trains, picks the best checkpoint
+    by MCC, and `zoo run --json` carries metrics.test.mcc."""
+    from tiny_models import DEMO_DATA
+
+    fake_install(tmp_path)
+    env = {"PYTHONPATH": str(tmp_path), "ZOO_PLUGINS": "example"}
+    if importlib.util.find_spec("zoo_plugin_example") is not None:  # tox -e example-plugin
+        env = {}
+    recipe = tmp_path / "mcc.toml"
+    recipe.write_text(
+        f'[run]\nname = "mcc"\noutput_dir = "{(tmp_path / "runs").as_posix()}"\n\n'
+        f'[data]\ntrain = "{(DEMO_DATA / "train.csv").as_posix()}"\n'
+        f'test = "{(DEMO_DATA / "test.csv").as_posix()}"\n\n'
+        f'[[models]]\nmodel = "minilm"\ncheckpoint = "{tiny_bert.as_posix()}"\n\n'
+        '[training]\nmetric = "mcc"\nmax_steps = 4\nbatch_size = 16\nmax_length = 32\n'
+        "early_stopping_patience = 0\n",
+        encoding="utf-8",
+    )
+    [run] = zoo_json("run", str(recipe), env=env)["runs"]
+    assert run["status"] == "ok"
+    assert -1 <= run["metrics"]["test"]["mcc"] <= 1
+    run_dir = Path(run["run_dir"])
+    record = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    assert record["settings"]["metric"] == "mcc"
+    history = json.loads((run_dir / "log_history.json").read_text(encoding="utf-8"))
+    assert any("eval_mcc" in entry for entry in history)  # what picked the best checkpoint
+    metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["test"]["mcc"] == run["metrics"]["test"]["mcc"]

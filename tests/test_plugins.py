@@ -465,6 +465,7 @@ def test_the_plugins_table_lists_the_builtins_and_their_models(render):
         │ zoo_plugins.koalpaca │ built-in │ loaded │ koalpaca-12.8b, koalpaca-5.8b │
         │ zoo_plugins.tfidf    │ built-in │ loaded │ tfidf                         │
         │ zoo.memory.probe     │ built-in │ loaded │ -                             │
+        │ zoo.metrics          │ built-in │ loaded │ -                             │
         └──────────────────────┴──────────┴────────┴───────────────────────────────┘
         """
     )

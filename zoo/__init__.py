@@ -21,6 +21,7 @@ from zoo.engine.device import DeviceInfo, PeakMemory
 from zoo.events import RunEvaluated, RunEvent, RunEvents, RunFailed, RunFinished, RunStarted
 from zoo.hookspecs import hookimpl
 from zoo.memory.probe import DeviceMemory
+from zoo.metrics import Metric
 from zoo.spec import (
     CustomEngine,
     HubSource,
@@ -57,6 +58,7 @@ __all__ = [
     "DeviceMemory",
     "HubSource",
     "LocalSource",
+    "Metric",
     "ModelSpec",
     "NoWeights",
     "PeakMemory",

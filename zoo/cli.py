@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
 import json
 import os
 import signal
@@ -21,6 +22,7 @@ from rich.console import Console
 
 import zoo
 from zoo.errors import EXIT_INTERRUPTED, RunRefused, UsageError, WontFit, ZooError
+from zoo.metrics import DEFAULT_METRIC
 
 EPILOG = """\
 exit codes:
@@ -69,13 +71,24 @@ def _registry():
     return pm, collect_models(pm)
 
 
-def _known_models(registry) -> dict:
-    return {"model_names": registry.names(), "model_methods": registry.methods()}
+def _metrics(pm):
+    from zoo.registry import collect_metrics
+
+    return collect_metrics(pm)
 
 
-def _warn_failed_plugins(pm, registry) -> None:
+def _known_names(registry, metrics) -> dict:
+    return {
+        "model_names": registry.names(),
+        "model_methods": registry.methods(),
+        "metric_names": metrics.names(),
+    }
+
+
+def _warn_failed_plugins(pm, registry, metrics=None) -> None:
     problems = [(i.name, i.status) for i in pm.info if i.status.startswith("failed")]
     problems += [(name, f"failed: {reason}") for name, reason in registry.failures]
+    problems += [(name, f"failed: {reason}") for name, reason in getattr(metrics, "failures", [])]
     for name, status in problems:
         print(
             f"warning: plugin {name!r} left out ({status}); "
@@ -148,11 +161,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     out, err = _consoles()
     pm, registry = _registry()
-    _warn_failed_plugins(pm, registry)
+    metrics = _metrics(pm)
+    _warn_failed_plugins(pm, registry, metrics)
     failed = 0
     for path in args.recipes:
         try:
-            recipe = load_recipe(path, overrides=args.set, **_known_models(registry))
+            recipe = load_recipe(path, overrides=args.set, **_known_names(registry, metrics))
             splits = next(iter(_prepare(recipe, registry).values()))
         except ZooError as exc:
             if args.debug:
@@ -219,12 +233,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         return launch(args.nproc, _without_nproc(args.argv))
     out, err = _consoles()
     pm, registry = _registry()
+    metrics = _metrics(pm)
     if is_main():
-        _warn_failed_plugins(pm, registry)
+        _warn_failed_plugins(pm, registry, metrics)
     resume = Path(args.resume) if args.resume else None
     # Check every recipe before training anything.
     recipes = [
-        load_recipe(p, overrides=args.set, **_known_models(registry))
+        load_recipe(p, overrides=args.set, **_known_names(registry, metrics))
         for p in _recipe_paths(args.recipes, resume)
     ]
     # Every recipe's data too, and the recipe against it: a bad file in the last recipe stops
@@ -248,6 +263,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         memory=memory,
         device=device,
         listeners=collect_run_listeners(pm),
+        metrics=metrics.metrics,
     )
 
     def on_failure(model: str, exc: BaseException) -> None:
@@ -272,7 +288,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             runs += run_recipe(recipe, registry, progress, on_failure, options, splits_for)
     if not is_main():  # the main process reports for all of them
         return 0
-    table = comparison_table(runs, title="Comparison")
+    table = comparison_table(runs, title="Comparison", metrics=metrics.metrics)
     if args.json:
         err.print(table)
         print(json.dumps({"runs": [r.to_json() for r in runs]}, indent=2, ensure_ascii=False))
@@ -301,7 +317,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     out, err = _consoles()
     pm, registry = _registry()
-    recipes = [load_recipe(p, overrides=args.set, **_known_models(registry)) for p in args.recipes]
+    known = _known_names(registry, _metrics(pm))
+    recipes = [load_recipe(p, overrides=args.set, **known) for p in args.recipes]
     device = _device(pm, args.gpu_memory, args.gpus)
     checks = [check for recipe in recipes for check in check_recipe(recipe, registry, device)]
     if args.json:
@@ -331,7 +348,10 @@ def _fit_to_memory(recipe, registry, device, labels: int, args, err) -> tuple[An
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from zoo.report import confusion_table, human_bytes, human_seconds, per_class_table
+    from rich.markup import escape
+
+    from zoo.plugins import get_plugin_manager
+    from zoo.report import confusion_table, human_bytes, human_seconds, per_class_table, score_line
     from zoo.rundir import read_run
 
     out, _err = _consoles()
@@ -340,6 +360,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"run": record, "metrics": metrics}, indent=2, ensure_ascii=False))
         return 0
+    registered = _metrics(get_plugin_manager()).metrics  # the labels of a plugin's metrics
     out.print(
         f"{record.get('model')} ({record.get('status')}) on {record.get('device', '-')}, "
         f"{record.get('precision', '-')}: trained in {human_seconds(record.get('train_seconds'))}, "
@@ -351,10 +372,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     for split in ("validation", "test"):
         report = metrics.get(split)
         if report:
-            out.print(
-                f"\n[bold]{split}[/]: accuracy {report['accuracy']:.4f}, "
-                f"macro-F1 {report['f1_macro']:.4f}, weighted F1 {report['f1_weighted']:.4f}"
-            )
+            out.print(f"\n[bold]{split}[/]: {escape(score_line(report, registered))}")
             out.print(per_class_table(report, f"{split}: per class"))
             out.print(confusion_table(report))
     return 0
@@ -410,10 +428,27 @@ def _compare_where(args: argparse.Namespace) -> tuple[Path, str | None]:
 def cmd_compare(args: argparse.Namespace) -> int:
     import attrs
 
-    from zoo.leaderboard import leaderboard, leaderboard_table, per_class_table, to_csv, to_json
+    from zoo.leaderboard import (
+        leaderboard,
+        leaderboard_table,
+        per_class_table,
+        sort_keys,
+        to_csv,
+        to_json,
+    )
+    from zoo.plugins import get_plugin_manager
     from zoo.store import STORE_NAME, ResultsStore
 
     out, _err = _consoles()
+    metrics = _metrics(get_plugin_manager()).metrics
+    keys = sort_keys(metrics)
+    if args.by not in keys:
+        guess = difflib.get_close_matches(args.by, list(keys), n=1)
+        hint = f"did you mean {guess[0]!r}? " if guess else ""
+        raise UsageError(
+            f"cannot sort by {args.by!r}",
+            hint=f"{hint}--by takes one of {', '.join(keys)}",
+        )
     output_dir, recipe_name = _compare_where(args)
     if not (output_dir / STORE_NAME).is_file():
         if args.recipe_file is not None:
@@ -435,16 +470,17 @@ def cmd_compare(args: argparse.Namespace) -> int:
         records = [
             attrs.evolve(r, model=f"{r.model} (seed {r.seed}, #{r.run_id})") for r in records
         ]
-    rows = leaderboard(records, by=args.by, split=args.split)
+    rows = leaderboard(records, by=args.by, split=args.split, metrics=metrics)
     if args.json:
         print(json.dumps(to_json(rows), indent=2, ensure_ascii=False))
     elif args.csv:
-        sys.stdout.write(to_csv(rows))
+        sys.stdout.write(to_csv(rows, metrics=metrics))
     else:
         where = f"data {data[:12]}" if data else "all data"
         if recipe_name:
             where += f", recipe {recipe_name!r}"
-        out.print(leaderboard_table(rows, title=f"Leaderboard: {len(records)} runs, {where}"))
+        title = f"Leaderboard: {len(records)} runs, {where}"
+        out.print(leaderboard_table(rows, title=title, metrics=metrics))
         out.print(per_class_table(rows))
     return 0
 
@@ -487,8 +523,9 @@ def cmd_record(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from zoo.html_report import write_report
+    from zoo.plugins import get_plugin_manager
 
-    files = write_report(Path(args.run_dir))
+    files = write_report(Path(args.run_dir), _metrics(get_plugin_manager()).metrics)
     cmd_show(argparse.Namespace(run_dir=args.run_dir, json=False))
     print(f"wrote {files.html}", file=sys.stderr)
     for picture in files.pictures:
@@ -691,9 +728,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--recipe", metavar="NAME", help="runs of this recipe ([run] name)")
     p.add_argument(
         "--by",
-        default="f1_macro",
-        choices=("f1_macro", "accuracy", "f1_weighted", "train_seconds", "peak_memory_bytes"),
-        help="sort key (default: f1_macro)",
+        metavar="KEY",
+        default=DEFAULT_METRIC,
+        help=f"sort key: a registered metric (default: {DEFAULT_METRIC}), train_seconds or "
+        "peak_memory_bytes",
     )
     p.add_argument("--split", default="test", choices=("test", "validation"))
     p.add_argument("--each", action="store_true", help="one row per run, not per model")

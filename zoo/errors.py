@@ -91,6 +91,10 @@ class UnknownModelError(ZooError):
     exit_code = 2
 
 
+class UnknownMetricError(ZooError):
+    exit_code = 2
+
+
 # Exit code of `zoo run` when at least one model failed while the others finished.
 EXIT_RUN_FAILED = 1
 # argparse's own exit code for a bad command line; recipe errors share it.

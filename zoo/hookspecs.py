@@ -50,3 +50,18 @@ def register_run_listeners(register: Callable[..., None]) -> None:
     engines alike. A listener that raises costs no run: zoo warns on stderr, naming its
     plugin, and goes on.
     """
+
+
+@hookspec
+def register_metrics(register: Callable[..., None]) -> None:
+    """Register the metrics this plugin provides.
+
+    Call ``register(metric)`` once per `zoo.Metric`. Its ``compute(references, predictions,
+    probabilities, labels)`` returns a float from the true label indices, the predicted indices,
+    the rows x labels probability matrix and the label names. A registered name can be a
+    recipe's ``training.metric`` (it then picks the best checkpoint and drives early stopping),
+    and every run reports it: metrics.json, ``zoo run --json``, the tables, the leaderboard and
+    the HTML report. Registration is declarative: import heavy libraries inside ``compute``. A
+    name that another plugin registered already is an error, unless the call says
+    ``register(metric, replace=True)``.
+    """

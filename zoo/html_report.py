@@ -23,15 +23,22 @@ from typing import Any
 import attrs
 
 from zoo.files import write_text
-from zoo.report import human_bytes, human_count, human_seconds
+from zoo.metrics import (
+    ACCURACY,
+    BUILTIN_METRICS,
+    DEFAULT_METRIC,
+    F1_MACRO,
+    F1_WEIGHTED,
+    Metric,
+    label_of,
+)
+from zoo.report import human_bytes, human_count, human_seconds, score_line
 from zoo.rundir import read_run
 
 REPORT_NAME = "report.html"
 LEARNING_RATE_PNG = "learning_rate.png"
 CURVES_PNG = "curves.png"
 CONFUSION_PNG = "confusion_matrix.png"
-
-METRIC_NAMES = {"f1_macro": "macro-F1", "f1_weighted": "weighted F1", "accuracy": "accuracy"}
 
 # Fonts with Hangul (and other CJK) glyphs, tried after matplotlib's default when installed, so
 # that Korean label names are drawn rather than shown as boxes.
@@ -65,10 +72,15 @@ class _Run:
     metrics: dict[str, Any]
     log_history: list[dict[str, Any]]
     labels: tuple[str, ...]
+    registered: Sequence[Metric] = BUILTIN_METRICS  # for their labels and directions
 
     @property
     def metric(self) -> str:
-        return (self.record.get("settings") or {}).get("metric") or "f1_macro"
+        return (self.record.get("settings") or {}).get("metric") or DEFAULT_METRIC
+
+    @property
+    def higher_is_better(self) -> bool:
+        return next((m.higher_is_better for m in self.registered if m.name == self.metric), True)
 
     @property
     def splits(self) -> tuple[str, ...]:
@@ -90,7 +102,7 @@ class _Picture:
 # Reading the run directory
 
 
-def _read_run(run_dir: Path) -> _Run:
+def _read_run(run_dir: Path, registered: Sequence[Metric]) -> _Run:
     run = read_run(run_dir, needs=("finished", "metrics", "labels", "log_history"))
     assert run.metrics is not None and run.labels is not None and run.log_history is not None
     return _Run(
@@ -99,6 +111,7 @@ def _read_run(run_dir: Path) -> _Run:
         metrics=run.metrics,
         log_history=run.log_history,
         labels=run.labels,
+        registered=registered,
     )
 
 
@@ -168,7 +181,7 @@ def _curves_picture(run: _Run) -> bytes | None:
     metric_x, metric = _series(history, "epoch", f"eval_{run.metric}")
     if not (train_x or eval_x or metric_x):
         return None
-    metric_name = METRIC_NAMES.get(run.metric, run.metric)
+    metric_name = label_of(run.metric, run.registered)
     figure = _figure(10.0, 4.0)
     loss_ax, metric_ax = figure.subplots(1, 2)
     if train_x:
@@ -180,7 +193,8 @@ def _curves_picture(run: _Run) -> bytes | None:
     loss_ax.set_ylim(bottom=0)
     if metric:
         metric_ax.plot(metric_x, metric, marker="s", markersize=5, color="C2", label=metric_name)
-        best = max(range(len(metric)), key=metric.__getitem__)  # the first best is the one kept
+        pick = max if run.higher_is_better else min
+        best = pick(range(len(metric)), key=metric.__getitem__)  # the first best is the one kept
         metric_ax.plot(
             metric_x[best],
             metric[best],
@@ -192,7 +206,8 @@ def _curves_picture(run: _Run) -> bytes | None:
         )
     metric_ax.set_title(f"Validation {metric_name}")
     metric_ax.set_ylabel(metric_name)
-    metric_ax.set_ylim(0, 1.05)
+    if min(metric, default=0) >= 0 and max(metric, default=0) <= 1:  # a score in [0, 1]
+        metric_ax.set_ylim(0, 1.05)
     x_max = max([*train_x, *eval_x, *metric_x])
     for ax, legend_at in ((loss_ax, "best"), (metric_ax, "lower right")):
         ax.set_xlabel("epoch")
@@ -307,8 +322,8 @@ def _averages(report: dict[str, Any]) -> dict[str, dict[str, float | None]]:
         label for j, label in enumerate(labels) if per_class[label]["support"] or predicted[j]
     ]
     total = sum(per_class[label]["support"] for label in labels)
-    macro: dict[str, float | None] = {"f1": report["f1_macro"]}
-    weighted: dict[str, float | None] = {"f1": report["f1_weighted"]}
+    macro: dict[str, float | None] = {"f1": report[F1_MACRO.name]}
+    weighted: dict[str, float | None] = {"f1": report[F1_WEIGHTED.name]}
     for key in ("precision", "recall"):
         values = [per_class[label][key] for label in present]
         macro[key] = sum(values) / len(values) if values else None
@@ -334,8 +349,8 @@ def _classification_table(report: dict[str, Any]) -> str:
         )
     total = sum(s["support"] for s in report["per_class"].values())
     rows.append(
-        f'<tr class="summary"><th scope="row">accuracy</th><td></td><td></td>'
-        f"<td>{_score(report['accuracy'])}</td><td>{total}</td></tr>"
+        f'<tr class="summary"><th scope="row">{ACCURACY.label}</th><td></td><td></td>'
+        f"<td>{_score(report[ACCURACY.name])}</td><td>{total}</td></tr>"
     )
     for name, s in _averages(report).items():
         rows.append(
@@ -461,8 +476,7 @@ def _page(run: _Run, pictures: Sequence[_Picture], missing_glyphs: bool) -> str:
         report = run.metrics[split]
         parts += [
             f"<h2>{split.capitalize()} split</h2>",
-            f"<p>accuracy {_score(report['accuracy'])}, macro-F1 {_score(report['f1_macro'])}, "
-            f"weighted F1 {_score(report['f1_weighted'])}</p>",
+            f"<p>{_e(score_line(report, run.registered))}</p>",
             "<h3>Classification report</h3>",
             _classification_table(report),
             '<p class="note">Macro averages are over the classes that occur in this split or '
@@ -501,7 +515,7 @@ def _page(run: _Run, pictures: Sequence[_Picture], missing_glyphs: bool) -> str:
     return "\n".join(parts)
 
 
-def write_report(run_dir: Path) -> ReportFiles:
+def write_report(run_dir: Path, metrics: Sequence[Metric] = BUILTIN_METRICS) -> ReportFiles:
     """Write `report.html` and its PNG pictures into `run_dir`, a directory that `zoo run` made.
 
     The learning-rate and curve pictures are left out (and the page says why) when the run has
@@ -509,7 +523,7 @@ def write_report(run_dir: Path) -> ReportFiles:
     finished zoo run.
     """
     run_dir = Path(run_dir)
-    run = _read_run(run_dir)
+    run = _read_run(run_dir, metrics)
     pictures, missing_glyphs = _draw_pictures(run)
     paths = []
     for picture in pictures:

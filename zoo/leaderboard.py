@@ -10,28 +10,27 @@ import csv
 import io
 import json
 import statistics
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
 from rich.table import Table
 from rich.text import Text
 
-from zoo.report import human_bytes, human_count, human_seconds
+from zoo.metrics import BUILTIN_METRICS, DEFAULT_METRIC, Metric
+from zoo.report import best_value, marked_cell, result_columns, results_table
 from zoo.store import RunRecord
 
 Score = tuple[float, float | None]  # (mean, sample standard deviation; None for one run)
 
-METRICS = ("f1_macro", "accuracy", "f1_weighted")
-# What `by` may name, and whether a smaller value is better.
-SORT_KEYS: Mapping[str, bool] = {
-    "f1_macro": False,
-    "accuracy": False,
-    "f1_weighted": False,
-    "train_seconds": True,
-    "peak_memory_bytes": True,
-}
+# Besides the metrics, what `by` may name; smaller is better for both.
+FACT_SORT_KEYS = ("train_seconds", "peak_memory_bytes")
 SPLITS = ("test", "validation")
+
+
+def sort_keys(metrics: Sequence[Metric] = BUILTIN_METRICS) -> dict[str, bool]:
+    """What `by` may name, and whether a smaller value is better."""
+    return {m.name: not m.higher_is_better for m in metrics} | dict.fromkeys(FACT_SORT_KEYS, True)
 
 
 @attrs.frozen(kw_only=True)
@@ -47,9 +46,9 @@ class Row:
     runs: int  # ok runs counted in the means
     seeds: tuple[int, ...]
     split: str  # where the scores come from: the asked split, or "validation" as a fallback
-    f1_macro: Score | None = None
-    accuracy: Score | None = None
-    f1_weighted: Score | None = None
+    # Each metric's mean and spread, by name (None where no run has it); `row.f1_macro` reads
+    # `row.scores["f1_macro"]`.
+    scores: Mapping[str, Score | None] = attrs.field(factory=dict)
     per_class_f1: Mapping[str, Score] = attrs.field(factory=dict)
     train_seconds: float | None = None  # mean
     peak_memory_bytes: int | None = None  # max
@@ -57,13 +56,27 @@ class Row:
     status: str = "ok"  # "ok" when a run succeeded, else the status of the group's latest run
     not_ok: int = 0  # failed, refused and interrupted runs of the group
 
+    def __getattr__(self, name: str) -> Score | None:
+        # Called only for names that are no field: a metric's score.
+        if not name.startswith("_"):
+            scores = object.__getattribute__(self, "scores")
+            if name in scores:
+                return scores[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
 
 def leaderboard(
-    records: Sequence[RunRecord], *, by: str = "f1_macro", split: str = "test"
+    records: Sequence[RunRecord],
+    *,
+    by: str = DEFAULT_METRIC,
+    split: str = "test",
+    metrics: Sequence[Metric] = BUILTIN_METRICS,
 ) -> list[Row]:
-    """One row per (model, method), best first by `by`; groups without an ok run come last."""
-    if by not in SORT_KEYS:
-        raise ValueError(f"cannot sort by {by!r}; choose one of {', '.join(SORT_KEYS)}")
+    """One row per (model, method), best first by `by` (a metric's name, or one of
+    `FACT_SORT_KEYS`); groups without an ok run come last."""
+    keys = sort_keys(metrics)
+    if by not in keys:
+        raise ValueError(f"cannot sort by {by!r}; choose one of {', '.join(keys)}")
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
     groups: dict[tuple[str, str], list[RunRecord]] = {}
@@ -75,8 +88,9 @@ def leaderboard(
         differing = _differing([settings for settings, _ in variants])
         for settings, group in variants:
             shown = {key: settings.get(key) for key in differing}
-            rows.append(attrs.evolve(_row(model, method, group, split), settings=shown))
-    return sorted(rows, key=lambda row: _sort_key(row, by))
+            row = _row(model, method, group, split, metrics)
+            rows.append(attrs.evolve(row, settings=shown))
+    return sorted(rows, key=lambda row: _sort_key(row, by, ascending=keys[by]))
 
 
 def _settings_key(record: RunRecord) -> str:
@@ -117,7 +131,9 @@ def label(row: Row) -> str:
     return f"{row.model} ({', '.join(f'{k}={v}' for k, v in row.settings.items())})"
 
 
-def _row(model: str, method: str, records: list[RunRecord], split: str) -> Row:
+def _row(
+    model: str, method: str, records: list[RunRecord], split: str, metrics: Sequence[Metric]
+) -> Row:
     # A seed run twice counts once, with its latest ok run: re-running must not weigh double.
     by_seed = {r.seed: r for r in records if r.status == "ok"}
     ok = [by_seed[seed] for seed in sorted(by_seed)]
@@ -125,7 +141,14 @@ def _row(model: str, method: str, records: list[RunRecord], split: str) -> Row:
     if not ok:
         status = records[-1].status
         return Row(
-            model=model, method=method, runs=0, seeds=(), split=split, status=status, not_ok=not_ok
+            model=model,
+            method=method,
+            runs=0,
+            seeds=(),
+            split=split,
+            scores=dict.fromkeys(m.name for m in metrics),
+            status=status,
+            not_ok=not_ok,
         )
     # One split for the whole group, so that a mean never mixes test and validation scores.
     used = split if all(r.metrics.get(split) for r in ok) else "validation"
@@ -144,7 +167,10 @@ def _row(model: str, method: str, records: list[RunRecord], split: str) -> Row:
         runs=len(ok),
         seeds=tuple(sorted(by_seed)),
         split=used,
-        **{m: _spread([s[m] for s in scores if s.get(m) is not None]) for m in METRICS},
+        scores={
+            m.name: _spread([s[m.name] for s in scores if s.get(m.name) is not None])
+            for m in metrics
+        },
         per_class_f1={k: v for k, v in per_class.items() if v is not None},
         train_seconds=statistics.fmean(seconds) if seconds else None,
         peak_memory_bytes=max(memory) if memory else None,
@@ -160,14 +186,18 @@ def _spread(values: Sequence[float]) -> Score | None:
     return (statistics.fmean(values), std)
 
 
+def _field(row: Row, key: str) -> Any:
+    """A metric's score or a fact (train_seconds, ...) of the row."""
+    return row.scores[key] if key in row.scores else getattr(row, key)
+
+
 def _value(row: Row, key: str) -> float | None:
-    value = getattr(row, key)
+    value = _field(row, key)
     return value[0] if isinstance(value, tuple) else value
 
 
-def _sort_key(row: Row, by: str) -> tuple[Any, ...]:
+def _sort_key(row: Row, by: str, *, ascending: bool) -> tuple[Any, ...]:
     value = _value(row, by)
-    ascending = SORT_KEYS[by]
     # Failed groups last, then rows without the value; ties by name, so the order is stable.
     rank = 0.0 if value is None else (value if ascending else -value)
     return (row.status != "ok", value is None, rank, label(row), row.method)
@@ -178,17 +208,6 @@ def _score(score: Score | None) -> str:
         return "-"
     mean, std = score
     return f"{mean:.4f}" if std is None else f"{mean:.4f} ± {std:.4f}"
-
-
-# (column title, row field, format, higher is better; None: never marked best)
-_COLUMNS: Sequence[tuple[str, str, Callable[[Any], str], bool | None]] = (
-    ("macro-F1", "f1_macro", _score, True),
-    ("accuracy", "accuracy", _score, True),
-    ("weighted F1", "f1_weighted", _score, True),
-    ("train time", "train_seconds", human_seconds, False),
-    ("peak memory", "peak_memory_bytes", human_bytes, False),
-    ("parameters", "parameters", human_count, None),
-)
 
 
 def _note(rows: Sequence[Row]) -> str:
@@ -206,39 +225,31 @@ def _note(rows: Sequence[Row]) -> str:
     return note + "; * best"
 
 
-def _best(values: Sequence[float | None], higher: bool | None) -> float | None:
-    present = [v for v in values if v is not None]
-    if higher is None or len(present) < 2:
-        return None
-    return max(present) if higher else min(present)
-
-
-def _cell(text: str, marked: bool) -> Text:
-    # Unmarked cells keep two spaces where "*" goes, so right-aligned numbers line up.
-    return Text(text + " *", style="bold green") if marked else Text(text + "  ")
-
-
-def leaderboard_table(rows: Sequence[Row], *, title: str) -> Table:
+def leaderboard_table(
+    rows: Sequence[Row], *, title: str, metrics: Sequence[Metric] = BUILTIN_METRICS
+) -> Table:
     """One row per (model, method), best first; the best value of each column bold with '*'."""
-    table = Table(title=f"{title} ({_note(rows)})", title_justify="left")
+    columns = [
+        attrs.evolve(column, number=lambda row, value=column.value: _mean_of(value(row)))
+        for column in result_columns(metrics, lambda row, name: row.scores.get(name), _score)
+    ]
     # Names and counts never wrap: on a narrow console the deviations go under their means.
-    table.add_column("model", style="bold", no_wrap=True)
-    table.add_column("method", no_wrap=True)
-    table.add_column("runs", justify="right", no_wrap=True)
-    for name, *_ in _COLUMNS:
-        table.add_column(name, justify="right")
-    ok = [row for row in rows if row.status == "ok"]
-    best = {
-        field: _best([_value(r, field) for r in ok], higher) for _, field, _, higher in _COLUMNS
-    }
-    for row in rows:
-        cells: list[Any] = [Text(label(row)), Text(row.method), _runs(row)]
-        for _, field, fmt, _ in _COLUMNS:
-            value = getattr(row, field)
-            marked = value is not None and _value(row, field) == best[field]
-            cells.append(_cell("-" if value is None else fmt(value), marked))
-        table.add_row(*cells)
-    return table
+    return results_table(
+        f"{title} ({_note(rows)})",
+        rows,
+        lead=[
+            ("model", {"style": "bold", "no_wrap": True}),
+            ("method", {"no_wrap": True}),
+            ("runs", {"justify": "right", "no_wrap": True}),
+        ],
+        lead_cells=lambda row: [Text(label(row)), Text(row.method), _runs(row)],
+        columns=columns,
+        ok=lambda row: row.status == "ok",
+    )
+
+
+def _mean_of(value: Any) -> Any:
+    return value[0] if isinstance(value, tuple) else value
 
 
 def _runs(row: Row) -> Text:
@@ -258,13 +269,13 @@ def per_class_table(rows: Sequence[Row], *, title: str = "Per-class F1") -> Tabl
     table.add_column("method", no_wrap=True)
     for name in labels:
         table.add_column(Text(name), justify="right")
-    best = {name: _best([_mean(r, name) for r in scored], True) for name in labels}
+    best = {name: best_value([_mean(r, name) for r in scored], True) for name in labels}
     for row in scored:
         cells: list[Any] = [Text(label(row)), Text(row.method)]
         for name in labels:
             score = row.per_class_f1.get(name)
             marked = score is not None and score[0] == best[name]
-            cells.append(_cell(_score(score), marked))
+            cells.append(marked_cell(_score(score), marked))
         table.add_row(*cells)
     return table
 
@@ -291,7 +302,7 @@ def to_json(rows: Sequence[Row]) -> dict[str, Any]:
                 "not_ok": row.not_ok,
                 "seeds": list(row.seeds),
                 "split": row.split,
-                **{m: _pair(getattr(row, m)) for m in METRICS},
+                **{name: _pair(score) for name, score in row.scores.items()},
                 "per_class_f1": {k: _pair(v) for k, v in row.per_class_f1.items()},
                 "train_seconds": row.train_seconds,
                 "peak_memory_bytes": row.peak_memory_bytes,
@@ -302,12 +313,13 @@ def to_json(rows: Sequence[Row]) -> dict[str, Any]:
     }
 
 
-def to_csv(rows: Sequence[Row]) -> str:
+def to_csv(rows: Sequence[Row], *, metrics: Sequence[Metric] = BUILTIN_METRICS) -> str:
     """One header line and one line per row; empty cells for missing values; seeds space-separated;
     per-class F1 means in columns `f1_<label>`."""
     labels = list(dict.fromkeys(label for row in rows for label in row.per_class_f1))
     header = ["model", "method", "status", "runs", "not_ok", "seeds", "split"]
-    header += [name for m in METRICS for name in (m, f"{m}_std")]
+    names = [m.name for m in metrics]
+    header += [name for m in names for name in (m, f"{m}_std")]
     header += ["train_seconds", "peak_memory_bytes", "parameters", "settings"]
     header += [f"f1_{label}" for label in labels]
     out = io.StringIO()
@@ -316,8 +328,8 @@ def to_csv(rows: Sequence[Row]) -> str:
     for row in rows:
         line: list[Any] = [row.model, row.method, row.status, row.runs, row.not_ok]
         line += [" ".join(map(str, row.seeds)), row.split]
-        for m in METRICS:
-            score = getattr(row, m)
+        for m in names:
+            score = row.scores.get(m)
             line += [None, None] if score is None else list(score)
         line += [row.train_seconds, row.peak_memory_bytes, row.parameters]
         line += ["; ".join(f"{k}={v}" for k, v in row.settings.items())]

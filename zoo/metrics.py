@@ -1,36 +1,161 @@
-"""Classification metrics with scikit-learn: summary scores, per-class report, confusion matrix."""
+"""Classification metrics: what a metric is (`zoo.Metric`), zoo's built-in ones, and the scores
+of a split (summary scores, per-class report, confusion matrix) with scikit-learn.
+
+The built-in metrics register through the same `register_metrics` hook as a plugin's; the
+metrics that plugins registered are collected in `zoo.registry.collect_metrics`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+import difflib
+import re
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-from sklearn.metrics import (
-    accuracy_score,
-    confusion_matrix,
-    f1_score,
-    precision_recall_fscore_support,
-)
+import attrs
+
+from zoo.hookspecs import hookimpl
+
+if TYPE_CHECKING:  # numpy loads with the first score: `import zoo` stays cheap
+    import numpy as np
+
+# fn(references, predictions, probabilities, labels) -> float: label indices, predicted
+# indices, a rows x labels probability matrix, the label names.
+ComputeFn = Callable[[Sequence[int], Sequence[int], "np.ndarray", Sequence[str]], float]
+
+# A metric's name is a JSON key, a CSV column, a `zoo compare --by` value and the Trainer's
+# `eval_NAME`: a plain identifier.
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+# The parts of a split's report that are not scores.
+REPORT_TABLES = ("per_class", "confusion_matrix")
 
 
-def summary_scores(references: Sequence[int], predictions: Sequence[int]) -> dict[str, float]:
-    return {
-        "accuracy": float(accuracy_score(references, predictions)),
-        "f1_macro": float(f1_score(references, predictions, average="macro", zero_division=0)),
-        "f1_weighted": float(
-            f1_score(references, predictions, average="weighted", zero_division=0)
-        ),
+def _name(_instance: Any, _attribute: Any, value: str) -> None:
+    if not _NAME.match(value) or value in REPORT_TABLES:
+        raise ValueError(
+            f"a metric name is lower-case letters, digits and '_', starting with a letter, and "
+            f"not {' or '.join(REPORT_TABLES)}; got {value!r}"
+        )
+
+
+@attrs.frozen(kw_only=True)
+class Metric:
+    """A score of a split's predictions, as plugins register it.
+
+    ``compute(references, predictions, probabilities, labels)`` gets the true label indices,
+    the predicted indices, the rows x labels probability matrix (numpy) and the label names,
+    and returns a float. It runs in the training process: keep heavy imports inside it.
+    """
+
+    name: str = attrs.field(validator=_name)
+    label: str  # as tables show it: "macro-F1"
+    higher_is_better: bool = True
+    compute: ComputeFn = attrs.field(eq=False, repr=False)
+
+
+def _accuracy(references, predictions, probabilities, labels) -> float:
+    from sklearn.metrics import accuracy_score
+
+    return float(accuracy_score(references, predictions))
+
+
+def _f1(average: str) -> ComputeFn:
+    def f1(references, predictions, probabilities, labels) -> float:
+        from sklearn.metrics import f1_score
+
+        return float(f1_score(references, predictions, average=average, zero_division=0))
+
+    return f1
+
+
+F1_MACRO = Metric(name="f1_macro", label="macro-F1", compute=_f1("macro"))
+ACCURACY = Metric(name="accuracy", label="accuracy", compute=_accuracy)
+F1_WEIGHTED = Metric(name="f1_weighted", label="weighted F1", compute=_f1("weighted"))
+# In the order the tables show them; every run's metrics.json holds these.
+BUILTIN_METRICS = (F1_MACRO, ACCURACY, F1_WEIGHTED)
+# What picks the best checkpoint unless a recipe says otherwise, and what `zoo compare` sorts by.
+DEFAULT_METRIC = F1_MACRO.name
+
+
+@hookimpl
+def register_metrics(register: Callable[..., None]) -> None:
+    for metric in BUILTIN_METRICS:
+        register(metric)
+
+
+def named(metrics: Sequence[Metric], name: str) -> Metric:
+    """The metric called `name` among `metrics` (a recipe's metric was checked already)."""
+    for metric in metrics:
+        if metric.name == name:
+            return metric
+    raise KeyError(f"no metric {name!r} among {', '.join(m.name for m in metrics)}")
+
+
+def label_of(name: str, metrics: Sequence[Metric] = BUILTIN_METRICS) -> str:
+    """How a table shows a metric; its name when no registered metric has it."""
+    return next((m.label for m in metrics if m.name == name), name)
+
+
+def unknown_metric_hint(name: str, known: Sequence[str]) -> str:
+    """What to say about a metric name that no plugin registered."""
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    guess = f"did you mean {close[0]!r}? " if close else ""
+    listed = ", ".join(repr(k) for k in known)
+    return f"{guess}registered metrics: {listed}; plugins add more with register_metrics"
+
+
+def _one_hot(predictions: Sequence[int], width: int) -> np.ndarray:
+    import numpy as np
+
+    matrix = np.zeros((len(predictions), width))
+    matrix[np.arange(len(predictions)), np.asarray(predictions, dtype=int)] = 1.0
+    return matrix
+
+
+def summary_scores(
+    references: Sequence[int],
+    predictions: Sequence[int],
+    probabilities: np.ndarray | None = None,
+    labels: Sequence[str] | None = None,
+    *,
+    metrics: Sequence[Metric] = BUILTIN_METRICS,
+) -> dict[str, float]:
+    """Each metric's score, keyed by name in alphabetical order (metrics.json's order).
+
+    Without probabilities, each prediction counts as certain; without label names, the labels
+    are the class ids.
+    """
+    if labels is None:
+        labels = [str(i) for i in range(max([*references, *predictions], default=-1) + 1)]
+    if probabilities is None:
+        probabilities = _one_hot(predictions, len(labels))
+    references, predictions, labels = list(references), list(predictions), list(labels)
+    scores = {
+        m.name: float(m.compute(references, predictions, probabilities, labels)) for m in metrics
     }
+    return dict(sorted(scores.items()))
+
+
+def scores_of(report: dict[str, Any]) -> dict[str, float]:
+    """A split report's scores, without its per-class table and confusion matrix."""
+    return {key: value for key, value in report.items() if key not in REPORT_TABLES}
 
 
 def full_report(
-    references: Sequence[int], predictions: Sequence[int], labels: Sequence[str]
+    references: Sequence[int],
+    predictions: Sequence[int],
+    labels: Sequence[str],
+    probabilities: np.ndarray | None = None,
+    *,
+    metrics: Sequence[Metric] = BUILTIN_METRICS,
 ) -> dict[str, Any]:
     """Summary scores, per-class precision/recall/F1/support and the confusion matrix.
 
     Every label of the training set gets a row, also one missing from this split (support 0).
     """
+    import numpy as np
+    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
     ids = list(range(len(labels)))
     precision, recall, f1, support = precision_recall_fscore_support(
         references, predictions, labels=ids, zero_division=0
@@ -46,7 +171,7 @@ def full_report(
     }
     matrix = confusion_matrix(references, predictions, labels=ids)
     return {
-        **summary_scores(references, predictions),
+        **summary_scores(references, predictions, probabilities, labels, metrics=metrics),
         "per_class": per_class,
         # rows: true label, columns: predicted label, both in `labels` order
         "confusion_matrix": {"labels": list(labels), "matrix": np.asarray(matrix).tolist()},

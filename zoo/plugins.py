@@ -32,6 +32,7 @@ BUILTIN_PLUGINS = (
     "zoo_plugins.koalpaca",
     "zoo_plugins.tfidf",
     "zoo.memory.probe",
+    "zoo.metrics",
 )
 
 

@@ -2,7 +2,7 @@
 
 Structuring is strict and reports every problem at once, each with its dotted path: unknown keys
 are rejected (with a "did you mean"), scalars are never coerced (2.5 epochs is an error, not 2),
-choices are checked, and model names are checked against the registry.
+choices are checked, and model and metric names are checked against the registries.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import cattrs
 from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, IterableValidationError
 
 from zoo.errors import Problem, RecipeError
+from zoo.metrics import BUILTIN_METRICS, DEFAULT_METRIC, unknown_metric_hint
 
 # Scalar types that carry their own constraint; the converter checks them.
 PositiveInt = NewType("PositiveInt", int)
@@ -29,11 +30,11 @@ PositiveFloat = NewType("PositiveFloat", float)
 NonNegativeFloat = NewType("NonNegativeFloat", float)
 Ratio = NewType("Ratio", float)  # 0 <= x < 1
 ModelName = NewType("ModelName", str)
+MetricName = NewType("MetricName", str)  # a registered zoo.Metric
 RunName = NewType("RunName", str)
 Seeds = NewType("Seeds", tuple[int, ...])
 
 Scheduler = Literal["linear", "cosine", "constant", "constant_with_warmup"]
-Metric = Literal["f1_macro", "accuracy", "f1_weighted"]
 Precision = Literal["auto", "fp32", "fp16", "bf16"]
 Encoding = Literal["auto", "utf-8", "utf-8-sig", "cp949", "euc-kr"]
 Method = Literal["full", "lora", "qlora", "zero-shot"]
@@ -99,7 +100,11 @@ class TrainingConfig:
     early_stopping_patience: NonNegativeInt | None = doc(
         "evaluations without improvement before stopping; 0 turns early stopping off", default=None
     )
-    metric: Metric | None = doc("validation metric that picks the best checkpoint", default=None)
+    metric: MetricName | None = doc(
+        "validation metric that picks the best checkpoint and drives early stopping: a "
+        "registered metric's name",
+        default=None,
+    )
     precision: Precision | None = doc(
         "'auto': bf16/fp16 on a capable GPU, fp32 on CPU", default=None
     )
@@ -141,7 +146,7 @@ DEFAULT_TRAINING = TrainingConfig(
     warmup_ratio=0.03,
     weight_decay=0.01,
     early_stopping_patience=3,
-    metric="f1_macro",
+    metric=DEFAULT_METRIC,
     precision="auto",
     torch_compile=False,
     gradient_checkpointing=False,
@@ -350,8 +355,11 @@ def _run_name(value: Any, type_: Any) -> str:
     return value
 
 
-def make_converter(model_names: Collection[str] | None = None) -> cattrs.Converter:
-    """A converter that checks types strictly and, when given, model names against a registry."""
+def make_converter(
+    model_names: Collection[str] | None = None, metric_names: Sequence[str] | None = None
+) -> cattrs.Converter:
+    """A converter that checks types strictly and, when given, model names against a registry;
+    metric names are checked against the registered ones (zoo's built-ins when not given)."""
     conv = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
     for kind in (int, float, str, bool):
         conv.register_structure_hook(kind, _strict(kind))
@@ -377,6 +385,17 @@ def make_converter(model_names: Collection[str] | None = None) -> cattrs.Convert
         return value
 
     conv.register_structure_hook(ModelName, model_name)
+    known_metrics = [m.name for m in BUILTIN_METRICS] if metric_names is None else metric_names
+
+    def metric_name(value: Any, type_: Any) -> str:
+        value = _strict(str)(value, type_)
+        if value not in known_metrics:
+            raise ValueError(
+                f"unknown metric {value!r} ({unknown_metric_hint(value, known_metrics)})"
+            )
+        return value
+
+    conv.register_structure_hook(MetricName, metric_name)
     return conv
 
 
@@ -471,10 +490,14 @@ def _check_model_entries(models: Any) -> list[Problem]:
 
 
 def structure_recipe(
-    raw: Mapping[str, Any], source: str, base_dir: Path, model_names: Collection[str] | None
+    raw: Mapping[str, Any],
+    source: str,
+    base_dir: Path,
+    model_names: Collection[str] | None,
+    metric_names: Sequence[str] | None = None,
 ) -> Recipe:
     """Turn a parsed TOML document into a `Recipe`, or raise `RecipeError` listing every problem."""
-    conv = make_converter(model_names)
+    conv = make_converter(model_names, metric_names)
     problems = _check_model_entries(raw.get("models"))
     try:
         recipe = conv.structure(dict(raw), Recipe)
@@ -613,12 +636,14 @@ def load_recipe(
     *,
     model_names: Collection[str] | None = None,
     model_methods: Mapping[str, Sequence[str]] | None = None,
+    metric_names: Sequence[str] | None = None,
     overrides: Sequence[str] = (),
 ) -> Recipe:
     """Read, override and validate a recipe file.
 
     `model_names` are the registered models; `model_methods` maps each to the training methods
-    it supports. Either may be left out to skip that check.
+    it supports. Either may be left out to skip that check. `metric_names` are the registered
+    metrics (zoo's built-ins when left out).
     """
     path = Path(path)
     source = str(path)
@@ -636,7 +661,7 @@ def load_recipe(
         message = f"not UTF-8 text: line {line} has the byte 0x{raw[exc.start]:02x}"
         raise RecipeError(source, [Problem("", f"{message}; save the recipe as UTF-8")]) from None
     raw = apply_overrides(parse_toml(text, source), overrides, source)
-    recipe = structure_recipe(raw, source, path.resolve().parent, model_names)
+    recipe = structure_recipe(raw, source, path.resolve().parent, model_names, metric_names)
     problems = missing_files(recipe) + column_problems(recipe.data)
     if model_methods is not None:
         problems += method_problems(recipe, model_methods)

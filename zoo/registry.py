@@ -1,4 +1,4 @@
-"""The models that plugins registered, by name."""
+"""The models and the metrics that plugins registered, by name."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from collections.abc import Iterator
 import attrs
 import pluggy
 
-from zoo.errors import PluginError, UnknownModelError
+from zoo.errors import PluginError, UnknownMetricError, UnknownModelError
+from zoo.metrics import Metric, unknown_metric_hint
 from zoo.spec import ModelSpec
 
 
@@ -67,7 +68,7 @@ class Registry:
 
 def _builtin_first(impl: pluggy.HookImpl) -> bool:
     # Built-ins register first so that a third-party plugin can replace one of them on purpose.
-    return not impl.plugin_name.startswith("zoo_plugins.")
+    return not impl.plugin_name.startswith(("zoo_plugins.", "zoo."))
 
 
 def collect_models(pm: pluggy.PluginManager) -> Registry:
@@ -88,4 +89,70 @@ def collect_models(pm: pluggy.PluginManager) -> Registry:
             continue
         for spec, replace in pending:
             registry.add(spec, impl.plugin_name, replace=replace)
+    return registry
+
+
+@attrs.frozen
+class RegisteredMetric:
+    metric: Metric
+    plugin: str
+
+
+@attrs.define
+class MetricRegistry:
+    """Metrics by name, in the order they were registered (the built-ins first), each with the
+    plugin that registered it."""
+
+    registered: dict[str, RegisteredMetric] = attrs.field(factory=dict)
+    failures: list[tuple[str, str]] = attrs.field(factory=list)
+
+    def add(self, metric: Metric, plugin: str, *, replace: bool = False) -> None:
+        if not isinstance(metric, Metric):
+            raise PluginError(f"plugin {plugin!r} registered {metric!r}, which is not a zoo.Metric")
+        earlier = self.registered.get(metric.name)
+        if earlier is not None and not replace:
+            raise PluginError(
+                f"metric {metric.name!r} is registered twice: by plugin {earlier.plugin!r} "
+                f"and by plugin {plugin!r}",
+                hint="rename one of them, or register with replace=True to override on purpose",
+            )
+        self.registered[metric.name] = RegisteredMetric(metric=metric, plugin=plugin)
+
+    @property
+    def metrics(self) -> tuple[Metric, ...]:
+        return tuple(entry.metric for entry in self.registered.values())
+
+    def __iter__(self) -> Iterator[Metric]:
+        return iter(self.metrics)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.registered
+
+    def names(self) -> list[str]:
+        return list(self.registered)
+
+    def get(self, name: str) -> Metric:
+        if name in self.registered:
+            return self.registered[name].metric
+        raise UnknownMetricError(
+            f"unknown metric {name!r}", hint=unknown_metric_hint(name, self.names())
+        )
+
+
+def collect_metrics(pm: pluggy.PluginManager) -> MetricRegistry:
+    """Call every plugin's `register_metrics` and collect what they register."""
+    registry = MetricRegistry()
+    for impl in sorted(pm.hook.register_metrics.get_hookimpls(), key=_builtin_first):
+        pending: list[tuple[Metric, bool]] = []
+
+        def register(metric: Metric, *, replace: bool = False, _pending=pending) -> None:
+            _pending.append((metric, replace))
+
+        try:
+            impl.function(register=register)
+        except Exception as exc:  # one broken plugin must not hide the others' metrics
+            registry.failures.append((impl.plugin_name, f"{type(exc).__name__}: {exc}"))
+            continue
+        for metric, replace in pending:
+            registry.add(metric, impl.plugin_name, replace=replace)
     return registry

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+import attrs
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -17,6 +18,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from zoo.metrics import BUILTIN_METRICS, Metric, label_of, scores_of
 from zoo.plugins import PluginInfo
 from zoo.registry import Registry
 
@@ -90,15 +92,96 @@ def plugins_table(infos: Iterable[PluginInfo], registry: Registry) -> Table:
     return table
 
 
-# (column title, how to read it from a run, format, higher is better; None: no "best")
-_COLUMNS: Sequence[tuple[str, Callable[[Any], Any], Callable[[Any], str], bool | None]] = (
-    ("macro-F1", lambda r: _test(r, "f1_macro"), lambda v: f"{v:.4f}", True),
-    ("accuracy", lambda r: _test(r, "accuracy"), lambda v: f"{v:.4f}", True),
-    ("weighted F1", lambda r: _test(r, "f1_weighted"), lambda v: f"{v:.4f}", True),
-    ("train time", lambda r: r.train_seconds, human_seconds, False),
-    ("peak memory", lambda r: r.peak_memory_bytes, human_bytes, False),
-    ("parameters", lambda r: r.parameters, human_count, None),
-)
+@attrs.frozen(kw_only=True)
+class Column:
+    """A right-aligned column of a results table (`zoo run`'s and `zoo compare`'s)."""
+
+    title: str
+    value: Callable[[Any], Any]  # what the cell shows; None: "-"
+    text: Callable[[Any], str]  # how it shows it
+    higher_is_better: bool | None  # None: no value is marked best
+    # The number the "best" mark compares (a score's mean); the value itself when not given.
+    number: Callable[[Any], float | None] | None = None
+
+    def compared(self, row: Any) -> float | None:
+        return (self.number or self.value)(row)
+
+
+def result_columns(
+    metrics: Sequence[Metric], score: Callable[[Any, str], Any], text: Callable[[Any], str]
+) -> list[Column]:
+    """A column per metric (`score(row, name)`, shown by `text`), then train time, peak memory
+    and parameters."""
+    return [
+        *(
+            Column(
+                title=m.label,
+                value=lambda row, name=m.name: score(row, name),
+                text=text,
+                higher_is_better=m.higher_is_better,
+            )
+            for m in metrics
+        ),
+        Column(
+            title="train time",
+            value=lambda r: r.train_seconds,
+            text=human_seconds,
+            higher_is_better=False,
+        ),
+        Column(
+            title="peak memory",
+            value=lambda r: r.peak_memory_bytes,
+            text=human_bytes,
+            higher_is_better=False,
+        ),
+        Column(
+            title="parameters",
+            value=lambda r: r.parameters,
+            text=human_count,
+            higher_is_better=None,
+        ),
+    ]
+
+
+def best_value(values: Sequence[float | None], higher: bool | None) -> float | None:
+    present = [v for v in values if v is not None]
+    if higher is None or len(present) < 2:
+        return None
+    return max(present) if higher else min(present)
+
+
+def marked_cell(text: str, marked: bool) -> Text:
+    # Unmarked cells keep two spaces where "*" goes, so right-aligned numbers line up.
+    return Text(text + " *", style="bold green") if marked else Text(text + "  ")
+
+
+def results_table(
+    title: str,
+    rows: Sequence[Any],
+    *,
+    lead: Sequence[tuple[str, dict[str, Any]]],
+    lead_cells: Callable[[Any], Sequence[Any]],
+    columns: Sequence[Column],
+    ok: Callable[[Any], bool],
+) -> Table:
+    """A table with the `lead` columns (title, options) filled by `lead_cells`, then `columns`;
+    among the rows that are `ok`, the best value of each column (of two or more) is bold and
+    marked with '*'. A row that is not ok shows "-" in `columns`."""
+    table = Table(title=title, title_justify="left")
+    for name, options in lead:
+        table.add_column(name, **options)
+    for column in columns:
+        table.add_column(column.title, justify="right")
+    done = [row for row in rows if ok(row)]
+    best = [best_value([c.compared(r) for r in done], c.higher_is_better) for c in columns]
+    for row in rows:
+        cells = list(lead_cells(row))
+        for column, top in zip(columns, best, strict=True):
+            value = column.value(row) if ok(row) else None
+            marked = value is not None and top is not None and column.compared(row) == top
+            cells.append(marked_cell("-" if value is None else column.text(value), marked))
+        table.add_row(*cells)
+    return table
 
 
 def _test(run: Any, key: str) -> float | None:
@@ -107,31 +190,33 @@ def _test(run: Any, key: str) -> float | None:
     return scores.get(key)
 
 
-def comparison_table(runs: Sequence[Any], title: str = "Results") -> Table:
+def comparison_table(
+    runs: Sequence[Any], title: str = "Results", *, metrics: Sequence[Metric] = BUILTIN_METRICS
+) -> Table:
     """One row per model; the best value of each column is bold and marked with '*'."""
     has_test = any(r.metrics.get("test") for r in runs)
     split = "test" if has_test else "validation"
-    table = Table(title=f"{title} ({split} split; * best)", title_justify="left")
-    table.add_column("model", style="bold")
-    table.add_column("status")
-    for name, *_ in _COLUMNS:
-        table.add_column(name, justify="right")
-    best = {}
-    for name, read, _fmt, higher in _COLUMNS:
-        values = [read(r) for r in runs if r.status == "ok" and read(r) is not None]
-        if len(values) > 1 and higher is not None:
-            best[name] = max(values) if higher else min(values)
     several_seeds = len({getattr(run, "seed", None) for run in runs}) > 1
-    for run in runs:
+
+    def lead_cells(run: Any) -> list[Any]:
         name = f"{run.model} (seed {run.seed})" if several_seeds else run.model
-        cells: list[Any] = [Text(name), _status(run)]
-        for name, read, fmt, _higher in _COLUMNS:
-            value = read(run) if run.status == "ok" else None
-            text = "-" if value is None else fmt(value)
-            marked = name in best and value == best[name]
-            cells.append(Text(text + " *", style="bold green") if marked else Text(text + "  "))
-        table.add_row(*cells)
-    return table
+        return [Text(name), _status(run)]
+
+    return results_table(
+        f"{title} ({split} split; * best)",
+        runs,
+        lead=[("model", {"style": "bold"}), ("status", {})],
+        lead_cells=lead_cells,
+        columns=result_columns(metrics, _test, lambda v: f"{v:.4f}"),
+        ok=lambda run: run.status == "ok",
+    )
+
+
+def score_line(report: dict[str, Any], metrics: Sequence[Metric] = BUILTIN_METRICS) -> str:
+    """A split's scores in one line, in metrics.json's order: "accuracy 0.8750, macro-F1 ..."."""
+    return ", ".join(
+        f"{label_of(name, metrics)} {value:.4f}" for name, value in scores_of(report).items()
+    )
 
 
 def _status(run: Any) -> Text:

@@ -30,6 +30,7 @@ import zoo
 from zoo.data import Splits
 from zoo.errors import UsageError
 from zoo.files import write_json, write_text
+from zoo.metrics import BUILTIN_METRICS
 from zoo.recipe import TRAINING_KEYS, ModelEntry, Recipe, TrainingConfig, recipe_to_dict
 from zoo.store import METHODS, STORE_NAME, RunRecord
 
@@ -52,7 +53,8 @@ WEIGHT_FILES = (
     "pytorch_model.bin",
     "weights.npz",
 )
-SUMMARY_METRICS = ("accuracy", "f1_macro", "f1_weighted")
+# The scores every finished run has (a plugin's metrics come on top, where it was installed).
+SUMMARY_METRICS = tuple(sorted(m.name for m in BUILTIN_METRICS))
 # What a results-store record needs from run.json beyond the results (see RunIdentity).
 IDENTITY_KEYS = ("recipe_name", "recipe_hash", "data_fingerprint", "model", "method", "seed")
 

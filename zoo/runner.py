@@ -23,6 +23,7 @@ from zoo.engine.distributed import check_strategy, is_main, on_main, world
 from zoo.errors import EXIT_RUN_FAILED, RunRefused, ZooError
 from zoo.events import RunEvents, RunListeners
 from zoo.files import new_run_dir, write_text
+from zoo.metrics import BUILTIN_METRICS, Metric, scores_of
 from zoo.recipe import (
     ModelEntry,
     Recipe,
@@ -105,11 +106,8 @@ class ModelRun:
         }
 
 
-SUMMARY_KEYS = ("accuracy", "f1_macro", "f1_weighted")
-
-
 def _summary(report: dict[str, Any] | None) -> dict[str, float] | None:
-    return None if report is None else {k: report[k] for k in SUMMARY_KEYS}
+    return None if report is None else scores_of(report)
 
 
 class FailedInRunDir(Exception):
@@ -308,6 +306,7 @@ def _train(
         distributed=recipe.distributed,
         device=device,
         events=events,
+        metrics=options.metrics,
     )
     alone = spec.engine is not None
     parent = recipe.path(recipe.run.output_dir) / recipe.run.name
@@ -490,6 +489,8 @@ class RunOptions:
     device: DeviceMemory | None = None
     # The run listeners that plugins registered (hook register_run_listeners).
     listeners: RunListeners = RunListeners()
+    # The registered metrics (zoo.registry.collect_metrics): every split is scored with each.
+    metrics: tuple[Metric, ...] = BUILTIN_METRICS
 
 
 def load_all_splits(recipe: Recipe) -> dict[int, Splits]:

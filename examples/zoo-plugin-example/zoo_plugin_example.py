@@ -1,7 +1,8 @@
 """An example third-party zoo plugin.
 
 Install it (``pip install ./examples/zoo-plugin-example``) and ``zoo models`` lists
-``klue-roberta-small``. Registration is declarative: nothing is downloaded or loaded here.
+``klue-roberta-small``, and a recipe can pick its best checkpoint by ``training.metric = "mcc"``.
+Registration is declarative: nothing is downloaded or loaded here.
 """
 
 import zoo
@@ -21,3 +22,15 @@ def register_models(register):
             defaults={"learning_rate": 3e-5, "batch_size": 32},
         )
     )
+
+
+def matthews(references, predictions, probabilities, labels):
+    """Matthews correlation coefficient: -1 to 1, 0 for guessing; robust to unbalanced classes."""
+    from sklearn.metrics import matthews_corrcoef
+
+    return float(matthews_corrcoef(references, predictions))
+
+
+@zoo.hookimpl
+def register_metrics(register):
+    register(zoo.Metric(name="mcc", label="MCC", higher_is_better=True, compute=matthews))

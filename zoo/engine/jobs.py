@@ -18,7 +18,7 @@ from zoo.data import Splits
 from zoo.engine.device import DeviceInfo
 from zoo.errors import ZooError
 from zoo.events import RunEvents
-from zoo.metrics import full_report
+from zoo.metrics import BUILTIN_METRICS, Metric, full_report
 from zoo.recipe import DistributedSection, LoraSettings, TrainingConfig
 from zoo.spec import ModelSpec
 
@@ -59,6 +59,9 @@ class TrainJob:
         a list of weights that does not match the labels is an error."""
         splits = self.splits
         return class_weight_vector(self.settings.class_weights, splits.labels, splits.train.labels)
+
+    # The registered metrics: each split is scored with all of them; settings.metric is one.
+    metrics: tuple[Metric, ...] = BUILTIN_METRICS
 
 
 @attrs.frozen(kw_only=True)
@@ -102,12 +105,15 @@ def softmax(scores: np.ndarray) -> np.ndarray:
 
 
 def score_split(
-    probabilities: np.ndarray, gold: tuple[str, ...], labels: tuple[str, ...]
+    probabilities: np.ndarray,
+    gold: tuple[str, ...],
+    labels: tuple[str, ...],
+    metrics: tuple[Metric, ...] = BUILTIN_METRICS,
 ) -> Scored:
     """The metrics of one split from the model's class probabilities (rows in file order)."""
     predicted = probabilities.argmax(axis=-1)
     references = [labels.index(label) for label in gold]
-    report = full_report(references, predicted.tolist(), labels)
+    report = full_report(references, predicted.tolist(), labels, probabilities, metrics=metrics)
     return report, tuple(int(p) for p in predicted), probabilities
 
 

@@ -1,4 +1,4 @@
-"""Classification metrics computed offline with scikit-learn.
+"""The registered metrics as an `evaluate.Metric`, computed offline.
 
 evaluate's hub-hosted metric scripts cannot be fetched without a network, so zoo ships its own
 `evaluate.Metric`; the Trainer uses it to pick the best checkpoint.
@@ -10,16 +10,17 @@ from collections.abc import Sequence
 
 import datasets
 import evaluate
+import numpy as np
 
-from zoo.metrics import summary_scores
+from zoo.metrics import BUILTIN_METRICS, Metric, summary_scores
 
 
 class ClassificationMetrics(evaluate.Metric):
-    """Accuracy, macro-F1 and weighted F1 over integer class ids."""
+    """Every registered metric (zoo's built-ins unless told otherwise) over integer class ids."""
 
     def _info(self) -> evaluate.MetricInfo:
         return evaluate.MetricInfo(
-            description="accuracy, macro-averaged F1 and support-weighted F1 (scikit-learn)",
+            description="the registered zoo metrics (scikit-learn for the built-in ones)",
             citation="",
             inputs_description="predictions and references: integer class ids",
             features=datasets.Features(
@@ -27,5 +28,12 @@ class ClassificationMetrics(evaluate.Metric):
             ),
         )
 
-    def _compute(self, predictions: Sequence[int], references: Sequence[int]) -> dict[str, float]:
-        return summary_scores(references, predictions)
+    def _compute(
+        self,
+        predictions: Sequence[int],
+        references: Sequence[int],
+        probabilities: np.ndarray | None = None,
+        labels: Sequence[str] | None = None,
+        metrics: Sequence[Metric] = BUILTIN_METRICS,
+    ) -> dict[str, float]:
+        return summary_scores(references, predictions, probabilities, labels, metrics=metrics)

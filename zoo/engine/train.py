@@ -32,6 +32,7 @@ from zoo.engine.loading import LoadRequest, load_for_classification
 from zoo.engine.metrics import ClassificationMetrics
 from zoo.errors import ZooError
 from zoo.events import RunEvents
+from zoo.metrics import named
 
 # Bump when what a cache file holds changes, so that no older file is read as a newer one.
 TOKENIZED_CACHE_FORMAT = "tokens-v2"
@@ -291,7 +292,7 @@ def train_model(
         save_only_model=False,
         load_best_model_at_end=True,
         metric_for_best_model=settings.metric,
-        greater_is_better=True,
+        greater_is_better=named(job.metrics, settings.metric).higher_is_better,
         logging_strategy="steps",
         logging_steps=max(1, eval_every // 4),
         # Log a NaN or infinite loss as it is, so that zoo can stop the run and say so.
@@ -314,7 +315,11 @@ def train_model(
 
     def compute_metrics(prediction) -> dict[str, float]:
         return metric.compute(
-            predictions=prediction.predictions.argmax(axis=-1), references=prediction.label_ids
+            predictions=prediction.predictions.argmax(axis=-1),
+            references=prediction.label_ids,
+            probabilities=softmax(prediction.predictions),
+            labels=splits.labels,
+            metrics=job.metrics,
         )
 
     weights = class_weight_vector(settings.class_weights, splits.labels, splits.train.labels)
@@ -339,10 +344,8 @@ def train_model(
         trainer.train(resume_from_checkpoint=str(job.resume_from) if job.resume_from else None)
         train_seconds = time.perf_counter() - started
         progress.message("evaluating the best checkpoint")
-        validation = _evaluate(trainer, validation_ds, splits.validation, splits.labels)
-        test = (
-            _evaluate(trainer, test_ds, splits.test, splits.labels) if splits.test else NOT_SCORED
-        )
+        validation = _evaluate(trainer, validation_ds, splits.validation, job)
+        test = _evaluate(trainer, test_ds, splits.test, job) if splits.test else NOT_SCORED
     # Saved beside, then renamed into place: a full disk leaves no half-written model behind
     # (and the best checkpoint stays in checkpoints/ until the save has succeeded).
     saving = run_dir / ".model.partial"
@@ -371,6 +374,6 @@ def train_model(
     return run_dir, result
 
 
-def _evaluate(trainer: Any, dataset: Any, rows: LabelledTexts, labels: tuple[str, ...]):
+def _evaluate(trainer: Any, dataset: Any, rows: LabelledTexts, job: TrainJob):
     logits = trainer.predict(dataset).predictions
-    return score_split(softmax(logits), rows.labels, labels)
+    return score_split(softmax(logits), rows.labels, job.splits.labels, job.metrics)

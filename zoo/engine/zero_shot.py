@@ -118,7 +118,7 @@ def run_zero_shot(job: Any, device: Any, precision: str, make_run_dir: Any, prog
             progress=progress,
         )
         progress.stop()
-        return score_split(softmax(scores), rows.labels, labels)
+        return score_split(softmax(scores), rows.labels, labels, job.metrics)
 
     with devices.PeakMemory(device) as peak:
         started = time.perf_counter()
