@@ -11,6 +11,7 @@ This module is the public face for plugin authors::
 """
 
 from zoo.hookspecs import hookimpl
+from zoo.memory.families.base import ModelFamily
 from zoo.spec import (
     CustomEngine,
     HubSource,
@@ -28,6 +29,7 @@ __all__ = [
     "CustomEngine",
     "HubSource",
     "LocalSource",
+    "ModelFamily",
     "ModelSpec",
     "NoWeights",
     "ResolvedSource",
