@@ -102,16 +102,29 @@ class ModelFamily(abc.ABC):
 def common_numbers(config: Mapping[str, Any]) -> dict[str, Any]:
     """The numbers every transformer config has, under their usual names (BERT's and GPT's)."""
     kind = config.get("model_type")
-    hidden = config.get("hidden_size") or config.get("d_model") or config.get("n_embd")
-    layers = config.get("num_hidden_layers") or config.get("n_layer") or config.get("num_layers")
+    hidden = (
+        config.get("hidden_size") or config.get("d_model") or config.get("n_embd")
+        or config.get("dim")
+    )  # fmt: skip
+    layers = (
+        config.get("num_hidden_layers") or config.get("n_layer") or config.get("num_layers")
+        or config.get("n_layers")
+    )  # fmt: skip
     if not hidden or not layers:
         raise ValueError(f"cannot read hidden size and layers from a {kind!r} config")
     return {
         "vocab": config.get("vocab_size", 32_000),
         "hidden": hidden,
         "layers": layers,
-        "heads": config.get("num_attention_heads") or config.get("n_head") or 1,
-        "ffn": config.get("intermediate_size") or config.get("n_inner") or 4 * hidden,
+        "heads": (
+            config.get("num_attention_heads") or config.get("n_head") or config.get("n_heads") or 1
+        ),
+        "ffn": (
+            config.get("intermediate_size")
+            or config.get("n_inner")
+            or config.get("hidden_dim")
+            or 4 * hidden
+        ),  # fmt: skip
         "positions": config.get("max_position_embeddings", 512),
         "type_vocab": config.get("type_vocab_size", 2),
         "rotary_pct": config.get("rotary_pct", 0.25),

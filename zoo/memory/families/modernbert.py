@@ -8,12 +8,14 @@ with `classifier_pooling = "mean"`), then a pretrained dense + GeLU + LayerNorm 
 
 In transformers 5 the model runs padded, on a mask: the local layers mask a full s x s score
 matrix (eager) or hand SDPA a mask, so they save what the global ones do; there is no unpadding
-to model (that is Flash Attention 2's path). What a layer saves (e element bytes, measured
-within the accuracy grid's tolerance, see tests/test_memory.py):
+to model (that is Flash Attention 2's path). What a layer saves (e element bytes, read from
+saved-tensor measurements, see tests/test_memory.py):
 - attention: the LayerNorm's input and statistics (not layer 0's, whose `attn_norm` is an
-  identity), Wqkv's input, the whole Wqkv output (value is a view of it), the rotated query and
-  key (2e.sbh); eager: the fp32 softmax and a cast copy (a.s^2.b.(4 + e)); SDPA: its output and
-  a float32 logsumexp (4.a.s.b); the out-projection's input (a contiguous copy);
+  identity), Wqkv's input, the rotated query and
+  key (2e.sbh), and the value: eager attention's matmul saves a contiguous copy (e.sbh), SDPA a
+  view of Wqkv's whole output (3e.sbh); eager: the fp32 softmax and a cast copy
+  (a.s^2.b.(4 + e)) and the out-projection's input; SDPA: its output, which the out-projection
+  reads as it is, and a float32 logsumexp (4.a.s.b);
 - MLP: the LayerNorm's input, Wi's input, Wi's 2f-wide output (GeLU reads a view of it), GeLU's
   output and the gated product that Wo reads (e.sbh + 4e.sbf);
 - below: the embeddings' LayerNorm input, and the rotary tables (one per attention kind); above:
@@ -144,12 +146,15 @@ class ModernBertFamily(ModelFamily):
                 if lora:  # the adapter's input after dropout, cast to fp32, and its mask
                     per_row = 4 + 1 if setup.lora_dropout else (4 if half != 4 else 0)
                     total += tokens * width * per_row + 4 * tokens * setup.lora_rank
-                else:
+                elif not (sdpa and module == "Wo" and where == "attention"):
+                    # (Wo reads SDPA's output, which SDPA saves: it is laid out as Wo reads it.)
                     total += half * tokens * width
             return total
 
-        # Wqkv's output (value is a view of it) and the rotated query and key.
-        qkv = 5 * half * tokens * h
+        # The rotated query and key; SDPA keeps the value as a view of Wqkv's whole output,
+        # eager attention's matmul a contiguous copy of it.
+        sdpa = setup.attention != "eager"
+        qkv = (5 if sdpa else 3) * half * tokens * h
         if setup.attention == "eager":
             scores = a * s * s * b
             kernel = scores * (4 + (half if half != 4 else 0))  # fp32 softmax and a cast copy
@@ -169,8 +174,9 @@ class ModernBertFamily(ModelFamily):
             forward=attention_forward + residual,
         )
         mlp_mask = tokens * f if setup.hidden_dropout else 0
-        # Wi's 2f output, GeLU's output (f) and the gated product (f) that Wo reads.
-        gated = half * tokens * 4 * f - (half * tokens * f if lora and not trains("Wo") else 0)
+        # Wi's 2f output (GeLU reads a view of it) and GeLU's output (f), which the gating
+        # product saves; Wo's input, the product, is a Linear input like any other.
+        gated = half * tokens * 3 * f
         ffn = Block(
             saved=norm_bytes + linear_inputs("ffn") + gated + mlp_mask,
             working=half * tokens * (h + 2 * f),
