@@ -296,13 +296,16 @@ def test_models_json(capsys):
     assert [(m["name"], m["parameters"], m["plugin"]) for m in models] == [
         ("e5-small", 117_653_760, "zoo_plugins.e5_small"),
         ("finbert", 101_401_344, "zoo_plugins.finbert"),
+        ("klue-roberta-base", 110_027_520, "zoo_plugins.klue_roberta"),
         ("koalpaca-12.8b", 12_739_594_240, "zoo_plugins.koalpaca"),
         ("koalpaca-5.8b", 5_761_851_392, "zoo_plugins.koalpaca"),
+        ("koelectra-base", 112_330_752, "zoo_plugins.koelectra"),
         ("minilm", 22_713_216, "zoo_plugins.minilm"),
+        ("mmbert-base", 307_530_240, "zoo_plugins.mmbert"),
         ("tfidf", None, "zoo_plugins.tfidf"),
         ("xlmr", 277_453_056, "zoo_plugins.xlmr"),
     ]
-    assert models[4] == {
+    assert models[6] == {
         "name": "minilm",
         "description": "all-MiniLM-L6-v2: 6-layer English BERT, fast baseline",
         "family": "bert",
@@ -362,6 +365,27 @@ def test_plugins_json(capsys):
                 "models": ["koalpaca-12.8b", "koalpaca-5.8b"],
             },
             {
+                "name": "zoo_plugins.mmbert",
+                "module": "zoo_plugins.mmbert",
+                "from": "built-in",
+                "status": "loaded",
+                "models": ["mmbert-base"],
+            },
+            {
+                "name": "zoo_plugins.koelectra",
+                "module": "zoo_plugins.koelectra",
+                "from": "built-in",
+                "status": "loaded",
+                "models": ["koelectra-base"],
+            },
+            {
+                "name": "zoo_plugins.klue_roberta",
+                "module": "zoo_plugins.klue_roberta",
+                "from": "built-in",
+                "status": "loaded",
+                "models": ["klue-roberta-base"],
+            },
+            {
                 "name": "zoo_plugins.tfidf",
                 "module": "zoo_plugins.tfidf",
                 "from": "built-in",
@@ -378,6 +402,13 @@ def test_plugins_json(capsys):
             {  # the built-in metrics: no models
                 "name": "zoo.metrics",
                 "module": "zoo.metrics",
+                "from": "built-in",
+                "status": "loaded",
+                "models": [],
+            },
+            {  # the memory estimator's model families: no models
+                "name": "zoo.memory.families.builtins",
+                "module": "zoo.memory.families.builtins",
                 "from": "built-in",
                 "status": "loaded",
                 "models": [],

@@ -37,6 +37,18 @@ def _grid():
     for i, case in enumerate(cases):
         # Every (batch, sequence) pair turns up with every family and option over the grid.
         yield (*case, *SIZES[i % len(SIZES)])
+    # The newer families, few and small: ModernBERT (mean pooling, no dropout) and ELECTRA with
+    # an embedding projection (128 -> 256), full fine-tuning.
+    for i, (family, attention, dtype) in enumerate(
+        itertools.product(("modernbert", "electra"), ("eager", "sdpa"), ("fp32", "bf16"))
+    ):
+        yield (family, attention, dtype, False, "full", *((2, 64), (4, 128))[i % 2])
+
+
+# What only the newer families' shapes say.
+EXTRA = {"electra": {"embedding_size": 128},
+         "modernbert": {"classifier_pooling": "mean", "global_attn_every_n_layers": 3,
+                        "local_attention": 128}}  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -48,8 +60,17 @@ def test_estimates_match_a_measured_training_step(
     from zoo.memory.measure import add_lora, build_model, measure_evaluation, measure_step
 
     shape = ModelShape(
-        family=family, vocab=8000, hidden=256, layers=4, heads=4, ffn=1024, labels=3, positions=514
+        family=family,
+        vocab=8000,
+        hidden=256,
+        layers=4,
+        heads=4,
+        ffn=1024,
+        labels=3,
+        positions=514,
+        extra=EXTRA.get(family, {}),
     )  # fmt: skip (XLM-R: 512 tokens after 2 offsets)
+    hidden_dropout, attention_dropout = shape.family.dropout(shape.config())
     model = build_model(shape, attention=attention, dtype=dtype)
     if method == "lora":
         model = add_lora(model, rank=8, targets=TARGETS[family])
@@ -63,9 +84,9 @@ def test_estimates_match_a_measured_training_step(
         gradient_checkpointing=checkpointing,
         batch_size=batch,
         sequence=sequence,
-        lora_targets=TARGETS[family],
-        hidden_dropout=family != "gpt-neox",
-        attention_dropout=family != "gpt-neox" and attention == "eager",
+        lora_targets=TARGETS.get(family, ()),
+        hidden_dropout=hidden_dropout,
+        attention_dropout=attention_dropout and attention == "eager",
     )
     predicted = estimate(shape, setup, context=0)
     trainable = sum(p.tensor.numel * p.bytes_per for p in parameters(shape, setup) if p.trains)

@@ -77,9 +77,12 @@ def entry_points(monkeypatch):
 BUILTIN_MODELS = [
     "e5-small",
     "finbert",
+    "klue-roberta-base",
     "koalpaca-12.8b",
     "koalpaca-5.8b",
+    "koelectra-base",
     "minilm",
+    "mmbert-base",
     "tfidf",
     "xlmr",
 ]
@@ -146,7 +149,7 @@ def test_registering_the_builtins_imports_no_torch():
         from zoo.registry import collect_models
 
         registry = collect_models(get_plugin_manager(entry_points=False))
-        assert len(registry.names()) == 7, registry.names()
+        assert len(registry.names()) == 10, registry.names()
         heavy = sorted(m for m in ("torch", "transformers") if m in sys.modules)
         assert not heavy, heavy
         """
@@ -455,18 +458,22 @@ def test_the_plugins_table_lists_the_builtins_and_their_models(render):
     assert render(plugins_table(pm.info, collect_models(pm))) == textwrap.dedent(
         """\
         Plugins
-        ┏━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━┳━━━━━━━━┳━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━┓
-        ┃ name                 ┃ from     ┃ status ┃ models                        ┃
-        ┡━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━╇━━━━━━━━╇━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━┩
-        │ zoo_plugins.minilm   │ built-in │ loaded │ minilm                        │
-        │ zoo_plugins.e5_small │ built-in │ loaded │ e5-small                      │
-        │ zoo_plugins.finbert  │ built-in │ loaded │ finbert                       │
-        │ zoo_plugins.xlmr     │ built-in │ loaded │ xlmr                          │
-        │ zoo_plugins.koalpaca │ built-in │ loaded │ koalpaca-12.8b, koalpaca-5.8b │
-        │ zoo_plugins.tfidf    │ built-in │ loaded │ tfidf                         │
-        │ zoo.memory.probe     │ built-in │ loaded │ -                             │
-        │ zoo.metrics          │ built-in │ loaded │ -                             │
-        └──────────────────────┴──────────┴────────┴───────────────────────────────┘
+        ┏━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━┳━━━━━━━━┳━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━┓
+        ┃ name                         ┃ from     ┃ status ┃ models                        ┃
+        ┡━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━╇━━━━━━━━╇━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━┩
+        │ zoo_plugins.minilm           │ built-in │ loaded │ minilm                        │
+        │ zoo_plugins.e5_small         │ built-in │ loaded │ e5-small                      │
+        │ zoo_plugins.finbert          │ built-in │ loaded │ finbert                       │
+        │ zoo_plugins.xlmr             │ built-in │ loaded │ xlmr                          │
+        │ zoo_plugins.koalpaca         │ built-in │ loaded │ koalpaca-12.8b, koalpaca-5.8b │
+        │ zoo_plugins.mmbert           │ built-in │ loaded │ mmbert-base                   │
+        │ zoo_plugins.koelectra        │ built-in │ loaded │ koelectra-base                │
+        │ zoo_plugins.klue_roberta     │ built-in │ loaded │ klue-roberta-base             │
+        │ zoo_plugins.tfidf            │ built-in │ loaded │ tfidf                         │
+        │ zoo.memory.probe             │ built-in │ loaded │ -                             │
+        │ zoo.metrics                  │ built-in │ loaded │ -                             │
+        │ zoo.memory.families.builtins │ built-in │ loaded │ -                             │
+        └──────────────────────────────┴──────────┴────────┴───────────────────────────────┘
         """
     )
 

@@ -131,3 +131,35 @@ def save_tiny_gpt_neox(directory: Path, texts: Iterable[str], *, hidden: int = 3
     GPTNeoXForCausalLM(config).save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return directory
+
+
+def save_tiny_encoder(directory: Path, texts: Iterable[str], model_type: str) -> Path:
+    """A 2-layer random-init encoder of `model_type` ("roberta", "electra", "modernbert") with
+    the Korean character WordPiece tokenizer: a stand-in for KLUE RoBERTa, KoELECTRA (with an
+    embedding projection, 16 -> 32) and mmBERT, loaded through the same path as real weights."""
+    import torch
+    from transformers import AutoConfig, AutoModel, BertTokenizer
+
+    torch.manual_seed(0)
+    vocab = korean_wordpiece_vocab(texts)
+    tokenizer = BertTokenizer(
+        vocab={token: i for i, token in enumerate(vocab)}, do_lower_case=False, strip_accents=False
+    )
+    sizes = {
+        "vocab_size": len(vocab),
+        "hidden_size": 32,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "intermediate_size": 64,
+        "pad_token_id": 0,
+    }
+    extra = {
+        "roberta": {"max_position_embeddings": 258, "type_vocab_size": 1},
+        "electra": {"max_position_embeddings": 256, "embedding_size": 16},
+        "modernbert": {"max_position_embeddings": 256, "bos_token_id": 2, "cls_token_id": 2,
+                       "eos_token_id": 3, "sep_token_id": 3, "classifier_pooling": "mean"},
+    }[model_type]  # fmt: skip
+    config = AutoConfig.for_model(model_type, **sizes, **extra)
+    AutoModel.from_config(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory

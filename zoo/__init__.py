@@ -20,6 +20,7 @@ from typing import Any
 from zoo.engine.device import DeviceInfo, PeakMemory
 from zoo.events import RunEvaluated, RunEvent, RunEvents, RunFailed, RunFinished, RunStarted
 from zoo.hookspecs import hookimpl
+from zoo.memory.families.base import ModelFamily
 from zoo.memory.probe import DeviceMemory
 from zoo.metrics import Metric
 from zoo.spec import (
@@ -59,6 +60,7 @@ __all__ = [
     "HubSource",
     "LocalSource",
     "Metric",
+    "ModelFamily",
     "ModelSpec",
     "NoWeights",
     "PeakMemory",

@@ -24,6 +24,12 @@ import zoo
 from zoo.errors import EXIT_INTERRUPTED, RunRefused, UsageError, WontFit, ZooError
 from zoo.metrics import DEFAULT_METRIC
 
+ROUGH_HELP = (
+    "estimate a model whose architecture no model family claims as a BERT-like model of its "
+    "size (marked approximate), instead of refusing it (exit 6); a plugin can add the family "
+    "through the register_model_families hook"
+)
+
 EPILOG = """\
 exit codes:
   0  everything went well
@@ -320,7 +326,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     known = _known_names(registry, _metrics(pm))
     recipes = [load_recipe(p, overrides=args.set, **known) for p in args.recipes]
     device = _device(pm, args.gpu_memory, args.gpus)
-    checks = [check for recipe in recipes for check in check_recipe(recipe, registry, device)]
+    checks = [
+        check
+        for recipe in recipes
+        for check in check_recipe(recipe, registry, device, rough=args.rough)
+    ]
     if args.json:
         print(json.dumps({"models": [c.to_json() for c in checks]}, indent=2))
     else:
@@ -336,7 +346,15 @@ def _fit_to_memory(recipe, registry, device, labels: int, args, err) -> tuple[An
     from zoo.memory.check import fit, refusal
     from zoo.report import memory_tables
 
-    fitted = fit(recipe, registry, device, labels=labels, auto_fit=args.auto_fit, force=args.force)
+    fitted = fit(
+        recipe,
+        registry,
+        device,
+        labels=labels,
+        auto_fit=args.auto_fit,
+        force=args.force,
+        rough=args.rough,
+    )
     for label, change in fitted.applied:
         err.print(f"{label}: --auto-fit applies {change}", markup=False)
     if fitted.refused:
@@ -649,6 +667,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="when a model would not fit, apply the cheapest plan that fits (as 'zoo check' "
         "shows it; the effective batch stays the same)",
     )
+    p.add_argument(
+        "--rough",
+        action="store_true",
+        help=ROUGH_HELP,
+    )
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser(
@@ -675,6 +698,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="plan for N GPUs (the recipe's [distributed] strategy shares the work)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    p.add_argument(
+        "--rough",
+        action="store_true",
+        help=ROUGH_HELP,
+    )
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser(

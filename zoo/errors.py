@@ -81,6 +81,13 @@ class RunRefused(ZooError):
     exit_code = 6
 
 
+class UnknownArchitecture(RunRefused):
+    """A model whose architecture no model family of the memory estimator claims: zoo will not
+    guess its training memory unless asked to (``--rough``)."""
+
+    exit_code = 6
+
+
 class WontFit(RunRefused):
     """A run whose estimated peak memory exceeds the device's, refused before anything loads."""
 

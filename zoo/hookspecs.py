@@ -65,3 +65,18 @@ def register_metrics(register: Callable[..., None]) -> None:
     name that another plugin registered already is an error, unless the call says
     ``register(metric, replace=True)``.
     """
+
+
+@hookspec
+def register_model_families(register: Callable[..., None]) -> None:
+    """Register the model families this plugin teaches the memory estimator.
+
+    Call ``register(family)`` once per `zoo.ModelFamily` instance. A family claims the
+    ``model_type`` values of a Hugging Face ``config.json`` (`ModelFamily.model_types`) and
+    says, from the config's numbers alone, what a model of that architecture holds: its
+    parameter tensors, what its layers save for the backward pass, its dropout defaults and its
+    parameter count. `zoo check` and `zoo run`'s memory check refuse an architecture that no
+    family claims (unless ``--rough``). Registration is declarative: no torch, no weights. A
+    ``model_type`` that another plugin's family claims already is an error, unless the call
+    says ``register(family, replace=True)`` to override that family on purpose.
+    """

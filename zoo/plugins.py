@@ -30,9 +30,13 @@ BUILTIN_PLUGINS = (
     "zoo_plugins.finbert",
     "zoo_plugins.xlmr",
     "zoo_plugins.koalpaca",
+    "zoo_plugins.mmbert",
+    "zoo_plugins.koelectra",
+    "zoo_plugins.klue_roberta",
     "zoo_plugins.tfidf",
     "zoo.memory.probe",
     "zoo.metrics",
+    "zoo.memory.families.builtins",
 )
 
 

@@ -9,6 +9,7 @@ import attrs
 import pluggy
 
 from zoo.errors import PluginError, UnknownMetricError, UnknownModelError
+from zoo.memory.families.base import Families, builtin_families, collect_families
 from zoo.metrics import Metric, unknown_metric_hint
 from zoo.spec import ModelSpec
 
@@ -26,6 +27,8 @@ class Registry:
     models: dict[str, RegisteredModel] = attrs.field(factory=dict)
     # Plugins whose registration raised: (plugin name, reason). They are left out; the rest work.
     failures: list[tuple[str, str]] = attrs.field(factory=list)
+    # The memory estimator's model families (the `register_model_families` hook).
+    families: Families = attrs.field(factory=builtin_families)
 
     def add(self, spec: ModelSpec, plugin: str, *, replace: bool = False) -> None:
         if not isinstance(spec, ModelSpec):
@@ -72,8 +75,11 @@ def _builtin_first(impl: pluggy.HookImpl) -> bool:
 
 
 def collect_models(pm: pluggy.PluginManager) -> Registry:
-    """Call every plugin's `register_models` and collect what they register."""
+    """Call every plugin's `register_model_families` and `register_models` and collect what
+    they register. A spec whose architecture only a plugin's family knows gets its parameter
+    count from that family."""
     registry = Registry()
+    registry.families = collect_families(pm, registry.failures)
     for impl in sorted(pm.hook.register_models.get_hookimpls(), key=_builtin_first):
         # A plugin's models are added once it has finished: one that raises half-way through
         # leaves none behind.
@@ -88,7 +94,7 @@ def collect_models(pm: pluggy.PluginManager) -> Registry:
             registry.failures.append((impl.plugin_name, f"{type(exc).__name__}: {exc}"))
             continue
         for spec, replace in pending:
-            registry.add(spec, impl.plugin_name, replace=replace)
+            registry.add(_counted(spec, registry.families), impl.plugin_name, replace=replace)
     return registry
 
 
@@ -156,3 +162,16 @@ def collect_metrics(pm: pluggy.PluginManager) -> MetricRegistry:
         for metric, replace in pending:
             registry.add(metric, impl.plugin_name, replace=replace)
     return registry
+
+
+def _counted(spec: ModelSpec, families: Families) -> ModelSpec:
+    if not isinstance(spec, ModelSpec):
+        return spec  # `Registry.add` says what is wrong with it
+    resources = spec.resources
+    if resources.parameters is not None or resources.architecture is None:
+        return spec
+    family = families.claim(resources.architecture.get("model_type"))
+    if family is None:
+        return spec
+    counted = attrs.evolve(resources, parameters=family.parameters(resources.architecture))
+    return attrs.evolve(spec, resources=counted)

@@ -56,8 +56,8 @@ def human_seconds(s: float | None) -> str:
 
 def models_table(registry: Registry) -> Table:
     table = Table(title="Registered models", title_justify="left")
-    table.add_column("name", style="bold")
-    table.add_column("family")
+    table.add_column("name", style="bold", overflow="fold")
+    table.add_column("family", overflow="fold")
     table.add_column("parameters", justify="right")
     table.add_column("methods")
     # Fold long sources and plugin names rather than cut them: they are what a user copies.

@@ -17,7 +17,11 @@ import attrs
 
 from zoo.resources import parameters_from_config
 
-Family = Literal["bert", "xlm-roberta", "gpt-neox", "other"]
+# The name of a model family of the memory estimator (`zoo.ModelFamily.name`: "bert",
+# "xlm-roberta", "gpt-neox", "modernbert", "electra", or one a plugin registers), or "other" for
+# a model that is not a transformer (e.g. TF-IDF). The estimator itself picks the family from
+# the architecture's `model_type`; this is the name `zoo models` shows.
+Family = str
 Method = Literal["full", "lora", "qlora", "zero-shot"]
 Precision = Literal["auto", "fp32", "fp16", "bf16"]
 

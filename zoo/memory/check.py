@@ -13,6 +13,7 @@ import attrs
 
 from zoo.errors import ModelUnavailableError, WontFit
 from zoo.memory.estimate import Estimate, estimate, inference
+from zoo.memory.families.base import Families, builtin_families
 from zoo.memory.plan import Plan, suggestions
 from zoo.memory.probe import DeviceMemory
 from zoo.memory.setup import TrainingSetup
@@ -79,15 +80,21 @@ def training_setup(
     spec: ModelSpec,
     settings: TrainingConfig,
     device: DeviceMemory,
+    *,
+    dropout: tuple[bool, bool] | None = None,
 ) -> TrainingSetup:
-    """What the estimator needs, from the recipe as zoo would run it on `device`."""
+    """What the estimator needs, from the recipe as zoo would run it on `device`. `dropout`
+    (hidden, attention) is the model family's default for the model's config; without it, the
+    built-in family of the plugin's architecture says (BERT's dropout when none claims it)."""
     precision = settings.precision
     if precision == "auto":
         precision = "bf16" if device.kind == "cuda" else "fp32"
     method = entry.training_method if entry.training_method != "zero-shot" else "full"
     rank, targets = lora_settings(entry, spec)
     strategy = _STRATEGIES[recipe.distributed.strategy] if device.count > 1 else "none"
-    neox = spec.family == "gpt-neox"
+    if dropout is None:
+        dropout = _dropout(spec.resources.architecture or {}, builtin_families())
+    hidden_dropout, attention_dropout = dropout
     return TrainingSetup(
         method=method,
         precision=precision,
@@ -102,9 +109,14 @@ def training_setup(
         lora_targets=targets,
         gpus=device.count,
         strategy=strategy,
-        hidden_dropout=not neox,
-        attention_dropout=not neox and settings.attention == "eager",
+        hidden_dropout=hidden_dropout,
+        attention_dropout=attention_dropout and settings.attention == "eager",
     )
+
+
+def _dropout(config: Any, families: Families) -> tuple[bool, bool]:
+    family = families.claim(config.get("model_type"))
+    return (True, True) if family is None else family.dropout(config)
 
 
 def check_entry(
@@ -114,9 +126,14 @@ def check_entry(
     device: DeviceMemory,
     *,
     labels: int = 2,
+    rough: bool = False,
 ) -> ModelCheck:
     """The estimate for one model entry; suggestions and a plan when it does not fit.
-    (The number of labels only sizes the head: a handful of bytes per row.)"""
+    (The number of labels only sizes the head: a handful of bytes per row.)
+
+    The model family that claims the architecture's `model_type` (`registry.families`) reads
+    it; one that no family claims raises `UnknownArchitecture`, unless `rough` accepts a rough
+    BERT-like estimate."""
     from zoo.runner import settings_for
 
     spec = registry.get(entry.model)
@@ -124,8 +141,18 @@ def check_entry(
     architecture_numbers = architecture(recipe, entry, spec)
     if architecture_numbers is None or spec.engine is not None:
         return ModelCheck(model=entry.label, method=method, device=device, estimate=None)
-    shape = shape_from_config(architecture_numbers, labels)
-    setup = training_setup(recipe, entry, spec, settings_for(recipe, entry, spec), device)
+    families = registry.families
+    if families.claim(architecture_numbers.get("model_type")) is None and not rough:
+        raise families.unknown(architecture_numbers.get("model_type"), model=entry.label)
+    shape = shape_from_config(architecture_numbers, labels, families=families, rough=True)
+    setup = training_setup(
+        recipe,
+        entry,
+        spec,
+        settings_for(recipe, entry, spec),
+        device,
+        dropout=_dropout(architecture_numbers, families),
+    )
     if method == "zero-shot":
         result = inference(shape, setup, context=device.context)
         return ModelCheck(model=entry.label, method=method, device=device, estimate=result)
@@ -164,8 +191,10 @@ def architecture(recipe: Recipe, entry: ModelEntry, spec: ModelSpec) -> Any:
     return spec.resources.architecture
 
 
-def check_recipe(recipe: Recipe, registry: Registry, device: DeviceMemory) -> list[ModelCheck]:
-    return [check_entry(recipe, entry, registry, device) for entry in recipe.models]
+def check_recipe(
+    recipe: Recipe, registry: Registry, device: DeviceMemory, *, rough: bool = False
+) -> list[ModelCheck]:
+    return [check_entry(recipe, entry, registry, device, rough=rough) for entry in recipe.models]
 
 
 def apply_plan(entry: ModelEntry, spec: ModelSpec, plan: Plan) -> ModelEntry:
@@ -194,16 +223,17 @@ def fit(
     labels: int,
     auto_fit: bool = False,
     force: bool = False,
+    rough: bool = False,
 ) -> Fitted:
     """Check every model of the recipe. One that does not fit is refused, unless `force`
     runs it anyway or `auto_fit` applies the cheapest plan that fits."""
     entries, refused, records, applied = [], [], {}, []
     for entry in recipe.models:
-        check = check_entry(recipe, entry, registry, device, labels=labels)
+        check = check_entry(recipe, entry, registry, device, labels=labels, rough=rough)
         if not check.fits and auto_fit and check.plan is not None:
             entry = apply_plan(entry, registry.get(entry.model), check.plan)
             applied.append((check.model, check.plan.change))
-            check = check_entry(recipe, entry, registry, device, labels=labels)
+            check = check_entry(recipe, entry, registry, device, labels=labels, rough=rough)
         elif not check.fits and not force:
             refused.append(check)
         records[entry.label] = check.to_json()

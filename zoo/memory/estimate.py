@@ -147,8 +147,8 @@ def step_temporaries(setup: TrainingSetup, trainable: list[_Param]) -> int:
 
 
 def _logits(shape: ModelShape, setup: TrainingSetup, batch: int) -> int:
-    # GPT-NeoX scores every position, then picks the last token's; BERT scores one vector per row.
-    positions = setup.sequence if shape.family == "gpt-neox" else 1
+    # A decoder scores every position, then picks the last token's; an encoder one vector a row.
+    positions = shape.family.scored_positions(setup)
     return batch * positions * shape.labels * 4 * 3  # logits, log-softmax, and its gradient
 
 
@@ -275,23 +275,9 @@ def _backward_peak(
 
 def evaluation_working(shape: ModelShape, setup: TrainingSetup) -> int:
     """Evaluation between steps, without gradients: one layer's intermediate tensors at a
-    time, for the evaluation batch (per token, as measured on BERT and GPT-NeoX: the FFN's
-    wide tensors, NeoX's parallel attention and MLP branches, eager attention's s x s scores
-    and probabilities, NeoX's fp32 softmax and its causal mask)."""
-    b, s, h, f, a = setup.evaluation_batch, setup.sequence, shape.hidden, shape.ffn, shape.heads
-    half = 4 if setup.precision == "fp32" else 2
-    stream = 2 if setup.precision == "bf16-pure" else 4
-    if shape.family == "gpt-neox":
-        ffn = half * 4 * f + stream * 4 * h
-        attention = a * s * (8 + 2 * half) + stream * 5 * h
-        mask = s * stream if setup.attention == "eager" else 0
-    else:
-        ffn = half * 2 * f + stream * 4 * h
-        attention = a * s * 2 * half + stream * 5 * h
-        mask = 0
-    if setup.attention != "eager":
-        attention = stream * 6 * h
-    return b * s * (max(ffn, attention) + mask) + _logits(shape, setup, b)
+    time, for the evaluation batch (the family says how many bytes a token takes there)."""
+    b, s = setup.evaluation_batch, setup.sequence
+    return b * s * shape.family.evaluation_per_token(shape, setup) + _logits(shape, setup, b)
 
 
 def _sharded(

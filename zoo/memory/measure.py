@@ -48,7 +48,7 @@ def build_model(shape: ModelShape, *, attention: str, dtype: str, seed: int = 0)
     config._attn_implementation = attention
     torch.manual_seed(seed)
     model = AutoModelForSequenceClassification.from_config(config, attn_implementation=attention)
-    if config.model_type == "gpt_neox":
+    if model.config.pad_token_id is None:  # decoders have none; batches of rows need one
         model.config.pad_token_id = 0
     model.to(getattr(torch, {"fp32": "float32", "bf16": "bfloat16"}[dtype]))
     model.train()
