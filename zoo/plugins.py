@@ -15,6 +15,7 @@ import importlib
 import importlib.metadata
 import os
 from collections.abc import Mapping
+from typing import Any
 
 import attrs
 import pluggy
@@ -123,3 +124,37 @@ def get_plugin_manager(
             hint="hooks are listed in zoo/hookspecs.py; check the spelling",
         ) from exc
     return pm
+
+
+def is_builtin(plugin_name: str) -> bool:
+    return plugin_name.startswith(("zoo_plugins.", "zoo."))
+
+
+def registrations(
+    pm: pluggy.PluginManager, hook: str, failures: list[tuple[str, str]] | None
+) -> list[tuple[str, Any, bool]]:
+    """Call every plugin's ``hook(register)`` and return what each registered, as (plugin,
+    thing, replace) in order: the built-ins first, so that a third-party plugin can replace
+    one of them on purpose (``register(thing, replace=True)``).
+
+    A plugin's registrations count once it has finished: one that raises half-way leaves none
+    behind and is listed in `failures` (one broken plugin must not hide the others' things),
+    or raises when there is no list.
+    """
+    found: list[tuple[str, Any, bool]] = []
+    impls = getattr(pm.hook, hook).get_hookimpls()
+    for impl in sorted(impls, key=lambda impl: not is_builtin(impl.plugin_name)):
+        pending: list[tuple[Any, bool]] = []
+
+        def register(thing: Any, *, replace: bool = False, _pending=pending) -> None:
+            _pending.append((thing, replace))
+
+        try:
+            impl.function(register=register)
+        except Exception as exc:
+            if failures is None:
+                raise
+            failures.append((impl.plugin_name, f"{type(exc).__name__}: {exc}"))
+            continue
+        found.extend((impl.plugin_name, thing, replace) for thing, replace in pending)
+    return found

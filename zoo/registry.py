@@ -11,6 +11,7 @@ import pluggy
 from zoo.errors import PluginError, UnknownMetricError, UnknownModelError
 from zoo.memory.families.base import Families, builtin_families, collect_families
 from zoo.metrics import Metric, unknown_metric_hint
+from zoo.plugins import registrations
 from zoo.spec import ModelSpec
 
 
@@ -69,32 +70,14 @@ class Registry:
         raise UnknownModelError(f"unknown model {name!r}", hint=f"{hint}see 'zoo models'")
 
 
-def _builtin_first(impl: pluggy.HookImpl) -> bool:
-    # Built-ins register first so that a third-party plugin can replace one of them on purpose.
-    return not impl.plugin_name.startswith(("zoo_plugins.", "zoo."))
-
-
 def collect_models(pm: pluggy.PluginManager) -> Registry:
     """Call every plugin's `register_model_families` and `register_models` and collect what
     they register. A spec whose architecture only a plugin's family knows gets its parameter
     count from that family."""
     registry = Registry()
     registry.families = collect_families(pm, registry.failures)
-    for impl in sorted(pm.hook.register_models.get_hookimpls(), key=_builtin_first):
-        # A plugin's models are added once it has finished: one that raises half-way through
-        # leaves none behind.
-        pending: list[tuple[ModelSpec, bool]] = []
-
-        def register(spec: ModelSpec, *, replace: bool = False, _pending=pending) -> None:
-            _pending.append((spec, replace))
-
-        try:
-            impl.function(register=register)
-        except Exception as exc:  # one broken plugin must not hide the others' models
-            registry.failures.append((impl.plugin_name, f"{type(exc).__name__}: {exc}"))
-            continue
-        for spec, replace in pending:
-            registry.add(_counted(spec, registry.families), impl.plugin_name, replace=replace)
+    for plugin, spec, replace in registrations(pm, "register_models", registry.failures):
+        registry.add(_counted(spec, registry.families), plugin, replace=replace)
     return registry
 
 
@@ -148,19 +131,8 @@ class MetricRegistry:
 def collect_metrics(pm: pluggy.PluginManager) -> MetricRegistry:
     """Call every plugin's `register_metrics` and collect what they register."""
     registry = MetricRegistry()
-    for impl in sorted(pm.hook.register_metrics.get_hookimpls(), key=_builtin_first):
-        pending: list[tuple[Metric, bool]] = []
-
-        def register(metric: Metric, *, replace: bool = False, _pending=pending) -> None:
-            _pending.append((metric, replace))
-
-        try:
-            impl.function(register=register)
-        except Exception as exc:  # one broken plugin must not hide the others' metrics
-            registry.failures.append((impl.plugin_name, f"{type(exc).__name__}: {exc}"))
-            continue
-        for metric, replace in pending:
-            registry.add(metric, impl.plugin_name, replace=replace)
+    for plugin, metric, replace in registrations(pm, "register_metrics", registry.failures):
+        registry.add(metric, plugin, replace=replace)
     return registry
 
 

@@ -19,6 +19,7 @@ import attrs
 
 from zoo.errors import PluginError, UnknownArchitecture
 from zoo.memory.shapes import ModelShape, Tensor
+from zoo.plugins import registrations
 
 if TYPE_CHECKING:
     from zoo.memory.activations import Activations
@@ -196,22 +197,8 @@ def collect_families(pm: Any, failures: list[tuple[str, str]] | None = None) -> 
     """Call every plugin's `register_model_families` (built-ins first, so that a third-party
     plugin can replace one on purpose) and collect what they register."""
     families = Families()
-    impls = getattr(pm.hook, HOOK).get_hookimpls()
-    for impl in sorted(impls, key=lambda i: not i.plugin_name.startswith("zoo.")):
-        pending: list[tuple[ModelFamily, bool]] = []
-
-        def register(family: ModelFamily, *, replace: bool = False, _pending=pending) -> None:
-            _pending.append((family, replace))
-
-        try:
-            impl.function(register=register)
-        except Exception as exc:  # one broken plugin must not hide the others' families
-            if failures is None:
-                raise
-            failures.append((impl.plugin_name, f"{type(exc).__name__}: {exc}"))
-            continue
-        for family, replace in pending:
-            families.add(family, impl.plugin_name, replace=replace)
+    for plugin, family, replace in registrations(pm, HOOK, failures):
+        families.add(family, plugin, replace=replace)
     return families
 
 
