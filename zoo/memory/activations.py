@@ -12,6 +12,8 @@ adapter saves anything, and a frozen Linear layer never saves its input.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+
 import attrs
 
 from zoo.memory.setup import TrainingSetup
@@ -67,3 +69,34 @@ def precision_bytes(setup: TrainingSetup) -> tuple[int, int]:
     half = 4 if setup.precision == "fp32" else 2
     stream = 2 if setup.precision == "bf16-pure" else 4
     return half, stream
+
+
+def linear_inputs(
+    linears: Iterable[tuple[str, bool, str]],
+    block: str,
+    setup: TrainingSetup,
+    *,
+    tokens: int,
+    hidden: int,
+    ffn: int,
+    saved_elsewhere: Callable[[str, str], bool] = lambda module, block: False,
+) -> int:
+    """What a block's Linear layers save of their inputs, in bytes.
+
+    `linears` lists (module, wide, block); a wide layer reads the FFN's width. A trained Linear
+    saves its input, unless another op saves that tensor already (`saved_elsewhere(module,
+    block)`). Under LoRA a frozen Linear saves nothing and an adapted one its adapter's input
+    after dropout, cast to the adapter's fp32 weights, with the dropout mask.
+    """
+    half, _stream = precision_bytes(setup)
+    total = 0
+    for module, wide, where in linears:
+        if where != block or not setup.trains(module):
+            continue
+        width = ffn if wide else hidden
+        if setup.adapters:
+            per_row = 4 + 1 if setup.lora_dropout else (4 if half != 4 else 0)
+            total += tokens * width * per_row + 4 * tokens * setup.lora_rank
+        elif not saved_elsewhere(module, where):
+            total += half * tokens * width
+    return total

@@ -46,6 +46,10 @@ class TrainingSetup:
     def adapters(self) -> bool:
         return self.method in {"lora", "qlora"}
 
+    def trains(self, module: str) -> bool:
+        """Whether a Linear layer of this name gets gradients (all do, unless LoRA adapts some)."""
+        return not self.adapters or module in self.lora_targets
+
     @property
     def mixed(self) -> bool:
         return self.precision in {"fp16", "bf16"}

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 import attrs
 
-from zoo.memory.activations import Activations, Block, precision_bytes
+from zoo.memory.activations import Activations, Block, linear_inputs, precision_bytes
 from zoo.memory.families.base import ModelFamily
 from zoo.memory.setup import TrainingSetup
 from zoo.memory.shapes import ModelShape, Tensor, linear, norm
@@ -81,9 +81,6 @@ def encoder_activations(
     norm_bytes = stream * tokens * h + 8 * tokens  # a LayerNorm's input, its fp32 mean and rstd
     hidden_mask = tokens * h if setup.hidden_dropout else 0  # 1-byte masks
 
-    def trains(module: str) -> bool:
-        return not lora or module in setup.lora_targets
-
     def shared(module: str, block: str) -> bool:
         """The Linear layer's input is saved already, by another op that reads it."""
         if module in {"key", "value"}:  # the same tensor as the query's input, unless cast
@@ -91,19 +88,10 @@ def encoder_activations(
         # The attention output projection reads the fused kernel's output, which it saves.
         return module == "dense" and block == "attention" and setup.attention == "sdpa"
 
-    def linear_inputs(block: str) -> int:
-        """What the block's Linear layers save of their inputs."""
-        total = 0
-        for module, wide, where in LINEARS:
-            if where != block or not trains(module):
-                continue
-            width = f if wide else h
-            if lora:  # the adapter's input after dropout, cast to its fp32 weights, and mask
-                per_row = 4 + 1 if setup.lora_dropout else (4 if half != 4 else 0)
-                total += tokens * width * per_row + 4 * tokens * setup.lora_rank
-            elif not shared(module, where):
-                total += half * tokens * width
-        return total
+    def saved_inputs(block: str) -> int:
+        return linear_inputs(
+            LINEARS, block, setup, tokens=tokens, hidden=h, ffn=f, saved_elsewhere=shared
+        )
 
     # --- attention: query, key and value, the attention kernel, the output projection
     qkv = 3 * half * tokens * h
@@ -121,7 +109,7 @@ def encoder_activations(
         attention_forward = 0
     residual = 2 * stream * tokens * h  # a block's output and the residual sum
     attention = Block(
-        saved=norm_bytes + linear_inputs("attention") + qkv + kernel + hidden_mask,
+        saved=norm_bytes + saved_inputs("attention") + qkv + kernel + hidden_mask,
         working=attention_working,
         forward=attention_forward + residual,
     )
@@ -129,7 +117,7 @@ def encoder_activations(
     # lives until FC2 ran.
     gelu_output = half * tokens * f if lora else 0
     ffn = Block(
-        saved=norm_bytes + linear_inputs("ffn") + half * tokens * f + hidden_mask,
+        saved=norm_bytes + saved_inputs("ffn") + half * tokens * f + hidden_mask,
         working=half * tokens * (h + f),
         forward=gelu_output + residual,
     )
@@ -149,7 +137,9 @@ def encoder_activations(
                 * tokens
                 * h
                 * sum(
-                    1 for side, other in (("query", "key"), ("key", "query")) if not trains(other)
+                    1
+                    for side, other in (("query", "key"), ("key", "query"))
+                    if not setup.trains(other)
                 )
             )
         first = (attrs.evolve(attention, saved=attention.saved - unsaved), ffn)

@@ -17,7 +17,7 @@ from typing import Any
 
 import attrs
 
-from zoo.memory.activations import Activations, Block, precision_bytes
+from zoo.memory.activations import Activations, Block, linear_inputs, precision_bytes
 from zoo.memory.families.base import ModelFamily
 from zoo.memory.setup import TrainingSetup
 from zoo.memory.shapes import ModelShape, Tensor, linear, norm
@@ -90,21 +90,8 @@ class GptNeoxFamily(ModelFamily):
         half, stream = precision_bytes(setup)
         norm_bytes = stream * tokens * h + 8 * tokens
 
-        def trains(module: str) -> bool:
-            return not lora or module in setup.lora_targets
-
-        def linear_inputs(block: str) -> int:
-            total = 0
-            for module, wide, where in LINEARS:
-                if where != block or not trains(module):
-                    continue
-                width = f if wide else h
-                if lora:  # the adapter's input after dropout, cast to fp32, and its mask
-                    per_row = 4 + 1 if setup.lora_dropout else (4 if half != 4 else 0)
-                    total += tokens * width * per_row + 4 * tokens * setup.lora_rank
-                else:
-                    total += half * tokens * width
-            return total
+        def saved_inputs(block: str) -> int:
+            return linear_inputs(LINEARS, block, setup, tokens=tokens, hidden=h, ffn=f)
 
         qkv = 3 * half * tokens * h
         if setup.attention == "eager":
@@ -118,14 +105,14 @@ class GptNeoxFamily(ModelFamily):
             attention_forward = 0
         residual = 2 * stream * tokens * h
         attention = Block(
-            saved=norm_bytes + linear_inputs("attention") + qkv + kernel,
+            saved=norm_bytes + saved_inputs("attention") + qkv + kernel,
             working=attention_working,
             forward=attention_forward + residual,
         )
         # The second LayerNorm reads the same input as the first: only its statistics.
         gelu_output = half * tokens * f if lora else 0
         ffn = Block(
-            saved=8 * tokens + linear_inputs("ffn") + half * tokens * f,
+            saved=8 * tokens + saved_inputs("ffn") + half * tokens * f,
             working=half * tokens * (h + f),
             forward=gelu_output + residual,
         )
@@ -140,7 +127,7 @@ class GptNeoxFamily(ModelFamily):
                 if module in setup.lora_targets and setup.lora_dropout
             )
             first_ffn = ffn
-            if not any(trains(m) for m, _, where in LINEARS if where == "ffn"):
+            if not any(setup.trains(m) for m, _, where in LINEARS if where == "ffn"):
                 first_ffn = Block(0, 0)
             first = (attrs.evolve(attention, saved=attention.saved - unsaved), first_ffn)
         return Activations(

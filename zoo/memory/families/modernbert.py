@@ -30,7 +30,7 @@ from typing import Any
 
 import attrs
 
-from zoo.memory.activations import Activations, Block, precision_bytes
+from zoo.memory.activations import Activations, Block, linear_inputs, precision_bytes
 from zoo.memory.families.base import ModelFamily
 from zoo.memory.setup import TrainingSetup
 from zoo.memory.shapes import ModelShape, Tensor, linear, norm
@@ -134,22 +134,19 @@ class ModernBertFamily(ModelFamily):
         half, stream = precision_bytes(setup)
         norm_bytes = stream * tokens * h + 8 * tokens
 
-        def trains(module: str) -> bool:
-            return not lora or module in setup.lora_targets
-
-        def linear_inputs(block: str) -> int:
-            total = 0
-            for module, wide, where in LINEARS:
-                if where != block or not trains(module):
-                    continue
-                width = f if wide else h
-                if lora:  # the adapter's input after dropout, cast to fp32, and its mask
-                    per_row = 4 + 1 if setup.lora_dropout else (4 if half != 4 else 0)
-                    total += tokens * width * per_row + 4 * tokens * setup.lora_rank
-                elif not (sdpa and module == "Wo" and where == "attention"):
-                    # (Wo reads SDPA's output, which SDPA saves: it is laid out as Wo reads it.)
-                    total += half * tokens * width
-            return total
+        def saved_inputs(block: str) -> int:
+            # Wo reads SDPA's output, which SDPA saves: it is laid out as Wo reads it.
+            return linear_inputs(
+                LINEARS,
+                block,
+                setup,
+                tokens=tokens,
+                hidden=h,
+                ffn=f,
+                saved_elsewhere=lambda module, where: (
+                    sdpa and module == "Wo" and where == "attention"
+                ),
+            )
 
         # The rotated query and key; SDPA keeps the value as a view of Wqkv's whole output,
         # eager attention's matmul a contiguous copy of it.
@@ -169,7 +166,7 @@ class ModernBertFamily(ModelFamily):
         attention_mask = tokens * h if setup.attention_dropout else 0  # out_drop's mask
         residual = 2 * stream * tokens * h
         attention = Block(
-            saved=norm_bytes + linear_inputs("attention") + qkv + kernel + attention_mask,
+            saved=norm_bytes + saved_inputs("attention") + qkv + kernel + attention_mask,
             working=attention_working,
             forward=attention_forward + residual,
         )
@@ -178,7 +175,7 @@ class ModernBertFamily(ModelFamily):
         # product saves; Wo's input, the product, is a Linear input like any other.
         gated = half * tokens * 3 * f
         ffn = Block(
-            saved=norm_bytes + linear_inputs("ffn") + gated + mlp_mask,
+            saved=norm_bytes + saved_inputs("ffn") + gated + mlp_mask,
             working=half * tokens * (h + 2 * f),
             forward=residual,
         )
