@@ -387,7 +387,7 @@ def test_the_refusal_names_the_models_the_sizes_and_the_way_out(load, registry):
 
 
 def _settings(recipe, registry, entry=None):
-    from zoo.runner import settings_for
+    from zoo.recipe import settings_for
 
     entry = entry or recipe.models[0]
     return settings_for(recipe, entry, registry.get(entry.model))

@@ -518,8 +518,7 @@ def test_an_interrupted_baseline_is_told_to_start_again_not_to_resume(
 def test_the_run_directory_recipe_keeps_every_model_entry_setting(tmp_path, capsys):
     """allow_pickle, trust_remote_code, name, checkpoint (made absolute): rerunning
     RUN_DIR/recipe.toml must not refuse what the original recipe allowed."""
-    from zoo.recipe import TRAINING_KEYS, ModelEntry, load_recipe
-    from zoo.runner import settings_for
+    from zoo.recipe import TRAINING_KEYS, ModelEntry, load_recipe, settings_for
 
     recipe_text = RECIPE.replace(
         'model = "tfidf"\n',
@@ -677,8 +676,8 @@ def test_every_model_entry_key_survives_the_run_directory_recipe(tmp_path):
     assert [k for k in keys if getattr(entry, k) == defaults[k]] == []  # every key is set here
 
     from zoo.plugins import get_plugin_manager
+    from zoo.recipe import settings_for
     from zoo.registry import collect_models
-    from zoo.runner import settings_for
 
     settings = settings_for(recipe, entry, collect_models(get_plugin_manager()).get("minilm"))
     run_dir = tmp_path / "runs" / "rd" / "mini-seed42-20261201-101010"

@@ -70,7 +70,7 @@ def _origin(recipe: Recipe, index: int, entry: ModelEntry, key: str) -> str:
 def entry_problems(
     recipe: Recipe, index: int, entry: ModelEntry, registry: Registry, labels: tuple[str, ...]
 ) -> list[Problem]:
-    from zoo.runner import settings_for
+    from zoo.recipe import settings_for
 
     spec = registry.get(entry.model)
     settings = settings_for(recipe, entry, spec)

@@ -22,6 +22,7 @@ from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, Iterabl
 
 from zoo.errors import Problem, RecipeError
 from zoo.metrics import BUILTIN_METRICS, DEFAULT_METRIC, unknown_metric_hint
+from zoo.spec import Attention, Method, ModelSpec, Precision
 
 # Scalar types that carry their own constraint; the converter checks them.
 PositiveInt = NewType("PositiveInt", int)
@@ -35,11 +36,8 @@ RunName = NewType("RunName", str)
 Seeds = NewType("Seeds", tuple[int, ...])
 
 Scheduler = Literal["linear", "cosine", "constant", "constant_with_warmup"]
-Precision = Literal["auto", "fp32", "fp16", "bf16"]
 Encoding = Literal["auto", "utf-8", "utf-8-sig", "cp949", "euc-kr"]
-Method = Literal["full", "lora", "qlora", "zero-shot"]
 Optimizer = Literal["adamw", "adamw-8bit", "adafactor", "sgd"]
-Attention = Literal["sdpa", "eager"]
 # "balanced" or a tuple of floats, one per label (checked by `_class_weights`).
 ClassWeights = NewType("ClassWeights", object)
 
@@ -248,6 +246,11 @@ def resolve_training(
         else:
             values[key] = getattr(DEFAULT_TRAINING, key)
     return TrainingConfig(**values)
+
+
+def settings_for(recipe: Recipe, entry: ModelEntry, spec: ModelSpec) -> TrainingConfig:
+    """The settings a model entry trains with, its model's plugin defaults included."""
+    return resolve_training(recipe, entry, spec.training_defaults)
 
 
 # --- strict structuring -------------------------------------------------------------------------

@@ -32,7 +32,8 @@ from zoo.errors import UsageError
 from zoo.files import write_json, write_text
 from zoo.metrics import BUILTIN_METRICS
 from zoo.recipe import TRAINING_KEYS, ModelEntry, Recipe, TrainingConfig, recipe_to_dict
-from zoo.store import METHODS, STORE_NAME, RunRecord
+from zoo.spec import METHODS
+from zoo.store import STORE_NAME, RunRecord
 
 # The files of a run directory.
 RECIPE = "recipe.toml"

@@ -30,7 +30,7 @@ from zoo.recipe import (
     TrainingConfig,
     data_paths,
     recipe_to_dict,
-    resolve_training,
+    settings_for,
 )
 from zoo.registry import Registry
 from zoo.rundir import (
@@ -201,16 +201,6 @@ def halve_batch(settings: TrainingConfig) -> TrainingConfig:
         batch_size=settings.batch_size // 2,
         gradient_accumulation_steps=settings.gradient_accumulation_steps * 2,
     )
-
-
-def settings_for(recipe: Recipe, entry: ModelEntry, spec: ModelSpec) -> TrainingConfig:
-    """The settings a model entry trains with, the model's plugin defaults included."""
-    model_defaults = {
-        "max_length": spec.tokenizer.max_length,
-        "precision": spec.resources.default_precision,
-        **spec.defaults,
-    }
-    return resolve_training(recipe, entry, model_defaults)
 
 
 def run_model(

@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import attrs
 
@@ -22,8 +22,13 @@ from zoo.resources import parameters_from_config
 # a model that is not a transformer (e.g. TF-IDF). The estimator itself picks the family from
 # the architecture's `model_type`; this is the name `zoo models` shows.
 Family = str
-Method = Literal["full", "lora", "qlora", "zero-shot"]
+# How a model entry uses its model: the methods that train weights, and zero-shot, which only
+# evaluates. A plugin says which of them its model supports (`ModelSpec.methods`).
+TrainingMethod = Literal["full", "lora", "qlora"]
+Method = Literal[TrainingMethod, "zero-shot"]
+METHODS: tuple[str, ...] = get_args(Method)
 Precision = Literal["auto", "fp32", "fp16", "bf16"]
+Attention = Literal["sdpa", "eager"]
 
 
 def _frozen_mapping(value: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -163,3 +168,13 @@ class ModelSpec:
     engine: CustomEngine | None = None
     # The model needs Python code from its repository; a recipe must also allow it.
     trust_remote_code: bool = False
+
+    @property
+    def training_defaults(self) -> dict[str, Any]:
+        """The [training] keys this model's plugin sets: its tokenizer's max_length and its
+        default precision, then its `defaults`, which win."""
+        return {
+            "max_length": self.tokenizer.max_length,
+            "precision": self.resources.default_precision,
+            **self.defaults,
+        }

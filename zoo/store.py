@@ -27,14 +27,13 @@ from typing import Any, Literal, TypeVar
 import attrs
 
 from zoo.errors import UsageError
+from zoo.spec import METHODS, Method
 
 STORE_NAME = "zoo-results.sqlite"
 SCHEMA_VERSION = 1
 
 Status = Literal["ok", "failed", "refused", "interrupted"]
-Method = Literal["full", "lora", "qlora", "zero-shot", "baseline"]
 STATUSES: tuple[str, ...] = Status.__args__  # type: ignore[attr-defined]
-METHODS: tuple[str, ...] = Method.__args__  # type: ignore[attr-defined]
 
 # How long a writer waits for another process's transaction before SQLite gives up, and how
 # often it then tries again (pausing RETRY_SECONDS, then twice that, ...).

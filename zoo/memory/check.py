@@ -134,7 +134,7 @@ def check_entry(
     The model family that claims the architecture's `model_type` (`registry.families`) reads
     it; one that no family claims raises `UnknownArchitecture`, unless `rough` accepts a rough
     BERT-like estimate."""
-    from zoo.runner import settings_for
+    from zoo.recipe import settings_for
 
     spec = registry.get(entry.model)
     method = entry.training_method

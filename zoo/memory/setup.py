@@ -6,17 +6,17 @@ from typing import Literal
 
 import attrs
 
-Method = Literal["full", "lora", "qlora"]
+from zoo.spec import Attention, TrainingMethod
+
 # fp16/bf16: mixed precision (fp32 weights, 16-bit compute); bf16-pure: everything in bf16.
 Precision = Literal["fp32", "fp16", "bf16", "bf16-pure"]
 Optimizer = Literal["adamw", "adamw-foreach", "adamw-8bit", "adafactor", "sgd"]
-Attention = Literal["sdpa", "eager"]
 Strategy = Literal["none", "ddp", "zero2", "zero3", "fsdp"]
 
 
 @attrs.frozen(kw_only=True)
 class TrainingSetup:
-    method: Method = "full"
+    method: TrainingMethod = "full"
     precision: Precision = "fp32"
     optimizer: Optimizer = "adamw"  # adamw: fused AdamW, the HF Trainer's default
     attention: Attention = "sdpa"
