@@ -6,6 +6,7 @@ once training starts.
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 import sys
@@ -13,7 +14,7 @@ import time
 import traceback
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import tomli_w
@@ -58,6 +59,7 @@ from zoo.spec import ModelSpec
 from zoo.store import (
     ResultsStore,
     RunRecord,
+    Status,
     StoreError,
     file_digest,
     fingerprint_digests,
@@ -65,9 +67,8 @@ from zoo.store import (
 )
 
 if TYPE_CHECKING:
+    from zoo.engine.jobs import TrainJob
     from zoo.memory.probe import DeviceMemory
-
-Status = Literal["ok", "failed", "refused", "interrupted"]
 
 
 @attrs.frozen(kw_only=True)
@@ -266,22 +267,85 @@ def _train(
     events: RunEvents,
 ) -> ModelRun:
     """Check, train, and write the run directory of one model (`run_model` without events)."""
-    from zoo.engine.device import check_method, check_training, detect
-    from zoo.engine.jobs import TrainJob
-    from zoo.engine.loading import locate
-    from zoo.engine.train import train_model
+    device = _refuse_what_cannot_run(recipe, entry, spec, settings, options)
+    job = _job(recipe, entry, spec, settings, splits, options, device, events)
+    start = _start(recipe, entry, spec, settings, splits, identity or recipe_identity(recipe))
+    run_dir = _RunDir(
+        parent=recipe.path(recipe.run.output_dir) / recipe.run.name,
+        stem=f"{entry.label}-seed{recipe.run.seed}",
+        recipe=recipe,
+        entry=entry,
+        start=start,
+        alone=spec.engine is not None,
+        made=options.resume,
+    )
+    if options.resume and is_main():
+        write_record(options.resume, start)
+    clock = time.perf_counter()
+    job, result, retries = _train_halving_on_oom(job, run_dir, progress, options)
+    record = run_record(
+        start,
+        "ok",
+        plugin=registry.models[spec.name].plugin,
+        source=job.location if entry.checkpoint else spec.source.describe(),
+        **_outcome(result, job, splits, recipe, entry, options, retries, clock),
+    )
+    assert run_dir.made is not None  # the engine made it before it returned
+    if is_main():
+        write_outputs(run_dir.made, recipe, entry, job.settings, splits, result, record)
+    return ModelRun(
+        model=entry.label,
+        status="ok",
+        run_dir=run_dir.made,
+        metrics={"test": _summary(result.test), "validation": _summary(result.validation)},
+        train_seconds=result.train_seconds,
+        peak_memory_bytes=result.peak_memory_bytes,
+        parameters=result.parameters,
+        seed=recipe.run.seed,
+        method=entry.training_method,
+        reports={"test": result.test, "validation": result.validation},
+        settings=attrs.asdict(job.settings),
+    )
 
-    # Refuse what this machine cannot run, or what may run foreign code, before looking for
-    # (or downloading) any weights.
+
+def _refuse_what_cannot_run(
+    recipe: Recipe,
+    entry: ModelEntry,
+    spec: ModelSpec,
+    settings: TrainingConfig,
+    options: RunOptions,
+) -> Any:
+    """The device to train on, once what it cannot run, or what may run foreign code, has been
+    refused: before looking for (or downloading) any weights."""
+    from zoo.engine.device import check_method, check_training, detect
+
     device = detect(options.device)
     check_method(entry.training_method, device)
     if spec.engine is None:  # a custom engine (the TF-IDF baseline) has no optimizer
         check_training(entry.training_method, settings, device)
     check_remote_code(spec, entry)
     check_strategy(recipe.distributed.strategy)
+    return device
+
+
+def _job(
+    recipe: Recipe,
+    entry: ModelEntry,
+    spec: ModelSpec,
+    settings: TrainingConfig,
+    splits: Splits,
+    options: RunOptions,
+    device: Any,
+    events: RunEvents,
+) -> TrainJob:
+    """What the engine is asked to do, with the weights located (the entry's checkpoint
+    directory, or the spec's source)."""
+    from zoo.engine.jobs import TrainJob
+    from zoo.engine.loading import locate
+
     checkpoint = recipe.path(entry.checkpoint) if entry.checkpoint else None
     location, revision = locate(spec, checkpoint)
-    job = TrainJob(
+    return TrainJob(
         method=entry.training_method,
         lora=entry.lora,
         spec=spec,
@@ -298,38 +362,63 @@ def _train(
         events=events,
         metrics=options.metrics,
     )
-    alone = spec.engine is not None
-    parent = recipe.path(recipe.run.output_dir) / recipe.run.name
-    start = _start(recipe, entry, spec, settings, splits, identity or recipe_identity(recipe))
-    clock = time.perf_counter()
-    made: list[Path] = [options.resume] if options.resume else []
-    if options.resume and is_main():
-        write_record(options.resume, start)
 
-    def new_dir() -> Path:
-        run_dir = new_run_dir(parent, f"{entry.label}-seed{recipe.run.seed}")
+
+@attrs.define(kw_only=True)
+class _RunDir:
+    """The directory of one run, made when the engine first asks for it (once the model has
+    loaded, so that a model that cannot be found leaves nothing behind): one for all processes
+    of the run, and for every retry. A resumed run has it already."""
+
+    parent: Path
+    stem: str
+    recipe: Recipe
+    entry: ModelEntry
+    start: dict[str, Any]
+    alone: bool  # trained by the main process alone (a custom engine)
+    made: Path | None = None
+
+    def maker(self, settings: TrainingConfig) -> Callable[[], Path]:
+        """The `make_run_dir` an engine calls; the recipe it writes has these settings."""
+
+        def make_run_dir() -> Path:
+            if self.made is None:
+                new = functools.partial(self._new, settings)
+                self.made = new() if self.alone else on_main(new)
+            return self.made
+
+        return make_run_dir
+
+    def _new(self, settings: TrainingConfig) -> Path:
+        run_dir = new_run_dir(self.parent, self.stem)
         # Written first, so that an interrupted run can be resumed from its directory, and a
         # run the store missed can be recorded from it.
-        write_text(run_dir / RECIPE, effective_recipe(recipe, entry, job.settings))
-        write_record(run_dir, start)
+        write_text(run_dir / RECIPE, effective_recipe(self.recipe, self.entry, settings))
+        write_record(run_dir, self.start)
         return run_dir
 
-    def make_run_dir() -> Path:
-        if not made:  # one directory for all processes of a run
-            made.append(new_dir() if alone else on_main(new_dir))
-        return made[0]
 
-    train = spec.engine.train if spec.engine else train_model
+def _train_halving_on_oom(
+    job: TrainJob, run_dir: _RunDir, progress: Any, options: RunOptions
+) -> tuple[TrainJob, Any, list[dict[str, Any]]]:
+    """Train; on running out of memory, again with half the batch per device (the effective
+    batch stays the same), up to `options.oom_retries` times. Returns the job that succeeded,
+    its result and the retries it took. An interruption or failure is said in the run
+    directory the attempt left, if any."""
+    from zoo.engine.train import train_model
+
+    train = job.spec.engine.train if job.spec.engine else train_model
     retries: list[dict[str, Any]] = []
     while True:
         try:
-            run_dir, result = train(job, make_run_dir, progress)
-            break
+            made, result = train(job, run_dir.maker(job.settings), progress)
+            run_dir.made = made
+            return job, result, retries
         except KeyboardInterrupt as exc:
-            if made and is_main():
-                record = interrupted_record(made[0], start)
-                write_record(made[0], record)
-                raise Interrupted(made[0], record) from exc
+            if run_dir.made and is_main():
+                record = interrupted_record(run_dir.made, run_dir.start)
+                write_record(run_dir.made, record)
+                raise Interrupted(run_dir.made, record) from exc
             raise
         except Exception as exc:
             can_halve = job.settings.batch_size > 1 and len(retries) < options.oom_retries
@@ -337,35 +426,12 @@ def _train(
                 job = attrs.evolve(job, settings=halve_batch(job.settings), resume_from=None)
                 retries.append({"error": str(exc)[:300], "then": _batch(job.settings)})
                 progress.message(f"out of memory; retrying with {_batch(job.settings)}")
-                if made:
-                    shutil.rmtree(made[0] / "checkpoints", ignore_errors=True)
+                if run_dir.made:
+                    shutil.rmtree(run_dir.made / "checkpoints", ignore_errors=True)
                 continue
-            if made:  # the failure is recorded in the run directory it left behind
-                raise FailedInRunDir(made[0], start) from exc
+            if run_dir.made:  # the failure is recorded in the run directory it left behind
+                raise FailedInRunDir(run_dir.made, run_dir.start) from exc
             raise
-    settings = job.settings
-    record = run_record(
-        start,
-        "ok",
-        plugin=registry.models[spec.name].plugin,
-        source=location if checkpoint else spec.source.describe(),
-        **_outcome(result, job, splits, recipe, entry, options, retries, clock),
-    )
-    if is_main():
-        write_outputs(run_dir, recipe, entry, settings, splits, result, record)
-    return ModelRun(
-        model=entry.label,
-        status="ok",
-        run_dir=run_dir,
-        metrics={"test": _summary(result.test), "validation": _summary(result.validation)},
-        train_seconds=result.train_seconds,
-        peak_memory_bytes=result.peak_memory_bytes,
-        parameters=result.parameters,
-        seed=recipe.run.seed,
-        method=entry.training_method,
-        reports={"test": result.test, "validation": result.validation},
-        settings=attrs.asdict(settings),
-    )
 
 
 def _start(
