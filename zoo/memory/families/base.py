@@ -47,8 +47,18 @@ class ModelFamily(abc.ABC):
 
     def config(self, shape: ModelShape) -> dict[str, Any]:
         """Keyword arguments for `transformers.AutoConfig.for_model` that build a model of this
-        shape (the accuracy tests measure such models)."""
-        raise NotImplementedError(f"family {self.name!r} cannot build a model from a shape")
+        shape (the accuracy tests measure such models): the numbers every config has, as
+        `common_numbers` reads them, for the family's first model type. A family adds the
+        keys only it reads."""
+        return {
+            "model_type": self.model_types[0],
+            "vocab_size": shape.vocab,
+            "hidden_size": shape.hidden,
+            "num_hidden_layers": shape.layers,
+            "num_attention_heads": shape.heads,
+            "intermediate_size": shape.ffn,
+            "max_position_embeddings": shape.positions,
+        }
 
     @abc.abstractmethod
     def tensors(self, shape: ModelShape, layers: int) -> list[Tensor]:

@@ -172,20 +172,10 @@ def encoder_activations(
 class BertFamily(ModelFamily):
     name = "bert"
     model_types = ("bert",)
-    model_type = "bert"  # what `config` builds
     head: Head = "pooler"
 
     def config(self, shape: ModelShape) -> dict[str, Any]:
-        return {
-            "model_type": self.model_type,
-            "vocab_size": shape.vocab,
-            "hidden_size": shape.hidden,
-            "num_hidden_layers": shape.layers,
-            "num_attention_heads": shape.heads,
-            "intermediate_size": shape.ffn,
-            "max_position_embeddings": shape.positions,
-            "type_vocab_size": shape.type_vocab,
-        }
+        return {**super().config(shape), "type_vocab_size": shape.type_vocab}
 
     def tensors(self, shape: ModelShape, layers: int) -> list[Tensor]:
         h = shape.hidden

@@ -35,7 +35,6 @@ def _embedding_size(shape: ModelShape) -> int:
 class ElectraFamily(BertFamily):
     name = "electra"
     model_types = ("electra",)
-    model_type = "electra"
     head: Head = "first-token"
 
     def shape(self, config: Mapping[str, Any], labels: int) -> ModelShape:

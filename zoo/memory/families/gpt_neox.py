@@ -36,13 +36,7 @@ class GptNeoxFamily(ModelFamily):
 
     def config(self, shape: ModelShape) -> dict[str, Any]:
         return {
-            "model_type": "gpt_neox",
-            "vocab_size": shape.vocab,
-            "hidden_size": shape.hidden,
-            "num_hidden_layers": shape.layers,
-            "num_attention_heads": shape.heads,
-            "intermediate_size": shape.ffn,
-            "max_position_embeddings": shape.positions,
+            **super().config(shape),
             "rotary_pct": shape.rotary_pct,
             "tie_word_embeddings": False,
         }

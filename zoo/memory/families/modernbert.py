@@ -66,13 +66,7 @@ class ModernBertFamily(ModelFamily):
 
     def config(self, shape: ModelShape) -> dict[str, Any]:
         return {
-            "model_type": "modernbert",
-            "vocab_size": shape.vocab,
-            "hidden_size": shape.hidden,
-            "num_hidden_layers": shape.layers,
-            "num_attention_heads": shape.heads,
-            "intermediate_size": shape.ffn,
-            "max_position_embeddings": shape.positions,
+            **super().config(shape),
             **{k: shape.extra.get(k, v) for k, v in DEFAULTS.items()},
             # Special tokens inside a small test vocabulary.
             "pad_token_id": 0,

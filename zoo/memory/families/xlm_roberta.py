@@ -20,7 +20,6 @@ from zoo.memory.shapes import ModelShape, Tensor
 class XlmRobertaFamily(BertFamily):
     name = "xlm-roberta"
     model_types = ("xlm-roberta", "roberta")
-    model_type = "xlm-roberta"
     head: Head = "first-token"
 
     def tensors(self, shape: ModelShape, layers: int) -> list[Tensor]:
