@@ -196,7 +196,10 @@ RECIPE_CASES = [
     RecipeCase(
         "missing-model-key",
         RUN + DATA + "[[models]]\nlearning_rate = 1e-4\n",
-        ("models[0].model: required key is missing: a registered model name (see 'zoo models')",),
+        (
+            "models[0].model: required key is missing: a registered model name (see 'zoo "
+            "models'), or any hub model by id: 'hub:ORG/NAME'",
+        ),
     ),
     RecipeCase(
         "empty-recipe",

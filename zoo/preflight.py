@@ -72,7 +72,7 @@ def entry_problems(
 ) -> list[Problem]:
     from zoo.recipe import settings_for
 
-    spec = registry.get(entry.model)
+    spec = registry.spec_for(recipe, entry)
     settings = settings_for(recipe, entry, spec)
     problems = []
     weights = settings.class_weights
@@ -110,10 +110,17 @@ def position_limit(recipe: Recipe, entry: ModelEntry, spec: Any) -> tuple[int | 
         where = f"max_position_embeddings in the architecture of {spec.name!r}"
     if not isinstance(config, Mapping):
         return None, ""
+    positions = readable_positions(config)
+    return (None, "") if positions is None else (positions, where)
+
+
+def readable_positions(config: Mapping[str, Any]) -> int | None:
+    """How many tokens a transformers config's position embeddings hold (RoBERTa's offset
+    taken off); None when it has no such table (rotary encodings) or does not say."""
     positions = config.get("max_position_embeddings")
     if not isinstance(positions, int) or any(key in config for key in ROTARY_KEYS):
-        return None, ""
+        return None
     if config.get("model_type") in OFFSET_POSITIONS:
         pad = config.get("pad_token_id")
-        return positions - (pad if isinstance(pad, int) else 1) - 1, where
-    return positions, where
+        return positions - (pad if isinstance(pad, int) else 1) - 1
+    return positions

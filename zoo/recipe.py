@@ -21,6 +21,7 @@ import cattrs
 from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, IterableValidationError
 
 from zoo.errors import Problem, RecipeError
+from zoo.hub_models import hub_label, is_hub, repo_id
 from zoo.metrics import BUILTIN_METRICS, DEFAULT_METRIC, unknown_metric_hint
 from zoo.spec import Attention, Method, ModelSpec, Precision
 
@@ -168,14 +169,18 @@ class LoraSettings:
 # A model entry may override any training setting for that model alone.
 @attrs.frozen(kw_only=True)
 class ModelEntry(TrainingConfig):
-    model: ModelName = doc("a registered model name (see 'zoo models')")
+    model: ModelName = doc(
+        "a registered model name (see 'zoo models'), or any hub model by id: 'hub:ORG/NAME'"
+    )
     method: Method | None = doc(
         "'full' fine-tuning (default), 'lora', 'qlora' (4-bit base, CUDA) or 'zero-shot'",
         default=None,
     )
     lora: LoraSettings | None = doc("LoRA settings for 'lora' and 'qlora'", default=None)
     name: RunName | None = doc(
-        "name for this entry; needed when a model appears twice", default=None
+        "name for this entry; needed when a model appears twice (a 'hub:ORG/NAME' model is "
+        "named NAME, lower-cased, unless given one)",
+        default=None,
     )
     checkpoint: str | None = doc(
         "a local model directory to load instead of the source", default=None
@@ -191,7 +196,7 @@ class ModelEntry(TrainingConfig):
 
     @property
     def label(self) -> str:
-        return self.name or self.model
+        return self.name or (hub_label(self.model) if is_hub(self.model) else self.model)
 
     @property
     def training_method(self) -> str:
@@ -381,6 +386,9 @@ def make_converter(
 
     def model_name(value: Any, type_: Any) -> str:
         value = _strict(str)(value, type_)
+        if is_hub(value):
+            repo_id(value)  # a malformed id raises ValueError: the problem at models[N].model
+            return value
         if model_names is not None and value not in model_names:
             guess = difflib.get_close_matches(value, sorted(model_names), n=1)
             hint = f"did you mean {guess[0]!r}? " if guess else ""
@@ -480,6 +488,8 @@ def _check_model_entries(models: Any) -> list[Problem]:
         if not isinstance(entry, dict):
             continue
         label = entry.get("name", entry.get("model"))
+        if isinstance(label, str) and "name" not in entry and is_hub(label):
+            label = hub_label(label)
         if isinstance(label, str) and label in seen:
             problems.append(
                 Problem(

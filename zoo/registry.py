@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import attrs
 import pluggy
 
+from zoo import hub_models
 from zoo.errors import PluginError, UnknownMetricError, UnknownModelError
+from zoo.hub_models import hub_spec, is_hub
 from zoo.memory.families.base import Families, builtin_families, collect_families
 from zoo.metrics import Metric, unknown_metric_hint
 from zoo.plugins import registrations
 from zoo.spec import ModelSpec
+
+if TYPE_CHECKING:
+    from zoo.recipe import ModelEntry, Recipe
 
 
 @attrs.frozen
@@ -68,6 +74,22 @@ class Registry:
         guess = self.suggest(name)
         hint = f"did you mean {guess!r}? " if guess else ""
         raise UnknownModelError(f"unknown model {name!r}", hint=f"{hint}see 'zoo models'")
+
+    def plugin_of(self, spec: ModelSpec) -> str:
+        """The plugin that registered `spec`; for a ``hub:ORG/NAME`` model, which no plugin
+        registered, the module that built it."""
+        registered = self.models.get(spec.name)
+        if registered is not None and registered.spec == spec:
+            return registered.plugin
+        return hub_models.__name__
+
+    def spec_for(self, recipe: Recipe, entry: ModelEntry) -> ModelSpec:
+        """The spec a recipe's model entry trains: a registered model by name, or a
+        ``hub:ORG/NAME`` model built from its config.json (`zoo.hub_models`)."""
+        if not is_hub(entry.model):
+            return self.get(entry.model)
+        checkpoint = recipe.path(entry.checkpoint) if entry.checkpoint else None
+        return hub_spec(entry.model, checkpoint, self.families, where=recipe.source)
 
 
 def collect_models(pm: pluggy.PluginManager) -> Registry:

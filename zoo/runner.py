@@ -214,7 +214,7 @@ def run_model(
     *,
     identity: RecipeIdentity | None = None,
 ) -> ModelRun:
-    spec = registry.get(entry.model)
+    spec = registry.spec_for(recipe, entry)
     # A custom engine (the TF-IDF baseline) trains in the main process alone: under torchrun
     # the other processes go on to the next model, which they train together again.
     alone = spec.engine is not None
@@ -286,7 +286,7 @@ def _train(
     record = run_record(
         start,
         "ok",
-        plugin=registry.models[spec.name].plugin,
+        plugin=registry.plugin_of(spec),
         source=job.location if entry.checkpoint else spec.source.describe(),
         **_outcome(result, job, splits, recipe, entry, options, retries, clock),
     )
@@ -707,7 +707,7 @@ def check_resume(
             file=sys.stderr,
         )
         return identity
-    settings = settings_for(recipe, entry, registry.get(entry.model))
+    settings = settings_for(recipe, entry, registry.spec_for(recipe, entry))
     current = {
         "recipe": effective_recipe_data(recipe, entry, settings),
         "data_files": identity.data_files,

@@ -136,7 +136,7 @@ def check_entry(
     BERT-like estimate."""
     from zoo.recipe import settings_for
 
-    spec = registry.get(entry.model)
+    spec = registry.spec_for(recipe, entry)
     method = entry.training_method
     architecture_numbers = architecture(recipe, entry, spec)
     if architecture_numbers is None or spec.engine is not None:
@@ -231,7 +231,7 @@ def fit(
     for entry in recipe.models:
         check = check_entry(recipe, entry, registry, device, labels=labels, rough=rough)
         if not check.fits and auto_fit and check.plan is not None:
-            entry = apply_plan(entry, registry.get(entry.model), check.plan)
+            entry = apply_plan(entry, registry.spec_for(recipe, entry), check.plan)
             applied.append((check.model, check.plan.change))
             check = check_entry(recipe, entry, registry, device, labels=labels, rough=rough)
         elif not check.fits and not force:
