@@ -16,6 +16,7 @@ import attrs
 import pluggy
 
 from zoo.engine.distributed import is_main
+from zoo.plugins import registrations
 
 
 @attrs.frozen(kw_only=True)
@@ -90,24 +91,22 @@ class RunListeners:
 
 
 def collect_run_listeners(pm: pluggy.PluginManager) -> RunListeners:
-    """Call every plugin's `register_run_listeners` and collect what they register."""
-    found: list[tuple[str, Listener]] = []
-    for impl in reversed(pm.hook.register_run_listeners.get_hookimpls()):  # pluggy's call order
-
-        def register(listener: Listener, _plugin: str = impl.plugin_name) -> None:
-            if not callable(listener):
-                raise TypeError(f"{listener!r} is not callable")
-            found.append((_plugin, listener))
-
-        try:
-            impl.function(register=register)
-        except Exception as exc:  # one broken plugin must not stop the runs
-            print(
-                f"warning: plugin {impl.plugin_name!r} failed to register its run listeners: "
-                f"{type(exc).__name__}: {exc}; it hears no events",
-                file=sys.stderr,
-            )
-    return RunListeners(tuple(found))
+    """Call every plugin's `register_run_listeners` and collect what they register. A plugin
+    that fails to register (or registers something that cannot be called) hears no events; the
+    runs go on."""
+    failures: list[tuple[str, str]] = []
+    found = registrations(pm, "register_run_listeners", failures, order="pluggy")
+    for plugin, listener, _replace in found:
+        if not callable(listener):
+            failures.append((plugin, f"TypeError: {listener!r} is not callable"))
+    for plugin, why in failures:  # one broken plugin must not stop the runs
+        print(
+            f"warning: plugin {plugin!r} failed to register its run listeners: {why}; it hears "
+            "no events",
+            file=sys.stderr,
+        )
+    broken = {plugin for plugin, _why in failures}
+    return RunListeners(tuple((p, listener) for p, listener, _r in found if p not in broken))
 
 
 def _numbers(metrics: Mapping[str, Any]) -> dict[str, float]:

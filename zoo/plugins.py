@@ -15,7 +15,7 @@ import importlib
 import importlib.metadata
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 import pluggy
@@ -131,11 +131,16 @@ def is_builtin(plugin_name: str) -> bool:
 
 
 def registrations(
-    pm: pluggy.PluginManager, hook: str, failures: list[tuple[str, str]] | None
+    pm: pluggy.PluginManager,
+    hook: str,
+    failures: list[tuple[str, str]] | None,
+    *,
+    order: Literal["builtins first", "pluggy"] = "builtins first",
 ) -> list[tuple[str, Any, bool]]:
     """Call every plugin's ``hook(register)`` and return what each registered, as (plugin,
     thing, replace) in order: the built-ins first, so that a third-party plugin can replace
-    one of them on purpose (``register(thing, replace=True)``).
+    one of them on purpose (``register(thing, replace=True)``); or, for things that are asked
+    in turn (device probes), in pluggy's call order, where a ``trylast`` built-in comes last.
 
     A plugin's registrations count once it has finished: one that raises half-way leaves none
     behind and is listed in `failures` (one broken plugin must not hide the others' things),
@@ -143,7 +148,11 @@ def registrations(
     """
     found: list[tuple[str, Any, bool]] = []
     impls = getattr(pm.hook, hook).get_hookimpls()
-    for impl in sorted(impls, key=lambda impl: not is_builtin(impl.plugin_name)):
+    if order == "builtins first":
+        impls = sorted(impls, key=lambda impl: not is_builtin(impl.plugin_name))
+    else:
+        impls = impls[::-1]  # pluggy calls the plugins registered last first
+    for impl in impls:
         pending: list[tuple[Any, bool]] = []
 
         def register(thing: Any, *, replace: bool = False, _pending=pending) -> None:

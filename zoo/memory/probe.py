@@ -17,6 +17,7 @@ import attrs
 
 from zoo.errors import PluginError, UsageError
 from zoo.hookspecs import hookimpl
+from zoo.plugins import registrations
 
 if TYPE_CHECKING:
     import pluggy
@@ -99,11 +100,10 @@ def probe_device(pm: pluggy.PluginManager) -> DeviceMemory:
 
 
 def _probes(pm: pluggy.PluginManager) -> list[tuple[str, Probe]]:
-    found: list[tuple[str, Probe]] = []
-    # pluggy's call order: the plugins registered last first, trylast ones (the built-in) last.
-    for impl in reversed(pm.hook.register_device_probes.get_hookimpls()):
-        impl.function(register=lambda probe, _name=impl.plugin_name: found.append((_name, probe)))
-    return found
+    # The third-party probes first, the built-in (trylast) last; one that fails to register is
+    # an error naming its plugin.
+    found = registrations(pm, "register_device_probes", None, order="pluggy")
+    return [(plugin, probe) for plugin, probe, _replace in found]
 
 
 def builtin_probe() -> DeviceMemory:
