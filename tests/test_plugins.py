@@ -15,7 +15,7 @@ from rich.console import Console
 import zoo
 import zoo.plugins
 from zoo.errors import PluginError, UnknownModelError
-from zoo.plugins import PluginInfo, get_plugin_manager
+from zoo.plugins import PluginInfo, get_plugin_manager, what_each_registered
 from zoo.registry import collect_models
 from zoo.report import models_table, plugins_table
 
@@ -453,36 +453,46 @@ def test_long_sources_fold_instead_of_being_cut(render):
     assert "classla/xlm-roberta-base-multilingual-text-genre-classifier" in "".join(sources)
 
 
-def test_the_plugins_table_lists_the_builtins_and_their_models(render):
+def test_zoo_plugins_says_what_each_builtin_registers_by_kind():
     pm = get_plugin_manager(entry_points=False)
-    assert render(plugins_table(pm.info, collect_models(pm))) == textwrap.dedent(
-        """\
-        Plugins
-        ┏━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━┳━━━━━━━━┳━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━┓
-        ┃ name                         ┃ from     ┃ status ┃ models                        ┃
-        ┡━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━╇━━━━━━━━╇━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━┩
-        │ zoo_plugins.minilm           │ built-in │ loaded │ minilm                        │
-        │ zoo_plugins.e5_small         │ built-in │ loaded │ e5-small                      │
-        │ zoo_plugins.finbert          │ built-in │ loaded │ finbert                       │
-        │ zoo_plugins.xlmr             │ built-in │ loaded │ xlmr                          │
-        │ zoo_plugins.koalpaca         │ built-in │ loaded │ koalpaca-12.8b, koalpaca-5.8b │
-        │ zoo_plugins.mmbert           │ built-in │ loaded │ mmbert-base                   │
-        │ zoo_plugins.koelectra        │ built-in │ loaded │ koelectra-base                │
-        │ zoo_plugins.klue_roberta     │ built-in │ loaded │ klue-roberta-base             │
-        │ zoo_plugins.tfidf            │ built-in │ loaded │ tfidf                         │
-        │ zoo.memory.probe             │ built-in │ loaded │ -                             │
-        │ zoo.metrics                  │ built-in │ loaded │ -                             │
-        │ zoo.memory.families.builtins │ built-in │ loaded │ -                             │
-        └──────────────────────────────┴──────────┴────────┴───────────────────────────────┘
-        """
-    )
+    assert what_each_registered(pm) == {
+        "zoo_plugins.minilm": {"models": ["minilm"]},
+        "zoo_plugins.e5_small": {"models": ["e5-small"]},
+        "zoo_plugins.finbert": {"models": ["finbert"]},
+        "zoo_plugins.xlmr": {"models": ["xlmr"]},
+        "zoo_plugins.koalpaca": {"models": ["koalpaca-5.8b", "koalpaca-12.8b"]},
+        "zoo_plugins.mmbert": {"models": ["mmbert-base"]},
+        "zoo_plugins.koelectra": {"models": ["koelectra-base"]},
+        "zoo_plugins.klue_roberta": {"models": ["klue-roberta-base"]},
+        "zoo_plugins.tfidf": {"models": ["tfidf"]},
+        "zoo.memory.probe": {"device_probes": ["builtin_probe"]},
+        "zoo.metrics": {"metrics": ["f1_macro", "accuracy", "f1_weighted"]},
+        "zoo.memory.families.builtins": {
+            "model_families": ["bert", "xlm-roberta", "gpt-neox", "modernbert", "electra"]
+        },
+    }
+
+
+def test_the_plugins_table_lists_the_builtins_and_what_they_register(render):
+    pm = get_plugin_manager(entry_points=False)
+    text = render(plugins_table(pm.info, collect_models(pm), what_each_registered(pm)))
+    assert text.startswith("Plugins\n")
+    header = [c.strip() for c in text.splitlines()[2].strip("┃").split("┃")]
+    assert header == ["name", "from", "status", "registers"]
+    assert row_cells(text, "zoo_plugins.koalpaca") == [
+        "zoo_plugins.koalpaca",
+        "built-in",
+        "loaded",
+        "models: koalpaca-12.8b, koalpaca-5.8b",
+    ]
+    assert row_cells(text, "zoo.metrics")[3] == "metrics: accuracy, f1_macro, f1_weighted"
 
 
 def test_the_plugins_table_shows_why_a_plugin_is_left_out(pm, render):
     pm.register(BrokenPlugin(), name="broken")
     pm.info.append(PluginInfo(name="broken", module="zoo_broken", origin="zoo-broken 1.0"))
     pm.info.append(PluginInfo(name="off", module="zoo_off", origin="zoo-off 2.0", status="blocked"))
-    text = render(plugins_table(pm.info, collect_models(pm)))
+    text = render(plugins_table(pm.info, collect_models(pm), what_each_registered(pm)))
     assert row_cells(text, "broken") == [
         "broken",
         "zoo-broken 1.0",

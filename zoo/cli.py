@@ -129,10 +129,12 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
+    from zoo.plugins import what_each_registered
     from zoo.report import plugins_table
 
     out, _err = _consoles()
     pm, registry = _registry()
+    registered = what_each_registered(pm)
     if args.json:
         failed = dict(registry.failures)
         rows = [
@@ -142,12 +144,13 @@ def cmd_plugins(args: argparse.Namespace) -> int:
                 "from": i.origin,
                 "status": i.status if i.name not in failed else f"failed: {failed[i.name]}",
                 "models": [m.spec.name for m in registry if m.plugin == i.name],
+                "registers": registered.get(i.name, {}) if i.name not in failed else {},
             }
             for i in pm.info
         ]
         print(json.dumps({"plugins": rows}, indent=2))
     else:
-        out.print(plugins_table(pm.info, registry))
+        out.print(plugins_table(pm.info, registry, registered))
     return 0
 
 

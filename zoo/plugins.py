@@ -167,3 +167,26 @@ def registrations(
             continue
         found.extend((impl.plugin_name, thing, replace) for thing, replace in pending)
     return found
+
+
+def hook_names() -> list[str]:
+    """Every hook of zoo (`zoo/hookspecs.py`), in the order it declares them."""
+    return [name for name in vars(hookspecs) if name.startswith("register_")]
+
+
+def what_each_registered(pm: pluggy.PluginManager) -> dict[str, dict[str, list[str]]]:
+    """What each plugin registered, by plugin and then by kind (the hook's name without
+    ``register_``: models, metrics, device_probes, ...), each thing by its name. Registering
+    is cheap by contract (no torch, no weights), so `zoo plugins` can ask every hook."""
+    found: dict[str, dict[str, list[str]]] = {}
+    for hook in hook_names():
+        for plugin, thing, _replace in registrations(pm, hook, []):
+            kind = hook.removeprefix("register_")
+            found.setdefault(plugin, {}).setdefault(kind, []).append(_name_of(thing))
+    return found
+
+
+def _name_of(thing: Any) -> str:
+    if isinstance(getattr(thing, "name", None), str):  # a ModelSpec, zoo.Metric, ModelFamily
+        return thing.name
+    return getattr(thing, "__qualname__", type(thing).__name__)  # a probe or listener

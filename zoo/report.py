@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -76,19 +76,23 @@ def models_table(registry: Registry) -> Table:
     return table
 
 
-def plugins_table(infos: Iterable[PluginInfo], registry: Registry) -> Table:
-    by_plugin: dict[str, list[str]] = {}
-    for entry in registry:
-        by_plugin.setdefault(entry.plugin, []).append(entry.spec.name)
+def plugins_table(
+    infos: Iterable[PluginInfo], registry: Registry, registered: Mapping[str, Mapping[str, list]]
+) -> Table:
+    """One row per plugin: where it comes from, whether it loaded, and what it registered
+    (`zoo.plugins.what_each_registered`), kind by kind."""
     failed = dict(registry.failures)
     table = Table(title="Plugins", title_justify="left")
-    for column in ("name", "from", "status", "models"):
+    for column in ("name", "from", "status", "registers"):
         table.add_column(column)
     for info in infos:
         status = info.status if info.name not in failed else f"failed: {failed[info.name]}"
         style = "" if status == "loaded" else "yellow"
-        models = ", ".join(by_plugin.get(info.name, [])) or "-"
-        table.add_row(info.name, info.origin, Text(status, style=style), models)
+        kinds = registered.get(info.name, {}) if info.name not in failed else {}
+        things = "\n".join(
+            f"{kind.replace('_', ' ')}: {', '.join(sorted(names))}" for kind, names in kinds.items()
+        )
+        table.add_row(info.name, info.origin, Text(status, style=style), things or "-")
     return table
 
 
