@@ -422,7 +422,10 @@ def test_a_wrong_trainer_value_from_a_plugin_fails_before_the_model_loads(tiny_b
     assert not (data / "out" / "wrong").exists() or not any((data / "out" / "wrong").iterdir())
 
 
-def test_zoo_run_refuses_a_wrong_trainer_value_before_anything_is_made(data, monkeypatch, capsys):
+@pytest.mark.parametrize("command", ["run", "validate", "check"])
+def test_zoo_refuses_a_wrong_trainer_value_before_anything_is_made(
+    command, data, monkeypatch, capsys
+):
     from zoo.cli import main
 
     monkeypatch.setenv("ZOO_PLUGINS", "")
@@ -432,7 +435,7 @@ def test_zoo_run_refuses_a_wrong_trainer_value_before_anything_is_made(data, mon
         '[[models]]\nmodel = "minilm"\n[training.trainer]\nmax_grad_norm = "big"\n',
         encoding="utf-8",
     )
-    assert main(["run", str(path)]) == 2
+    assert main([command, str(path)]) == 2
     assert "training.trainer.max_grad_norm: expected a number, got string 'big'" in (
         capsys.readouterr().err
     )
