@@ -206,9 +206,10 @@ def train_model(
 
         return run_zero_shot(job, device, precision, make_run_dir, progress)
     devices.check_training(job.method, job.settings, device)
-    # Built once before the model loads, so that a value TrainingArguments refuses (from
-    # [training.trainer]) fails the run before anything loads or is written.
-    training_arguments(job, device, precision, output_dir="not-made-yet")
+    if job.settings.trainer:
+        # Built once before the model loads, so that a value TrainingArguments refuses (from
+        # [training.trainer]) fails the run before anything loads or is written.
+        training_arguments(job, device, precision, output_dir="not-made-yet")
     model, tokenizer, request = load_model(job, device, precision)
     run_dir = make_run_dir()
     datasets = tokenize_splits(job, tokenizer, request, progress)
