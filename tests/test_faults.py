@@ -355,6 +355,18 @@ def test_resuming_with_a_set_override_is_refused_with_the_change(interrupted, tm
     assert snapshot(tmp_path) == before
 
 
+def test_resuming_with_another_trainer_table_is_refused_with_the_change(
+    interrupted, tmp_path, capsys
+):
+    before = snapshot(tmp_path)
+    args = ["run", "--resume", str(interrupted), "--set", "training.trainer.max_grad_norm=0.5"]
+    assert main(args) == 2
+    assert capsys.readouterr().err == resume_refused(
+        interrupted, "training.trainer.max_grad_norm: (not set) when the run started, 0.5 now"
+    )
+    assert snapshot(tmp_path) == before
+
+
 def test_resuming_after_the_data_changed_names_the_file_and_the_labels(
     interrupted, tmp_path, capsys
 ):

@@ -486,6 +486,9 @@ LAYERS = {
     "gradient_checkpointing": (False, True, False),
     "optimizer": ("sgd", "adafactor", "adamw-8bit"),
     "attention": ("eager", "sdpa", "eager"),
+    "eval_every": (5, "epoch", 20),
+    # A table is merged key by key; with the same key in every layer, the first layer wins.
+    "trainer": ({"max_grad_norm": 0.5}, {"max_grad_norm": 1.5}, {"max_grad_norm": 2.5}),
 }
 
 
@@ -550,7 +553,118 @@ def test_zoo_defaults():
         "gradient_checkpointing": False,
         "optimizer": "adamw",
         "attention": "sdpa",
+        "eval_every": None,  # once an epoch
+        "trainer": None,
     }
+
+
+# --- eval_every --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ['"epoch"', "1", "250"])
+def test_eval_every_is_epoch_or_a_number_of_steps(write_recipe, value):
+    recipe = load_recipe(write_recipe(with_training(f"eval_every = {value}")), model_names=MODELS)
+    assert recipe.training.eval_every == tomllib.loads(f"v = {value}")["v"]
+
+
+@pytest.mark.parametrize(
+    ("value", "got"),
+    [
+        ("0", "integer 0"),
+        ("-3", "integer -3"),
+        ("2.5", "float 2.5"),
+        ("true", "boolean True"),
+        ('"epochs"', "string 'epochs' (did you mean 'epoch'?)"),
+        ('"often"', "string 'often'"),
+    ],
+)
+def test_eval_every_refuses_anything_else(write_recipe, value, got):
+    assert problems(write_recipe(with_training(f"eval_every = {value}"))) == [
+        f"training.eval_every: must be 'epoch' or a positive number of steps, got {got}"
+    ]
+
+
+# --- [training.trainer]: more TrainingArguments --------------------------------------------------
+
+
+def test_a_trainer_table_of_training_arguments_loads(write_recipe):
+    body = "[training.trainer]\nmax_grad_norm = 0.5\nlabel_smoothing_factor = 0.1\n"
+    recipe = load_recipe(write_recipe(f"{RUN_AND_DATA}{body}{ONE_MODEL}"), model_names=MODELS)
+    assert recipe.training.trainer == {"max_grad_norm": 0.5, "label_smoothing_factor": 0.1}
+
+
+def test_an_unknown_trainer_key_suggests_the_training_argument(write_recipe):
+    body = "[training.trainer]\nmax_grad_nrom = 1.0\n"
+    assert problems(write_recipe(f"{RUN_AND_DATA}{body}{ONE_MODEL}")) == [
+        "training.trainer.max_grad_nrom: TrainingArguments has no field 'max_grad_nrom' "
+        "(did you mean 'max_grad_norm'?)"
+    ]
+
+
+def test_a_trainer_key_that_zoo_sets_names_the_recipe_key_to_use(write_recipe):
+    body = "[training.trainer]\nlearning_rate = 1e-4\noutput_dir = 'elsewhere'\n"
+    entry = '[[models]]\nmodel = "minilm"\ntrainer = { num_train_epochs = 2 }\n'
+    assert problems(write_recipe(f"{RUN_AND_DATA}{body}{entry}")) == [
+        "training.trainer.learning_rate: zoo sets learning_rate from training.learning_rate: "
+        "set training.learning_rate instead",
+        "training.trainer.output_dir: zoo sets output_dir itself; a recipe cannot change it",
+        "models[0].trainer.num_train_epochs: zoo sets num_train_epochs from training.epochs: "
+        "set models[0].epochs (or training.epochs) instead",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        ('max_grad_norm = "big"', "expected a number, got string 'big'"),
+        ("adam_beta2 = true", "expected a number, got boolean True"),
+        ("dataloader_num_workers = 1.5", "expected an integer, got float 1.5"),
+        ("ignore_data_skip = 1", "expected true or false, got integer 1"),
+        (
+            'hub_strategy = "sometimes"',
+            "must be one of 'end', 'every_save', 'checkpoint', 'all_checkpoints', "
+            "got string 'sometimes'",
+        ),
+    ],
+)
+def test_a_trainer_value_of_the_wrong_kind_is_a_recipe_error(write_recipe, line, problem):
+    body = f"[training.trainer]\n{line}\n"
+    key = line.split(" =")[0]
+    assert problems(write_recipe(f"{RUN_AND_DATA}{body}{ONE_MODEL}")) == [
+        f"training.trainer.{key}: {problem}"
+    ]
+
+
+def test_the_trainer_setting_must_be_a_table(write_recipe):
+    assert problems(write_recipe(with_training("trainer = 3"))) == [
+        "training.trainer: expected a table of TrainingArguments fields, got integer 3"
+    ]
+
+
+def test_a_model_entrys_trainer_table_is_merged_key_by_key_over_trainings(write_recipe):
+    body = "[training.trainer]\nmax_grad_norm = 0.5\nadam_beta2 = 0.99\n"
+    entry = '[[models]]\nmodel = "minilm"\ntrainer = { max_grad_norm = 2.0 }\n'
+    recipe = load_recipe(write_recipe(f"{RUN_AND_DATA}{body}{entry}"), model_names=MODELS)
+    plugin = {"trainer": {"adam_beta2": 0.9, "label_smoothing_factor": 0.1}}
+    settings = resolve_training(recipe, recipe.models[0], plugin)
+    assert settings.trainer == {
+        "max_grad_norm": 2.0,  # the entry's
+        "adam_beta2": 0.99,  # [training]'s, over the plugin's
+        "label_smoothing_factor": 0.1,  # the plugin's
+    }
+    assert recipe.training.trainer == {"max_grad_norm": 0.5, "adam_beta2": 0.99}  # untouched
+
+
+def test_a_trainer_key_can_be_set_from_the_command_line(write_recipe):
+    path = write_recipe(f"{RUN_AND_DATA}{ONE_MODEL}")
+    recipe = load_recipe(
+        path, model_names=MODELS, overrides=["training.trainer.max_grad_norm=0.25"]
+    )
+    assert recipe.training.trainer == {"max_grad_norm": 0.25}
+    assert problems(path, ("training.trainer.max_grad_nrom=0.25",)) == [
+        "training.trainer.max_grad_nrom: TrainingArguments has no field 'max_grad_nrom' "
+        "(did you mean 'max_grad_norm'?)"
+    ]
 
 
 # --- shipped recipes ------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -227,8 +228,17 @@ class Progress:
     def stop(self) -> None: ...
 
 
-def train_tiny_bert(tiny_bert: Path, data: Path, method: str = "full", **training):
-    """Train the tiny BERT for 3 steps with these [training] settings; return its run."""
+def toml_value(value) -> str:
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + " }"
+    return json.dumps(value)
+
+
+def train_tiny_bert(
+    tiny_bert: Path, data: Path, method: str = "full", entry: dict | None = None, **training
+):
+    """Train the tiny BERT for 3 steps with these [training] settings (and these keys in its
+    [[models]] entry); return its run."""
 
     class TinyPlugin:
         @zoo.hookimpl
@@ -257,12 +267,13 @@ def train_tiny_bert(tiny_bert: Path, data: Path, method: str = "full", **trainin
         "early_stopping_patience": 0,
         **training,
     }
-    lines = "\n".join(f"{key} = {json.dumps(value)}" for key, value in settings.items())
+    lines = "\n".join(f"{key} = {toml_value(value)}" for key, value in settings.items())
+    own = "".join(f"{key} = {toml_value(value)}\n" for key, value in (entry or {}).items())
     path = data / "recipe.toml"
     path.write_text(
         '[run]\nname = "options"\noutput_dir = "out"\n\n'
         '[data]\ntrain = "train.csv"\ntest = "test.csv"\nvalidation = 0.25\n\n'
-        f'[[models]]\nmodel = "tiny-bert"\nmethod = "{method}"\n\n[training]\n{lines}\n',
+        f'[[models]]\nmodel = "tiny-bert"\nmethod = "{method}"\n{own}\n[training]\n{lines}\n',
         encoding="utf-8",
     )
     recipe = load_recipe(path, model_names=registry.names())
@@ -332,3 +343,169 @@ def test_eager_attention_trains(tiny_bert, data, trainers):
     [trainer] = trainers
     assert trainer.model.config._attn_implementation == "eager"
     assert result.status == "ok"
+
+
+# --- [training.trainer]: more TrainingArguments ---------------------------------------------------
+
+
+def test_a_trainer_table_reaches_the_trainer_merged_with_the_models_own(tiny_bert, data, trainers):
+    result = train_tiny_bert(
+        tiny_bert,
+        data,
+        entry={"trainer": {"max_grad_norm": 0.25}},
+        trainer={"max_grad_norm": 0.5, "label_smoothing_factor": 0.1, "adam_beta2": 0.95},
+    )
+    [trainer] = trainers
+    assert trainer.args.max_grad_norm == 0.25  # the model entry's, over [training]'s
+    assert trainer.args.label_smoothing_factor == 0.1
+    assert trainer.args.adam_beta2 == 0.95
+    assert trainer.args.learning_rate == 1e-2  # zoo's own arguments are untouched
+    table = {"max_grad_norm": 0.25, "label_smoothing_factor": 0.1, "adam_beta2": 0.95}
+    record = json.loads((result.run_dir / "run.json").read_text())
+    assert record["settings"]["trainer"] == table
+    effective = tomllib.loads((result.run_dir / "recipe.toml").read_text())
+    assert effective["training"]["trainer"] == table
+
+
+def test_without_a_trainer_table_the_trainer_keeps_its_defaults(tiny_bert, data, trainers):
+    from transformers import TrainingArguments
+
+    train_tiny_bert(tiny_bert, data)
+    [trainer] = trainers
+    defaults = TrainingArguments(output_dir="unused")
+    assert trainer.args.max_grad_norm == defaults.max_grad_norm
+    assert trainer.args.label_smoothing_factor == defaults.label_smoothing_factor
+
+
+def test_a_wrong_trainer_value_from_a_plugin_fails_before_the_model_loads(tiny_bert, data):
+    """A plugin's defaults skip the recipe's checks: the engine checks the merged table before
+    anything loads, and no run directory is made."""
+    loaded = []
+
+    def loader(request):
+        loaded.append(request)
+        return load_for_classification(request)
+
+    class TinyPlugin:
+        @zoo.hookimpl
+        def register_models(self, register):
+            register(
+                zoo.ModelSpec(
+                    name="tiny-bert",
+                    description="2-layer random BERT",
+                    source=zoo.LocalSource(path=tiny_bert),
+                    family="bert",
+                    loader=loader,
+                    defaults={"trainer": {"max_grad_norm": "big"}, "max_steps": 2},
+                )
+            )
+
+    pm = get_plugin_manager(entry_points=False, builtins=False)
+    pm.register(TinyPlugin(), name="tiny")
+    registry = collect_models(pm)
+    path = data / "recipe.toml"
+    path.write_text(
+        '[run]\nname = "wrong"\noutput_dir = "out"\n[data]\ntrain = "train.csv"\n'
+        '[[models]]\nmodel = "tiny-bert"\n',
+        encoding="utf-8",
+    )
+    failures = []
+    [result] = run_recipe(
+        load_recipe(path, model_names=registry.names()),
+        registry,
+        lambda _label: Progress(),
+        lambda m, e: failures.append((m, e)),
+    )
+    assert result.status == "failed"
+    assert "training.trainer.max_grad_norm: expected a number, got string 'big'" in result.reason
+    assert loaded == []
+    assert not (data / "out" / "wrong").exists() or not any((data / "out" / "wrong").iterdir())
+
+
+@pytest.mark.parametrize("command", ["run", "validate", "check"])
+def test_zoo_refuses_a_wrong_trainer_value_before_anything_is_made(
+    command, data, monkeypatch, capsys
+):
+    from zoo.cli import main
+
+    monkeypatch.setenv("ZOO_PLUGINS", "")
+    path = data / "recipe.toml"
+    path.write_text(
+        '[run]\nname = "wrong"\noutput_dir = "out"\n[data]\ntrain = "train.csv"\n'
+        '[[models]]\nmodel = "minilm"\n[training.trainer]\nmax_grad_norm = "big"\n',
+        encoding="utf-8",
+    )
+    assert main([command, str(path)]) == 2
+    assert "training.trainer.max_grad_norm: expected a number, got string 'big'" in (
+        capsys.readouterr().err
+    )
+    assert not (data / "out").exists()
+
+
+def test_every_argument_zoo_sets_is_listed_with_its_recipe_key():
+    """ZOO_ARGUMENTS is what [training.trainer] may not set: whatever zoo passes, under any
+    strategy, is in it, and each of its keys is a TrainingArguments field."""
+    import dataclasses
+
+    from transformers import TrainingArguments
+
+    from zoo.engine.arguments import ZOO_ARGUMENTS
+    from zoo.engine.distributed import trainer_arguments
+
+    fields = {f.name for f in dataclasses.fields(TrainingArguments)}
+    renamed = {"activation_checkpointing", "gradient_checkpointing"}
+    assert ZOO_ARGUMENTS.keys() - renamed <= fields
+    assert ZOO_ARGUMENTS.keys() & renamed & fields
+    for strategy in ("ddp", "fsdp", "deepspeed-zero2", "deepspeed-zero3"):
+        assert trainer_arguments(strategy, None, cpu=True).keys() <= ZOO_ARGUMENTS.keys()
+
+
+# --- eval_every: how often the validation split is evaluated ------------------------------------
+
+
+def evaluations(trainer) -> list[int]:
+    return [entry["step"] for entry in trainer.state.log_history if "eval_loss" in entry]
+
+
+def test_by_default_a_short_run_evaluates_once_at_its_end(tiny_bert, data, trainers):
+    train_tiny_bert(tiny_bert, data)  # 3 steps, fewer than an epoch's 4
+    [trainer] = trainers
+    assert evaluations(trainer) == [3]
+    assert trainer.args.eval_steps == trainer.args.save_steps == 3
+
+
+def test_by_default_evaluation_comes_once_an_epoch(tiny_bert, data, trainers):
+    # 30 training rows, batches of 8: 4 steps an epoch.
+    train_tiny_bert(tiny_bert, data, max_steps=8)
+    [trainer] = trainers
+    assert evaluations(trainer) == [4, 8]
+
+
+def test_eval_every_evaluates_and_saves_every_n_steps(tiny_bert, data, trainers):
+    train_tiny_bert(tiny_bert, data, max_steps=6, eval_every=2)
+    [trainer] = trainers
+    assert evaluations(trainer) == [2, 4, 6]
+    assert trainer.args.save_steps == 2
+    assert trainer.args.logging_steps == 1  # a quarter of eval_every, at least 1
+
+
+def test_eval_every_longer_than_the_run_evaluates_once_at_its_end(tiny_bert, data, trainers):
+    train_tiny_bert(tiny_bert, data, max_steps=3, eval_every=50)
+    [trainer] = trainers
+    assert evaluations(trainer) == [3]
+
+
+def test_early_stopping_patience_counts_evaluations(tiny_bert, data, trainers):
+    """A learning rate too small to change a prediction: no evaluation improves on the first,
+    and training stops after `patience` more of them, long before max_steps."""
+    train_tiny_bert(
+        tiny_bert,
+        data,
+        max_steps=40,
+        eval_every=2,
+        learning_rate=1e-12,
+        early_stopping_patience=2,
+    )
+    [trainer] = trainers
+    assert evaluations(trainer) == [2, 4, 6]
+    assert trainer.state.global_step == 6

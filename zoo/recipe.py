@@ -41,6 +41,11 @@ Encoding = Literal["auto", "utf-8", "utf-8-sig", "cp949", "euc-kr"]
 Optimizer = Literal["adamw", "adamw-8bit", "adafactor", "sgd"]
 # "balanced" or a tuple of floats, one per label (checked by `_class_weights`).
 ClassWeights = NewType("ClassWeights", object)
+# "epoch" or a positive number of optimizer steps (checked by `_eval_every`).
+EvalEvery = NewType("EvalEvery", object)
+# A table of TrainingArguments fields; its keys and values are checked against TrainingArguments
+# by `zoo.engine.arguments.trainer_problems` (in `load_recipe`, when there is one).
+TrainerTable = NewType("TrainerTable", object)
 
 
 def doc(text: str, **kwargs: Any) -> Any:
@@ -132,6 +137,18 @@ class TrainingConfig:
     class_weights: ClassWeights | None = doc(
         "weights of the classes in the loss: 'balanced' (inverse to their frequency in the "
         "training rows) or one positive number per label, in label order",
+        default=None,
+    )
+    eval_every: EvalEvery | None = doc(
+        "'epoch' (the default: once an epoch, or once at the end when max_steps stops training "
+        "sooner) or a number of optimizer steps: how often the validation split is evaluated "
+        "and a checkpoint saved; early_stopping_patience counts these evaluations",
+        default=None,
+    )
+    trainer: TrainerTable | None = doc(
+        "[training.trainer]: more transformers.TrainingArguments fields (max_grad_norm, "
+        "label_smoothing_factor, adam_beta2, ...), passed as they are; not those that zoo sets "
+        "from its own keys. A [[models]] entry's table is merged key by key over [training]'s",
         default=None,
     )
 
@@ -237,14 +254,25 @@ class Recipe:
 RECIPE_KEYS = frozenset(f.name for f in attrs.fields(Recipe) if not f.metadata.get("internal"))
 
 
+# Keys whose tables are merged key by key across the layers of `resolve_training`.
+MERGED_KEYS = frozenset({"trainer"})
+
+
 def resolve_training(
     recipe: Recipe, entry: ModelEntry, model_defaults: Mapping[str, Any]
 ) -> TrainingConfig:
     """The settings one model trains with: its entry, then [training], then the model's
-    plugin defaults, then zoo's defaults; the first that sets a key wins."""
+    plugin defaults, then zoo's defaults; the first that sets a key wins. A table
+    (``trainer``) is merged key by key instead: the entry's keys over [training]'s over the
+    plugin's."""
+    layers = (attrs.asdict(entry), attrs.asdict(recipe.training), model_defaults)
     values = {}
     for key in sorted(TRAINING_KEYS):
-        for layer in (attrs.asdict(entry), attrs.asdict(recipe.training), model_defaults):
+        if key in MERGED_KEYS:
+            merged = {k: v for layer in reversed(layers) for k, v in (layer.get(key) or {}).items()}
+            values[key] = merged or getattr(DEFAULT_TRAINING, key)
+            continue
+        for layer in layers:
             if layer.get(key) is not None:
                 values[key] = layer[key]
                 break
@@ -263,7 +291,7 @@ def settings_for(recipe: Recipe, entry: ModelEntry, spec: ModelSpec) -> Training
 _TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
 
 
-def _describe(value: Any) -> str:
+def describe_value(value: Any) -> str:
     kind = {bool: "boolean", int: "integer", float: "float", str: "string"}.get(type(value))
     if kind is None:
         if isinstance(value, list):
@@ -281,9 +309,9 @@ def _strict(kind: type) -> Callable[[Any, Any], Any]:
                 float(value),
             )  # 1 is a fine learning rate multiplier; 2.5 epochs is not
         if not ok:
-            raise ValueError(f"expected {_TYPE_NAMES[kind]}, got {_describe(value)}")
+            raise ValueError(f"expected {_TYPE_NAMES[kind]}, got {describe_value(value)}")
         if kind is float and not math.isfinite(value):  # TOML allows inf and nan
-            raise ValueError(f"expected a finite number, got {_describe(value)}")
+            raise ValueError(f"expected a finite number, got {describe_value(value)}")
         return value
 
     return structure
@@ -308,7 +336,7 @@ def _choice(value: Any, type_: Any) -> Any:
     listed = ", ".join(repr(o) for o in options)
     guess = difflib.get_close_matches(str(value), [str(o) for o in options], n=1)
     hint = f" (did you mean {guess[0]!r}?)" if guess else ""
-    raise ValueError(f"must be one of {listed}, got {_describe(value)}{hint}")
+    raise ValueError(f"must be one of {listed}, got {describe_value(value)}{hint}")
 
 
 def _ratio_or_path(value: Any, _type: Any) -> float | str:
@@ -316,7 +344,9 @@ def _ratio_or_path(value: Any, _type: Any) -> float | str:
         return value
     if isinstance(value, float | int) and not isinstance(value, bool) and 0 < value < 1:
         return float(value)
-    raise ValueError(f"must be a fraction between 0 and 1 or a file path, got {_describe(value)}")
+    raise ValueError(
+        f"must be a fraction between 0 and 1 or a file path, got {describe_value(value)}"
+    )
 
 
 def _class_weights(value: Any, _type: Any) -> str | tuple[float, ...]:
@@ -327,16 +357,33 @@ def _class_weights(value: Any, _type: Any) -> str | tuple[float, ...]:
         isinstance(v, int | float) and not isinstance(v, bool) and v > 0 for v in value
     ):
         return tuple(float(v) for v in value)
+    got = describe_value(value)
+    raise ValueError(f"must be 'balanced' or a list of positive numbers, one per label, got {got}")
+
+
+def _eval_every(value: Any, _type: Any) -> str | int:
+    if value == "epoch" or (isinstance(value, int) and not isinstance(value, bool) and value > 0):
+        return value
+    close = isinstance(value, str) and difflib.get_close_matches(value.lower(), ["epoch"], n=1)
+    guess = " (did you mean 'epoch'?)" if close else ""
     raise ValueError(
-        f"must be 'balanced' or a list of positive numbers, one per label, got {_describe(value)}"
+        f"must be 'epoch' or a positive number of steps, got {describe_value(value)}{guess}"
     )
+
+
+def _trainer_table(value: Any, _type: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ValueError(
+            f"expected a table of TrainingArguments fields, got {describe_value(value)}"
+        )
+    return copy.deepcopy(value)
 
 
 def _seeds(value: Any, _type: Any) -> tuple[int, ...]:
     ints = isinstance(value, list | tuple) and value
     ints = ints and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
     if not ints or len(set(value)) != len(value):
-        raise ValueError(f"must be a list of distinct integers, got {_describe(value)}")
+        raise ValueError(f"must be a list of distinct integers, got {describe_value(value)}")
     return tuple(value)
 
 
@@ -382,6 +429,8 @@ def make_converter(
     conv.register_structure_hook(RunName, _run_name)
     conv.register_structure_hook(ClassWeights, _class_weights)
     conv.register_structure_hook(Seeds, _seeds)
+    conv.register_structure_hook(EvalEvery, _eval_every)
+    conv.register_structure_hook(TrainerTable, _trainer_table)
     conv.register_structure_hook_func(lambda t: getattr(t, "__origin__", None) is Literal, _choice)
 
     def model_name(value: Any, type_: Any) -> str:
@@ -466,7 +515,7 @@ def _problems(exc: BaseException, path: str, value: Any = None) -> Iterable[Prob
         yield Problem(path, "required key is missing")
     elif isinstance(exc, AttributeError | TypeError) and not isinstance(value, Mapping):
         # cattrs met something else where a table ([data], lora = { ... }) belongs.
-        yield Problem(path, f"expected a table, got {_describe(value)}")
+        yield Problem(path, f"expected a table, got {describe_value(value)}")
     elif isinstance(exc, ValueError | TypeError):
         yield Problem(path, str(exc) or type(exc).__name__)
     else:
@@ -480,7 +529,7 @@ def _natural(problem: Problem) -> list[Any]:
 
 def _check_model_entries(models: Any) -> list[Problem]:
     if models is not None and not isinstance(models, list):
-        return [Problem("models", f"expected [[models]] tables, got {_describe(models)}")]
+        return [Problem("models", f"expected [[models]] tables, got {describe_value(models)}")]
     if not models:
         return [Problem("models", "add at least one [[models]] table naming a model to train")]
     problems, seen = [], {}
@@ -675,12 +724,24 @@ def load_recipe(
         raise RecipeError(source, [Problem("", f"{message}; save the recipe as UTF-8")]) from None
     raw = apply_overrides(parse_toml(text, source), overrides, source)
     recipe = structure_recipe(raw, source, path.resolve().parent, model_names, metric_names)
-    problems = missing_files(recipe) + column_problems(recipe.data)
+    problems = missing_files(recipe) + column_problems(recipe.data) + trainer_table_problems(recipe)
     if model_methods is not None:
         problems += method_problems(recipe, model_methods)
     if problems:
         raise RecipeError(source, problems)
     return recipe
+
+
+def trainer_table_problems(recipe: Recipe) -> list[Problem]:
+    """What is wrong with the recipe's [training.trainer] tables (checked against
+    transformers.TrainingArguments, which is imported only when the recipe has such a table)."""
+    tables = [("training.trainer", recipe.training.trainer)]
+    tables += [(f"models[{i}].trainer", entry.trainer) for i, entry in enumerate(recipe.models)]
+    if not any(table for _path, table in tables):
+        return []
+    from zoo.engine.arguments import trainer_problems
+
+    return [problem for path, table in tables for problem in trainer_problems(table, path)]
 
 
 def data_paths(recipe: Recipe) -> dict[str, Path]:

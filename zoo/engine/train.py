@@ -18,7 +18,8 @@ from zoo.assets import cache_dir
 from zoo.data import LabelledTexts
 from zoo.engine import device as devices
 from zoo.engine.adapters import apply_lora, is_adapter
-from zoo.engine.distributed import is_main, trainer_arguments, world
+from zoo.engine.arguments import training_arguments
+from zoo.engine.distributed import is_main
 from zoo.engine.jobs import (
     NOT_SCORED,
     Progress,
@@ -32,7 +33,6 @@ from zoo.engine.loading import LoadRequest, load_for_classification
 from zoo.engine.metrics import ClassificationMetrics
 from zoo.errors import ZooError
 from zoo.events import RunEvents
-from zoo.metrics import named
 
 # Bump when what a cache file holds changes, so that no older file is read as a newer one.
 TOKENIZED_CACHE_FORMAT = "tokens-v2"
@@ -83,24 +83,6 @@ def _tokenizer_key(tokenizer: Any, settings: Any, keep: set[str]) -> str:
             ",".join(sorted(keep)),
         ]
     )
-
-
-# The recipe's optimizer -> TrainingArguments.optim. Fused AdamW runs on CPUs too (torch >= 2.4).
-OPTIMIZERS = {
-    "adamw": "adamw_torch_fused",
-    "adamw-8bit": "adamw_bnb_8bit",
-    "adafactor": "adafactor",
-    "sgd": "sgd",
-}
-
-
-def checkpointing_argument(on: bool) -> dict[str, bool]:
-    """TrainingArguments' switch for activation (gradient) checkpointing: later transformers 5
-    releases renamed gradient_checkpointing to activation_checkpointing and warn on the old name."""
-    from transformers import TrainingArguments
-
-    renamed = "activation_checkpointing" in TrainingArguments.__dataclass_fields__
-    return {"activation_checkpointing" if renamed else "gradient_checkpointing": on}
 
 
 def _trainer_class():
@@ -216,30 +198,54 @@ def train_model(
     The run directory is made only once the model has loaded, so a model that cannot be found
     leaves nothing behind. Returns the run directory and what the run produced.
     """
-    import transformers
-    from transformers import (
-        DataCollatorWithPadding,
-        EarlyStoppingCallback,
-        PrinterCallback,
-        TrainingArguments,
-    )
-
     quiet_libraries()
-    settings, splits = job.settings, job.splits
     device = job.device if job.device is not None else devices.detect()
-    precision = devices.choose_precision(settings.precision, device)
+    precision = devices.choose_precision(job.settings.precision, device)
     if job.method == "zero-shot":
         from zoo.engine.zero_shot import run_zero_shot
 
         return run_zero_shot(job, device, precision, make_run_dir, progress)
-    devices.check_training(job.method, settings, device)
+    devices.check_training(job.method, job.settings, device)
+    if job.settings.trainer:
+        # Built once before the model loads, so that a value TrainingArguments refuses (from
+        # [training.trainer]) fails the run before anything loads or is written.
+        training_arguments(job, device, precision, output_dir="not-made-yet")
+    model, tokenizer, request = load_model(job, device, precision)
+    run_dir = make_run_dir()
+    datasets = tokenize_splits(job, tokenizer, request, progress)
+    checkpoints = run_dir / "checkpoints"
+    args = training_arguments(job, device, precision, output_dir=str(checkpoints))
+    trainer = build_trainer(job, model, tokenizer, args, datasets, progress)
+    outcome = train_and_evaluate(job, trainer, datasets, device, progress)
+    save_model(trainer, model, run_dir, checkpoints)
+    result = TrainResult.scored(
+        outcome.validation,
+        outcome.test,
+        log_history=list(trainer.state.log_history),
+        parameters=sum(p.numel() for p in model.parameters()),
+        trainable_parameters=sum(p.numel() for p in model.parameters() if p.requires_grad),
+        train_seconds=outcome.train_seconds,
+        peak_memory_bytes=outcome.peak.peak,
+        peak_memory_kind=outcome.peak.kind,
+        device=device.name,
+        precision=precision,
+    )
+    return run_dir, result
+
+
+def load_model(job: TrainJob, device: Any, precision: str) -> tuple[Any, Any, LoadRequest]:
+    """The model (with its LoRA adapters for 'lora' and 'qlora'), its tokenizer, and what was
+    asked of the loader; the classification head is seeded with the run's seed."""
+    import transformers
+
+    settings = job.settings
     # The classification head is initialised at random: seed before it is built.
     transformers.set_seed(job.seed)
     request = LoadRequest(
         spec=job.spec,
         location=job.location,
         revision=job.revision,
-        labels=splits.labels,
+        labels=job.splits.labels,
         tokenizer=attrs.evolve(job.spec.tokenizer, max_length=settings.max_length),
         quantize_4bit=job.method == "qlora",
         allow_pickle=job.allow_pickle,
@@ -251,8 +257,21 @@ def train_model(
     model, tokenizer = loader(request)
     if job.method in {"lora", "qlora"}:
         model = apply_lora(model, job.spec, job.lora, quantized=job.method == "qlora")
-    run_dir = make_run_dir()
+    return model, tokenizer, request
 
+
+@attrs.frozen
+class TokenizedSplits:
+    train: Any
+    validation: Any
+    test: Any | None
+
+
+def tokenize_splits(
+    job: TrainJob, tokenizer: Any, request: LoadRequest, progress: Progress
+) -> TokenizedSplits:
+    """The splits as the model reads them: token ids (cached across runs) and label ids."""
+    splits = job.splits
     keep = set(tokenizer.model_input_names)
     if not request.tokenizer.token_type_ids:
         keep.discard("token_type_ids")
@@ -263,54 +282,26 @@ def train_model(
 
     progress.message("tokenizing")
     key = _tokenizer_key(tokenizer, request.tokenizer, keep)
-    train_ds = _dataset(splits.train, splits.labels, tokenize, key)
-    validation_ds = _dataset(splits.validation, splits.labels, tokenize, key)
-    test_ds = _dataset(splits.test, splits.labels, tokenize, key) if splits.test else None
-
-    rows_per_step = settings.batch_size * settings.gradient_accumulation_steps * world()[1]
-    steps_per_epoch = math.ceil(len(train_ds) / rows_per_step)
-    eval_every = min(steps_per_epoch, settings.max_steps or steps_per_epoch)
-    checkpoints = run_dir / "checkpoints"
-    args = TrainingArguments(
-        output_dir=str(checkpoints),
-        seed=job.seed,
-        num_train_epochs=settings.epochs,
-        max_steps=settings.max_steps or -1,
-        learning_rate=settings.learning_rate,
-        per_device_train_batch_size=settings.batch_size,
-        per_device_eval_batch_size=settings.eval_batch_size or 2 * settings.batch_size,
-        gradient_accumulation_steps=settings.gradient_accumulation_steps,
-        lr_scheduler_type=settings.lr_scheduler,
-        warmup_steps=settings.warmup_ratio,  # a float below 1 is a ratio in transformers 5
-        weight_decay=settings.weight_decay,
-        eval_strategy="steps",
-        eval_steps=eval_every,
-        save_strategy="steps",
-        save_steps=eval_every,
-        save_total_limit=1,
-        # Optimizer, scheduler and RNG states too: an interrupted run resumes exactly.
-        save_only_model=False,
-        load_best_model_at_end=True,
-        metric_for_best_model=settings.metric,
-        greater_is_better=named(job.metrics, settings.metric).higher_is_better,
-        logging_strategy="steps",
-        logging_steps=max(1, eval_every // 4),
-        # Log a NaN or infinite loss as it is, so that zoo can stop the run and say so.
-        logging_nan_inf_filter=False,
-        train_sampling_strategy="group_by_length",
-        **trainer_arguments(
-            job.distributed.strategy, job.distributed.config, cpu=device.kind == "cpu"
-        ),
-        bf16=precision == "bf16",
-        tf32=True if device.tf32 else None,
-        torch_compile=bool(settings.torch_compile),
-        optim=OPTIMIZERS[settings.optimizer],
-        **checkpointing_argument(bool(settings.gradient_checkpointing)),
-        fp16=precision == "fp16",
-        use_cpu=device.kind == "cpu",
-        report_to="none",
-        disable_tqdm=True,
+    return TokenizedSplits(
+        train=_dataset(splits.train, splits.labels, tokenize, key),
+        validation=_dataset(splits.validation, splits.labels, tokenize, key),
+        test=_dataset(splits.test, splits.labels, tokenize, key) if splits.test else None,
     )
+
+
+def build_trainer(
+    job: TrainJob,
+    model: Any,
+    tokenizer: Any,
+    args: Any,
+    datasets: TokenizedSplits,
+    progress: Progress,
+) -> Any:
+    """zoo's Trainer: its metrics, its loss (class weights), its callbacks (progress, run
+    events, early stopping), nothing printed on stdout."""
+    from transformers import DataCollatorWithPadding, EarlyStoppingCallback, PrinterCallback
+
+    settings, splits = job.settings, job.splits
     metric = ClassificationMetrics()
 
     def compute_metrics(prediction) -> dict[str, float]:
@@ -325,13 +316,14 @@ def train_model(
     weights = class_weight_vector(settings.class_weights, splits.labels, splits.train.labels)
     callbacks = [_progress_callback(progress), _events_callback(job.events)]
     if settings.early_stopping_patience:
+        # Counts evaluations (training.eval_every), not epochs.
         callbacks.append(EarlyStoppingCallback(settings.early_stopping_patience))
     trainer = _trainer_class()(
         model=model,
         args=args,
         data_collator=DataCollatorWithPadding(tokenizer),
-        train_dataset=train_ds,
-        eval_dataset=validation_ds,
+        train_dataset=datasets.train,
+        eval_dataset=datasets.validation,
         processing_class=tokenizer,
         compute_metrics=compute_metrics,
         compute_loss_func=weighted_loss(weights) if weights is not None else None,
@@ -339,15 +331,39 @@ def train_model(
     )
     # With tqdm off, the Trainer prints every log line to stdout; zoo keeps stdout for results.
     trainer.remove_callback(PrinterCallback)
+    return trainer
+
+
+@attrs.frozen
+class Trained:
+    validation: Any
+    test: Any
+    train_seconds: float
+    peak: devices.PeakMemory
+
+
+def train_and_evaluate(
+    job: TrainJob, trainer: Any, datasets: TokenizedSplits, device: Any, progress: Progress
+) -> Trained:
+    """Train (from the checkpoint to resume from, if any), then score the best checkpoint on
+    the validation and test splits; the peak memory covers both."""
+    splits = job.splits
     with devices.PeakMemory(device) as peak:
         started = time.perf_counter()
         trainer.train(resume_from_checkpoint=str(job.resume_from) if job.resume_from else None)
         train_seconds = time.perf_counter() - started
         progress.message("evaluating the best checkpoint")
-        validation = _evaluate(trainer, validation_ds, splits.validation, job)
-        test = _evaluate(trainer, test_ds, splits.test, job) if splits.test else NOT_SCORED
-    # Saved beside, then renamed into place: a full disk leaves no half-written model behind
-    # (and the best checkpoint stays in checkpoints/ until the save has succeeded).
+        validation = _evaluate(trainer, datasets.validation, splits.validation, job)
+        test = _evaluate(trainer, datasets.test, splits.test, job) if splits.test else NOT_SCORED
+    return Trained(validation=validation, test=test, train_seconds=train_seconds, peak=peak)
+
+
+def save_model(trainer: Any, model: Any, run_dir: Path, checkpoints: Path) -> None:
+    """The best model into run_dir/model, then the checkpoints removed.
+
+    Saved beside, then renamed into place: a full disk leaves no half-written model behind
+    (and the best checkpoint stays in checkpoints/ until the save has succeeded).
+    """
     saving = run_dir / ".model.partial"
     if is_main():
         shutil.rmtree(saving, ignore_errors=True)  # what an earlier failed save left
@@ -359,19 +375,6 @@ def train_model(
         saving.replace(run_dir / "model")
     if is_main():
         shutil.rmtree(checkpoints, ignore_errors=True)
-    result = TrainResult.scored(
-        validation,
-        test,
-        log_history=list(trainer.state.log_history),
-        parameters=sum(p.numel() for p in model.parameters()),
-        trainable_parameters=sum(p.numel() for p in model.parameters() if p.requires_grad),
-        train_seconds=train_seconds,
-        peak_memory_bytes=peak.peak,
-        peak_memory_kind=peak.kind,
-        device=device.name,
-        precision=precision,
-    )
-    return run_dir, result
 
 
 def _evaluate(trainer: Any, dataset: Any, rows: LabelledTexts, job: TrainJob):
