@@ -30,6 +30,7 @@ SIZES = ((1, 32), (4, 128), (8, 256), (16, 512))
 def one_case(family, attention, dtype, checkpointing, method, batch, sequence):
     shape = ModelShape(family=family, vocab=8000, hidden=256, layers=4, heads=4, ffn=1024,
                        labels=3, positions=514)  # fmt: skip
+    hidden_dropout, attention_dropout = shape.family.dropout(shape.config())
     model = build_model(shape, attention=attention, dtype=dtype)
     if method == "lora":
         model = add_lora(model, rank=8, targets=TARGETS[family])
@@ -44,8 +45,8 @@ def one_case(family, attention, dtype, checkpointing, method, batch, sequence):
         batch_size=batch,
         sequence=sequence,
         lora_targets=TARGETS[family],
-        hidden_dropout=family != "gpt-neox",
-        attention_dropout=family != "gpt-neox" and attention == "eager",
+        hidden_dropout=hidden_dropout,
+        attention_dropout=attention_dropout and attention == "eager",
     )
     predicted = estimate(shape, setup, context=0)
     gradients = sum(p.tensor.numel * p.bytes_per for p in parameters(shape, setup) if p.trains)

@@ -118,7 +118,7 @@ def test_other_optimizers_state_and_step_match_a_measured_step(family, dtype, op
         optimizer=optimizer,
         batch_size=2,
         sequence=64,
-        hidden_dropout=family != "gpt-neox",
+        hidden_dropout=shape.family.dropout(shape.config())[0],
         attention_dropout=False,
     )
     predicted = estimate(shape, setup, context=0)

@@ -83,8 +83,11 @@ def find_config(model: str, checkpoint: Path | None, *, where: str = "the recipe
     )
 
 
-def read_config(path: Path) -> dict[str, Any]:
-    """A config.json as a dictionary (read as JSON, nothing loaded)."""
+def read_config(
+    path: Path, *, hint: str = "fix or replace the config.json, or name another checkpoint"
+) -> dict[str, Any]:
+    """A model's config.json as a dictionary (read as JSON, nothing loaded); one that cannot be
+    read so is refused, naming the file."""
     try:
         found = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -93,8 +96,7 @@ def read_config(path: Path) -> dict[str, Any]:
         why = "not a JSON object"
     if not isinstance(found, dict):
         raise ModelUnavailableError(
-            f"{path} cannot be read as a model configuration ({why})",
-            hint="fix or replace the config.json, or name another checkpoint",
+            f"{path} cannot be read as a model configuration ({why})", hint=hint
         )
     return found
 

@@ -6,12 +6,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import attrs
 
-from zoo.errors import ModelUnavailableError, WontFit
+from zoo.errors import WontFit
+from zoo.hub_models import read_config
 from zoo.memory.estimate import Estimate, estimate, inference
 from zoo.memory.families.base import Families, builtin_families
 from zoo.memory.plan import Plan, suggestions
@@ -176,18 +176,8 @@ def architecture(recipe: Recipe, entry: ModelEntry, spec: ModelSpec) -> Any:
     if entry.checkpoint:
         config = recipe.path(entry.checkpoint) / "config.json"
         if config.is_file():
-            try:
-                found = json.loads(config.read_text(encoding="utf-8"))
-            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-                found, why = None, str(exc)
-            else:
-                why = "not a JSON object"
-            if not isinstance(found, dict):
-                raise ModelUnavailableError(
-                    f"{config} cannot be read as a model configuration ({why})",
-                    hint=f"replace the checkpoint of {entry.label!r}, or fix its config.json",
-                )
-            return found
+            hint = f"replace the checkpoint of {entry.label!r}, or fix its config.json"
+            return read_config(config, hint=hint)
     return spec.resources.architecture
 
 
