@@ -337,3 +337,21 @@ def test_runs_with_other_settings_are_never_averaged_together():
     assert "e5-small (learning_rate=1e-05)" in table
     assert "e5-small (learning_rate=0.001)" in table
     assert to_json(rows)["leaderboard"][2]["settings"] == {"learning_rate": 1e-3}
+
+
+def test_a_setting_older_runs_did_not_record_is_the_same_as_one_left_unset():
+    # Runs recorded before a training key existed (eval_every, trainer) lack it; newer runs
+    # record it as null. They trained alike, so they are one row over both seeds.
+    before = {"learning_rate": 1e-5, "epochs": 3}
+    after = {**before, "eval_every": None, "trainer": None}
+    rows = leaderboard([run("e5-small", 1, f1=0.8, settings=before),
+                        run("e5-small", 2, f1=0.6, settings=after)])  # fmt: skip
+    assert [(r.model, r.runs) for r in rows] == [("e5-small", 2)]
+    assert round(rows[0].f1_macro[0], 4) == 0.7
+    set_later = {**before, "eval_every": 50}
+    rows = leaderboard([run("e5-small", 1, settings=before),
+                        run("e5-small", 2, settings=set_later)])  # fmt: skip
+    assert sorted(str(dict(r.settings)) for r in rows) == [
+        "{'eval_every': 50}",
+        "{'eval_every': None}",
+    ]

@@ -94,7 +94,9 @@ def leaderboard(
 
 
 def _settings_key(record: RunRecord) -> str:
-    return json.dumps(record.settings, sort_keys=True, default=str)
+    # A key set to null is one left unset, as in runs recorded before the key existed.
+    settings = {k: v for k, v in record.settings.items() if v is not None}
+    return json.dumps(settings, sort_keys=True, default=str)
 
 
 def _variants(records: list[RunRecord]) -> list[tuple[Mapping[str, Any], list[RunRecord]]]:
