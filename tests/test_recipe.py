@@ -601,6 +601,18 @@ def test_an_unknown_trainer_key_suggests_the_training_argument(write_recipe):
     ]
 
 
+def test_a_training_argument_written_straight_into_training_says_where_it_belongs(write_recipe):
+    body = "[training]\nmax_grad_norm = 1.0\nlearnig_rate = 1e-4\n"
+    entry = '[[models]]\nmodel = "minilm"\nlabel_smoothing_factor = 0.1\n'
+    assert problems(write_recipe(f"{RUN_AND_DATA}{body}{entry}")) == [
+        "models[0].label_smoothing_factor: unknown key (a TrainingArguments field: set it as "
+        "models[0].trainer.label_smoothing_factor)",
+        "training.learnig_rate: unknown key (did you mean 'learning_rate'?)",
+        "training.max_grad_norm: unknown key (a TrainingArguments field: set it as "
+        "training.trainer.max_grad_norm)",
+    ]
+
+
 def test_a_trainer_key_that_zoo_sets_names_the_recipe_key_to_use(write_recipe):
     body = "[training.trainer]\nlearning_rate = 1e-4\noutput_dir = 'elsewhere'\n"
     entry = '[[models]]\nmodel = "minilm"\ntrainer = { num_train_epochs = 2 }\n'

@@ -509,6 +509,11 @@ def _problems(exc: BaseException, path: str, value: Any = None) -> Iterable[Prob
                 hint = hint or f" (expected {sections})"
                 yield Problem(key, f"unknown section{hint}")
             else:
+                if not hint and "trainer" in known:  # [training] or a [[models]] entry
+                    from zoo.engine.arguments import trainer_field_hint
+
+                    field = trainer_field_hint(key, path)
+                    hint = f" ({field})" if field else ""
                 hint = hint or f" (expected one of: {', '.join(known)})"
                 yield Problem(_join(path, key), f"unknown key{hint}")
     elif isinstance(exc, KeyError):

@@ -210,6 +210,17 @@ def trainer_problems(table: Mapping[str, Any] | None, path: str) -> list[Problem
     return problems
 
 
+def trainer_field_hint(key: str, path: str) -> str | None:
+    """For a key written straight into [training] or a model entry (`path`) that is a
+    TrainingArguments field zoo does not set: where it belongs instead."""
+    from transformers import TrainingArguments
+
+    fields = {f.name for f in dataclasses.fields(TrainingArguments) if f.init}
+    if key not in fields or key in ZOO_ARGUMENTS:
+        return None
+    return f"a TrainingArguments field: set it as {path}.trainer.{key}"
+
+
 def _owned(key: str, path: str) -> str:
     recipe_key = ZOO_ARGUMENTS[key]
     if recipe_key is None:
