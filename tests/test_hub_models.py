@@ -222,8 +222,10 @@ def test_zoo_run_trains_a_hub_model_from_its_checkpoint_and_zoo_check_estimates_
     assert main(["check", str(path), "--gpu-memory", "40GiB", "--json"]) == 0
     (model,) = json.loads(capsys.readouterr().out)["models"]
     assert model["model"] == "roberta-large" and model["approximate"] is False
+    assert model["family"] == "xlm-roberta"
     assert main(["check", str(path), "--gpu-memory", "40GiB"]) == 0
-    assert "approximate" not in capsys.readouterr().out
+    out = " ".join(capsys.readouterr().out.split())  # the caption wraps
+    assert "approximate" not in out and "model family xlm-roberta" in out
 
     assert main(["run", str(path)]) == 0
     err = capsys.readouterr().err
@@ -242,7 +244,7 @@ def test_zoo_check_estimates_a_cached_hub_model_through_its_family(tmp_path, cap
     path = write_recipe(tmp_path, 'model = "hub:klue/roberta-large"')
     assert main(["check", str(path), "--gpu-memory", "80GiB", "--json"]) == 0
     (model,) = json.loads(capsys.readouterr().out)["models"]
-    assert model["approximate"] is False
+    assert model["approximate"] is False and model["family"] == "xlm-roberta"
     assert main(["validate", str(path)]) == 0
     assert "models: roberta-large" in capsys.readouterr().out
 

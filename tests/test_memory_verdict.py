@@ -412,6 +412,7 @@ def test_the_json_of_a_refused_model_has_the_documented_keys(load, registry):
         "allocated_bytes": est.allocated,
         "peak_phase": est.phase,
         "approximate": False,
+        "family": "bert",
         "device": "test GPU",
         "device_bytes": total - 1,
         "fits": False,

@@ -330,6 +330,8 @@ def memory_tables(check: Any) -> list[Table]:
     table.add_row("available", human_bytes(device.available))
     table.add_row("verdict", verdict)
     notes = [f"{human_count(est.parameters)} parameters, {human_count(est.trainable)} trained"]
+    if not est.approximate:
+        notes.append(f"model family {est.family}")
     if est.approximate:
         notes.append("approximate: this architecture is estimated as a BERT-like model")
     table.caption = "; ".join(notes)

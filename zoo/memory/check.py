@@ -47,6 +47,7 @@ class ModelCheck:
             "allocated_bytes": None if est is None else est.allocated,
             "peak_phase": None if est is None else est.phase,
             "approximate": None if est is None else est.approximate,
+            "family": None if est is None else est.family,
             "device": self.device.name,
             "device_bytes": self.device.available,
             "fits": self.fits,

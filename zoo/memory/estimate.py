@@ -50,6 +50,7 @@ class Estimate:
     parameters: int  # of the model, all of them
     trainable: int  # parameters that train
     approximate: bool  # the architecture is not modelled tensor by tensor
+    family: str  # the name of the model family that estimated it ("generic" when approximate)
 
     @property
     def total(self) -> int:
@@ -216,6 +217,7 @@ def estimate(shape: ModelShape, setup: TrainingSetup, *, context: int = CUDA_CON
         parameters=shape.parameters(),
         trainable=sum(p.tensor.numel for p in trainable),
         approximate=shape.approximate,
+        family=shape.family.name,
     )
 
 
@@ -316,4 +318,5 @@ def inference(shape: ModelShape, setup: TrainingSetup, *, context: int = CUDA_CO
         parameters=shape.parameters(),
         trainable=0,
         approximate=shape.approximate,
+        family=shape.family.name,
     )
