@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import pluggy
@@ -19,6 +19,19 @@ from zoo.spec import ModelSpec
 
 if TYPE_CHECKING:
     from zoo.recipe import ModelEntry, Recipe
+
+
+def _add_once(found: dict[str, Any], kind: str, name: str, entry: Any, *, replace: bool) -> None:
+    """Every registry's rule: a name registered twice is an error naming both plugins, unless
+    the later one replaces the earlier on purpose (``register(thing, replace=True)``)."""
+    earlier = found.get(name)
+    if earlier is not None and not replace:
+        raise PluginError(
+            f"{kind} {name!r} is registered twice: by plugin {earlier.plugin!r} "
+            f"and by plugin {entry.plugin!r}",
+            hint="rename one of them, or register with replace=True to override on purpose",
+        )
+    found[name] = entry
 
 
 @attrs.frozen
@@ -42,14 +55,7 @@ class Registry:
             raise PluginError(
                 f"plugin {plugin!r} registered {spec!r}, which is not a zoo.ModelSpec"
             )
-        earlier = self.models.get(spec.name)
-        if earlier is not None and not replace:
-            raise PluginError(
-                f"model {spec.name!r} is registered twice: by plugin {earlier.plugin!r} "
-                f"and by plugin {plugin!r}",
-                hint="rename one of them, or register with replace=True to override on purpose",
-            )
-        self.models[spec.name] = RegisteredModel(spec=spec, plugin=plugin)
+        _add_once(self.models, "model", spec.name, RegisteredModel(spec, plugin), replace=replace)
 
     def __iter__(self) -> Iterator[RegisteredModel]:
         return iter(sorted(self.models.values(), key=lambda m: m.spec.name))
@@ -120,14 +126,8 @@ class MetricRegistry:
     def add(self, metric: Metric, plugin: str, *, replace: bool = False) -> None:
         if not isinstance(metric, Metric):
             raise PluginError(f"plugin {plugin!r} registered {metric!r}, which is not a zoo.Metric")
-        earlier = self.registered.get(metric.name)
-        if earlier is not None and not replace:
-            raise PluginError(
-                f"metric {metric.name!r} is registered twice: by plugin {earlier.plugin!r} "
-                f"and by plugin {plugin!r}",
-                hint="rename one of them, or register with replace=True to override on purpose",
-            )
-        self.registered[metric.name] = RegisteredMetric(metric=metric, plugin=plugin)
+        entry = RegisteredMetric(metric, plugin)
+        _add_once(self.registered, "metric", metric.name, entry, replace=replace)
 
     @property
     def metrics(self) -> tuple[Metric, ...]:
