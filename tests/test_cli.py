@@ -335,6 +335,7 @@ def test_plugins_json(capsys):
                 "from": "built-in",
                 "status": "loaded",
                 "models": ["minilm"],
+                "registers": {"models": ["minilm"]},
             },
             {
                 "name": "zoo_plugins.e5_small",
@@ -342,6 +343,7 @@ def test_plugins_json(capsys):
                 "from": "built-in",
                 "status": "loaded",
                 "models": ["e5-small"],
+                "registers": {"models": ["e5-small"]},
             },
             {
                 "name": "zoo_plugins.finbert",
@@ -349,6 +351,7 @@ def test_plugins_json(capsys):
                 "from": "built-in",
                 "status": "loaded",
                 "models": ["finbert"],
+                "registers": {"models": ["finbert"]},
             },
             {
                 "name": "zoo_plugins.xlmr",
@@ -356,6 +359,7 @@ def test_plugins_json(capsys):
                 "from": "built-in",
                 "status": "loaded",
                 "models": ["xlmr"],
+                "registers": {"models": ["xlmr"]},
             },
             {
                 "name": "zoo_plugins.koalpaca",
@@ -363,6 +367,7 @@ def test_plugins_json(capsys):
                 "from": "built-in",
                 "status": "loaded",
                 "models": ["koalpaca-12.8b", "koalpaca-5.8b"],
+                "registers": {"models": ["koalpaca-5.8b", "koalpaca-12.8b"]},
             },
             {
                 "name": "zoo_plugins.mmbert",
@@ -370,6 +375,7 @@ def test_plugins_json(capsys):
                 "from": "built-in",
                 "status": "loaded",
                 "models": ["mmbert-base"],
+                "registers": {"models": ["mmbert-base"]},
             },
             {
                 "name": "zoo_plugins.koelectra",
@@ -377,6 +383,7 @@ def test_plugins_json(capsys):
                 "from": "built-in",
                 "status": "loaded",
                 "models": ["koelectra-base"],
+                "registers": {"models": ["koelectra-base"]},
             },
             {
                 "name": "zoo_plugins.klue_roberta",
@@ -384,6 +391,7 @@ def test_plugins_json(capsys):
                 "from": "built-in",
                 "status": "loaded",
                 "models": ["klue-roberta-base"],
+                "registers": {"models": ["klue-roberta-base"]},
             },
             {
                 "name": "zoo_plugins.tfidf",
@@ -391,6 +399,7 @@ def test_plugins_json(capsys):
                 "from": "built-in",
                 "status": "loaded",
                 "models": ["tfidf"],
+                "registers": {"models": ["tfidf"]},
             },
             {  # the device probe for memory checks: no models
                 "name": "zoo.memory.probe",
@@ -398,6 +407,7 @@ def test_plugins_json(capsys):
                 "from": "built-in",
                 "status": "loaded",
                 "models": [],
+                "registers": {"device_probes": ["builtin_probe"]},
             },
             {  # the built-in metrics: no models
                 "name": "zoo.metrics",
@@ -405,6 +415,7 @@ def test_plugins_json(capsys):
                 "from": "built-in",
                 "status": "loaded",
                 "models": [],
+                "registers": {"metrics": ["f1_macro", "accuracy", "f1_weighted"]},
             },
             {  # the memory estimator's model families: no models
                 "name": "zoo.memory.families.builtins",
@@ -412,6 +423,9 @@ def test_plugins_json(capsys):
                 "from": "built-in",
                 "status": "loaded",
                 "models": [],
+                "registers": {
+                    "model_families": ["bert", "xlm-roberta", "gpt-neox", "modernbert", "electra"]
+                },
             },
         ]
     }
