@@ -335,8 +335,7 @@ def _legend(rows: Sequence[Row], metrics: Sequence[Metric]) -> str | None:
         return None
     best, metric = compared[0].model, label_of(compared[0].metric, metrics)
     lines = [
-        f"{TIED} tied with {best}: these test rows cannot tell them apart on {metric} (the 95% "
-        "interval of the paired bootstrap difference holds 0)"
+        f"{TIED} tied with {best} on {metric}: the paired 95% interval of the difference holds 0"
     ]
     lines += [
         f"not paired with {best}: {label(row)}: {row.vs_best.unpaired}"
