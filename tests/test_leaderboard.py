@@ -267,9 +267,11 @@ def test_json_holds_every_number():
                 "not_ok": 1,
                 "seeds": [1, 2, 3],
                 "split": "test",
-                "f1_macro": {"mean": 0.5, "std": 0.25},
-                "accuracy": {"mean": 0.5, "std": 0.25},
-                "f1_weighted": {"mean": 0.5, "std": 0.25},
+                # No interval: these records have none, and vs_best was not asked.
+                "f1_macro": {"mean": 0.5, "std": 0.25, "ci95": None},
+                "accuracy": {"mean": 0.5, "std": 0.25, "ci95": None},
+                "f1_weighted": {"mean": 0.5, "std": 0.25, "ci95": None},
+                "vs_best": None,
                 "per_class_f1": {
                     "code": {"mean": 0.5, "std": 0.25},
                     "web": {"mean": 0.5, "std": 0.0},
@@ -290,6 +292,7 @@ def test_json_holds_every_number():
                 "f1_macro": None,
                 "accuracy": None,
                 "f1_weighted": None,
+                "vs_best": None,
                 "per_class_f1": {},
                 "train_seconds": None,
                 "peak_memory_bytes": None,

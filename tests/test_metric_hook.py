@@ -245,7 +245,18 @@ def test_hook_register_metrics(pm, tiny_bert, data, monkeypatch, render):
 
     test = json.loads((run.run_dir / "metrics.json").read_text(encoding="utf-8"))["test"]
     assert test["error_rate"] == pytest.approx(1 - test["accuracy"])
-    assert list(run.metrics["test"]) == ["accuracy", "error_rate", "f1_macro", "f1_weighted"]
+    # The scores, then their intervals: the plugin's metric, without a fast path, has one too.
+    assert list(run.metrics["test"]) == [
+        "accuracy",
+        "error_rate",
+        "f1_macro",
+        "f1_weighted",
+        "ci95",
+    ]
+    assert list(test["ci95"]) == ["accuracy", "error_rate", "f1_macro", "f1_weighted"]
+    low, high = test["ci95"]["error_rate"]
+    assert low <= test["error_rate"] <= high
+    assert run.metrics["test"]["ci95"] == test["ci95"]
     assert run.to_json()["metrics"]["test"]["error_rate"] == test["error_rate"]
     table = comparison_table([run], metrics=metrics.metrics)
     assert [column.header for column in table.columns][2:6] == [

@@ -173,6 +173,9 @@ def test_zoo_compare_json_says_two_runs_and_both_seeds(seeded, capsys):
     (row,) = json.loads(capsys.readouterr().out)["leaderboard"]
     assert (row["model"], row["runs"], row["seeds"]) == ("tfidf", 2, list(SEEDS))
     accuracy = [read_json(d / "metrics.json")["test"]["accuracy"] for d in run_dirs(seeded)]
+    # Two seeds: the interval is the seeds-and-rows bootstrap of the mean (from predictions.csv).
+    low, high = row["accuracy"].pop("ci95")
+    assert low < statistics.fmean(accuracy) < high
     assert row["accuracy"] == {
         "mean": pytest.approx(statistics.fmean(accuracy)),
         "std": pytest.approx(statistics.stdev(accuracy)),
@@ -195,3 +198,34 @@ def test_zoo_compare_prints_the_number_of_runs(seeded, capsys):
     # The leaderboard's row (the per-class table below has one too): model, method, runs, ...
     line = next(line for line in out.splitlines() if line.startswith("│ tfidf"))
     assert [cell.strip() for cell in line.split("│")[1:4]] == ["tfidf", "full", "2"]
+
+
+def test_every_test_score_has_its_interval_in_metrics_json_the_json_and_the_store(seeded):
+    from zoo.metrics import BUILTIN_METRICS
+    from zoo.rundir import read_run
+    from zoo.uncertainty import intervals
+
+    directory, runs = seeded
+    stored = ResultsStore.read_only(directory / "runs" / "zoo-results.sqlite").runs()
+    found = []
+    for run, run_dir, record in zip(runs, run_dirs(seeded), stored, strict=True):
+        test = read_json(run_dir / "metrics.json")["test"]
+        assert sorted(test["ci95"]) == ["accuracy", "f1_macro", "f1_weighted"]
+        for name, (low, high) in test["ci95"].items():
+            assert low <= test[name] <= high
+        assert run["metrics"]["test"]["ci95"] == test["ci95"]  # zoo run --json
+        assert record.metrics["test"]["ci95"] == test["ci95"]  # the results store
+        # The same run gives the same interval: drawn again from predictions.csv and its seed.
+        labels = labels_of(run_dir)
+        predictions = read_run(run_dir, needs=("predictions",)).predictions
+        again = intervals(
+            [labels.index(name) for name in predictions.labels],
+            [labels.index(name) for name in predictions.predicted],
+            None,
+            labels,
+            BUILTIN_METRICS,
+            seed=run["seed"],
+        )
+        assert again == test["ci95"]
+        found.append(test["ci95"])
+    assert found[0] != found[1]  # seeds 3 and 5: other draws (and other models)

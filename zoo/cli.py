@@ -456,6 +456,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         sort_keys,
         to_csv,
         to_json,
+        vs_best,
     )
     from zoo.plugins import get_plugin_manager
     from zoo.store import STORE_NAME, ResultsStore
@@ -492,6 +493,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
             attrs.evolve(r, model=f"{r.model} (seed {r.seed}, #{r.run_id})") for r in records
         ]
     rows = leaderboard(records, by=args.by, split=args.split, metrics=metrics)
+    # Each row against the best on the same test rows (their run directories' predictions).
+    rows = vs_best(rows, by=args.by, metrics=metrics)
     if args.json:
         print(json.dumps(to_json(rows), indent=2, ensure_ascii=False))
     elif args.csv:

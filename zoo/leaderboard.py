@@ -1,6 +1,11 @@
 """The leaderboard behind `zoo compare`: runs from the results store grouped by (model, method),
 with the mean and standard deviation over seeds, as rich tables, JSON or CSV.
 
+`leaderboard` reads only the store's records: a row of one run shows the 95% interval that run
+stored (metrics.test.ci95). `vs_best` reads the rows' test predictions from their run
+directories: each row against the best one by the paired bootstrap (zoo.uncertainty), and the
+interval of a row of several seeds (seeds and test rows resampled).
+
 Which runs to compare (the same data, the same recipe) is the store's filter, not this module's.
 """
 
@@ -10,18 +15,29 @@ import csv
 import io
 import json
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import attrs
 from rich.table import Table
 from rich.text import Text
 
-from zoo.metrics import BUILTIN_METRICS, DEFAULT_METRIC, Metric
-from zoo.report import best_value, marked_cell, result_columns, results_table
+from zoo.errors import ZooError
+from zoo.metrics import BUILTIN_METRICS, DEFAULT_METRIC, INTERVALS, Metric, label_of, named
+from zoo.report import (
+    CI_NOTE,
+    best_value,
+    marked_cell,
+    result_columns,
+    results_table,
+    score_text,
+)
 from zoo.store import RunRecord
+from zoo.uncertainty import RESAMPLES, Scored, draws_seed, paired_difference, seeds_interval
 
 Score = tuple[float, float | None]  # (mean, sample standard deviation; None for one run)
+Interval = tuple[float, float]
+TIED = "≈"
 
 # Besides the metrics, what `by` may name; smaller is better for both.
 FACT_SORT_KEYS = ("train_seconds", "peak_memory_bytes")
@@ -55,6 +71,11 @@ class Row:
     parameters: int | None = None  # the same for every seed
     status: str = "ok"  # "ok" when a run succeeded, else the status of the group's latest run
     not_ok: int = 0  # failed, refused and interrupted runs of the group
+    # Each metric's 95% interval, by name, where known: a single run's own (metrics.test.ci95),
+    # or, for several seeds, the seeds-and-rows bootstrap that `vs_best` computes. Never made up.
+    ci95: Mapping[str, Interval] = attrs.field(factory=dict)
+    run_dirs: tuple[str | None, ...] = ()  # of the ok runs, in `seeds` order
+    vs_best: VsBest | None = None  # set by `vs_best`; None on the best row
 
     def __getattr__(self, name: str) -> Score | None:
         # Called only for names that are no field: a metric's score.
@@ -63,6 +84,33 @@ class Row:
             if name in scores:
                 return scores[name]
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+
+@attrs.frozen(kw_only=True)
+class VsBest:
+    """A row against the best row (`model`) on `metric`, test row by test row: `diff` is this
+    row's score minus the best's (means over seeds), `ci95` its paired-bootstrap 95% interval,
+    `p_value` the two-sided bootstrap p-value of no difference, `tied` whether the interval
+    holds 0. `unpaired` says why no paired test could be made (then only `diff` is known)."""
+
+    model: str
+    metric: str
+    diff: float | None
+    ci95: Interval | None = None
+    p_value: float | None = None
+    tied: bool | None = None
+    unpaired: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "metric": self.metric,
+            "diff": self.diff,
+            "ci95": None if self.ci95 is None else list(self.ci95),
+            "p_value": self.p_value,
+            "tied": self.tied,
+            "unpaired": self.unpaired,
+        }
 
 
 def leaderboard(
@@ -160,6 +208,7 @@ def _row(
     per_class = {
         label: _spread([c[label]["f1"] for c in classes if label in c]) for label in labels
     }
+    one = scores[0].get(INTERVALS) or {} if len(ok) == 1 else {}
     seconds = [r.train_seconds for r in ok if r.train_seconds is not None]
     memory = [r.peak_memory_bytes for r in ok if r.peak_memory_bytes is not None]
     parameters = [r.parameters for r in ok if r.parameters is not None]
@@ -178,6 +227,16 @@ def _row(
         peak_memory_bytes=max(memory) if memory else None,
         parameters=parameters[-1] if parameters else None,
         not_ok=not_ok,
+        ci95={m.name: tuple(one[m.name]) for m in metrics if _is_interval(one.get(m.name))},
+        run_dirs=tuple(r.run_dir for r in ok),
+    )
+
+
+def _is_interval(value: Any) -> bool:
+    return (
+        isinstance(value, list | tuple)
+        and len(value) == 2
+        and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
     )
 
 
@@ -205,11 +264,8 @@ def _sort_key(row: Row, by: str, *, ascending: bool) -> tuple[Any, ...]:
     return (row.status != "ok", value is None, rank, label(row), row.method)
 
 
-def _score(score: Score | None) -> str:
-    if score is None:
-        return "-"
-    mean, std = score
-    return f"{mean:.4f}" if std is None else f"{mean:.4f} ± {std:.4f}"
+def _score(score: Score | None, ci95: Interval | None = None) -> str:
+    return "-" if score is None else score_text(*score, ci95)
 
 
 def _note(rows: Sequence[Row]) -> str:
@@ -222,8 +278,12 @@ def _note(rows: Sequence[Row]) -> str:
     else:
         fallback = ", ".join(f"{r.model}/{r.method}" for r in used if r.split == "validation")
         note = f"test split; validation for {fallback}"
-    if any(row.runs > 1 for row in rows):
+    if any(row.runs > 1 and len(row.ci95) < len(row.scores) for row in rows):
         note += "; mean ± std over seeds"
+    elif any(row.runs > 1 for row in rows):
+        note += "; mean over seeds"
+    if any(row.ci95 for row in used if row.status == "ok"):
+        note += f"; {CI_NOTE}"
     return note + "; * best"
 
 
@@ -233,10 +293,10 @@ def leaderboard_table(
     """One row per (model, method), best first; the best value of each column bold with '*'."""
     columns = [
         attrs.evolve(column, number=lambda row, value=column.value: _mean_of(value(row)))
-        for column in result_columns(metrics, lambda row, name: row.scores.get(name), _score)
+        for column in result_columns(metrics, _shown, lambda shown: _score(*shown))
     ]
     # Names and counts never wrap: on a narrow console the deviations go under their means.
-    return results_table(
+    table = results_table(
         f"{title} ({_note(rows)})",
         rows,
         lead=[
@@ -244,14 +304,45 @@ def leaderboard_table(
             ("method", {"no_wrap": True}),
             ("runs", {"justify": "right", "no_wrap": True}),
         ],
-        lead_cells=lambda row: [Text(label(row)), Text(row.method), _runs(row)],
+        lead_cells=lambda row: [Text(_marked_label(row)), Text(row.method), _runs(row)],
         columns=columns,
         ok=lambda row: row.status == "ok",
     )
+    table.caption = _legend(rows, metrics)
+    table.caption_justify = "left"
+    return table
+
+
+def _shown(row: Row, name: str) -> tuple[Score, Interval | None] | None:
+    score = row.scores.get(name)
+    return None if score is None else (score, row.ci95.get(name))
 
 
 def _mean_of(value: Any) -> Any:
-    return value[0] if isinstance(value, tuple) else value
+    while isinstance(value, tuple):  # (score, interval) -> score -> its mean
+        value = value[0]
+    return value
+
+
+def _marked_label(row: Row) -> str:
+    return f"{label(row)} {TIED}" if row.vs_best is not None and row.vs_best.tied else label(row)
+
+
+def _legend(rows: Sequence[Row], metrics: Sequence[Metric]) -> str | None:
+    """The line under the table: what ≈ means, and which rows could not be paired."""
+    compared = [row.vs_best for row in rows if row.vs_best is not None]
+    if not compared:
+        return None
+    best, metric = compared[0].model, label_of(compared[0].metric, metrics)
+    lines = [
+        f"{TIED} tied with {best} on {metric}: the paired 95% interval of the difference holds 0"
+    ]
+    lines += [
+        f"not paired with {best}: {label(row)}: {row.vs_best.unpaired}"
+        for row in rows
+        if row.vs_best is not None and row.vs_best.unpaired
+    ]
+    return "\n".join(lines)
 
 
 def _runs(row: Row) -> Text:
@@ -291,8 +382,15 @@ def _pair(score: Score | None) -> dict[str, float | None] | None:
     return None if score is None else {"mean": score[0], "std": score[1]}
 
 
+def _with_interval(score: Score | None, ci95: Interval | None) -> dict[str, Any] | None:
+    pair = _pair(score)
+    return None if pair is None else pair | {"ci95": None if ci95 is None else list(ci95)}
+
+
 def to_json(rows: Sequence[Row]) -> dict[str, Any]:
-    """`{"leaderboard": [...]}`: each score as {"mean": ..., "std": ...} (std null for one run)."""
+    """`{"leaderboard": [...]}`: each score as {"mean": ..., "std": ..., "ci95": [low, high]}
+    (std null for one run, ci95 null where unknown); "vs_best" as `VsBest.to_json`, null on
+    the best row and where `vs_best` was not asked."""
     return {
         "leaderboard": [
             {
@@ -304,7 +402,11 @@ def to_json(rows: Sequence[Row]) -> dict[str, Any]:
                 "not_ok": row.not_ok,
                 "seeds": list(row.seeds),
                 "split": row.split,
-                **{name: _pair(score) for name, score in row.scores.items()},
+                **{
+                    name: _with_interval(score, row.ci95.get(name))
+                    for name, score in row.scores.items()
+                },
+                "vs_best": None if row.vs_best is None else row.vs_best.to_json(),
                 "per_class_f1": {k: _pair(v) for k, v in row.per_class_f1.items()},
                 "train_seconds": row.train_seconds,
                 "peak_memory_bytes": row.peak_memory_bytes,
@@ -338,3 +440,156 @@ def to_csv(rows: Sequence[Row], *, metrics: Sequence[Metric] = BUILTIN_METRICS) 
         line += [_mean(row, label) for label in labels]
         writer.writerow(line)
     return out.getvalue()
+
+
+# ---------------------------------------------------------------------------------------------
+# Against the best row, test row by test row
+
+# What `vs_best` reads of a run directory: its test predictions, or why there are none.
+ReadPredictions = Callable[[str], Any]
+
+
+def _read_predictions(run_dir: str) -> Any:
+    from zoo.rundir import read_run
+
+    return read_run(run_dir, needs=("finished", "predictions")).predictions
+
+
+def vs_best(
+    rows: Sequence[Row],
+    *,
+    by: str = DEFAULT_METRIC,
+    metrics: Sequence[Metric] = BUILTIN_METRICS,
+    read: ReadPredictions = _read_predictions,
+    resamples: int = RESAMPLES,
+) -> list[Row]:
+    """The rows (best first by `by`, as `leaderboard` sorted them) with `vs_best` set on every
+    ok row after the first: the paired bootstrap of its `by` score minus the best's on the same
+    test rows (`zoo.uncertainty.paired_difference`), and with the interval of each row of
+    several seeds (seeds and rows resampled). Predictions come from the run directories
+    (`read`); a row whose predictions cannot be read, or are on other test rows, is reported
+    `unpaired` with the reason. Nothing happens when `by` is no metric."""
+    if by not in {m.name for m in metrics} or not rows or rows[0].status != "ok":
+        return list(rows)
+    metric = named(metrics, by)
+    loaded = {id(row): _predictions_of(row, read) for row in rows if row.status == "ok"}
+    universe = _label_universe(p for found, _ in loaded.values() if found for p in found)
+    best = rows[0]
+    out: list[Row] = []
+    for row in rows:
+        if row.status != "ok":
+            out.append(row)
+            continue
+        predictions, why = loaded[id(row)]
+        if predictions and row.runs > 1:
+            row = attrs.evolve(row, ci95=_seeds_intervals(row, predictions, universe, metrics))
+        if out:  # every ok row after the best
+            paired = _against(
+                row, (predictions, why), best, loaded[id(best)], metric, universe, resamples
+            )
+            row = attrs.evolve(row, vs_best=paired)
+        out.append(row)
+    return out
+
+
+def _predictions_of(row: Row, read: ReadPredictions) -> tuple[list[Any] | None, str | None]:
+    """The row's predictions, one per seed, or why there are none."""
+    if row.split != "test":
+        return None, "it has no test scores (validation splits differ from run to run)"
+    found = []
+    for run_dir in row.run_dirs:
+        if run_dir is None:
+            return None, "its results-store record names no run directory"
+        try:
+            found.append(read(run_dir))
+        except ZooError as exc:
+            return None, exc.message
+    reason = None
+    for seed, other in zip(row.seeds[1:], found[1:], strict=True):
+        reason = reason or _not_the_same_rows(other, found[0], f"its seed {row.seeds[0]}")
+        if reason:
+            return None, f"seed {seed}: {reason}"
+    return found, None
+
+
+def _not_the_same_rows(mine: Any, theirs: Any, whose: str) -> str | None:
+    """Why two runs' predictions are not on the same test rows, or None."""
+    if len(mine.rows) != len(theirs.rows):
+        return f"{len(mine.rows)} test rows, {len(theirs.rows)} for {whose}"
+    for i, (a, b) in enumerate(
+        zip(
+            zip(mine.rows, mine.lines, mine.labels, strict=True),
+            zip(theirs.rows, theirs.lines, theirs.labels, strict=True),
+            strict=True,
+        )
+    ):
+        if a != b:
+            return (
+                f"test row {i + 1} of predictions.csv is row {a[0]} (line {a[1]}, label {a[2]!r}), "
+                f"for {whose} row {b[0]} (line {b[1]}, label {b[2]!r})"
+            )
+    return None
+
+
+def _label_universe(predictions: Any) -> tuple[str, ...]:
+    names: dict[str, None] = {}
+    for p in predictions:
+        names |= dict.fromkeys(p.labels) | dict.fromkeys(p.predicted)
+    return tuple(names)
+
+
+def _ids(predictions: Sequence[Any], universe: tuple[str, ...]) -> tuple[list[int], Scored]:
+    index = {name: i for i, name in enumerate(universe)}
+    references = [index[name] for name in predictions[0].labels]
+    return references, Scored.of([[index[name] for name in p.predicted] for p in predictions])
+
+
+def _seeds_intervals(
+    row: Row, predictions: list[Any], universe: tuple[str, ...], metrics: Sequence[Metric]
+) -> dict[str, Interval]:
+    references, scored = _ids(predictions, universe)
+    seed = draws_seed(*row.seeds)
+    return {
+        m.name: tuple(seeds_interval(scored, references, universe, m, seed=seed))  # type: ignore[misc]
+        for m in metrics
+        if row.scores.get(m.name) is not None
+    }
+
+
+def _against(
+    row: Row,
+    mine: tuple[list[Any] | None, str | None],
+    best: Row,
+    theirs: tuple[list[Any] | None, str | None],
+    metric: Metric,
+    universe: tuple[str, ...],
+    resamples: int,
+) -> VsBest | None:
+    score, top = row.scores.get(metric.name), best.scores.get(metric.name)
+    if score is None or top is None:
+        return None
+    name = label(best)
+    why = mine[1] or (theirs[1] and f"the predictions of {name}: {theirs[1]}")
+    if not why and mine[0] and theirs[0]:
+        why = _not_the_same_rows(mine[0][0], theirs[0][0], name)
+    if why or not mine[0] or not theirs[0]:
+        return VsBest(model=name, metric=metric.name, diff=score[0] - top[0], unpaired=why)
+    references, scored = _ids(mine[0], universe)
+    _, scored_best = _ids(theirs[0], universe)
+    paired = paired_difference(
+        scored,
+        scored_best,
+        references,
+        universe,
+        metric,
+        seed=draws_seed(*best.seeds, *row.seeds),
+        resamples=resamples,
+    )
+    return VsBest(
+        model=name,
+        metric=metric.name,
+        diff=paired.diff,
+        ci95=paired.ci95,
+        p_value=paired.p_value,
+        tied=paired.tied,
+    )

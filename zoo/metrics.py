@@ -26,8 +26,13 @@ ComputeFn = Callable[[Sequence[int], Sequence[int], "np.ndarray", Sequence[str]]
 # A metric's name is a JSON key, a CSV column, a `zoo compare --by` value and the Trainer's
 # `eval_NAME`: a plain identifier.
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+# A split's 95% bootstrap interval of each score (zoo.uncertainty): {"f1_macro": [low, high]}.
+INTERVALS = "ci95"
 # The parts of a split's report that are not scores.
-REPORT_TABLES = ("per_class", "confusion_matrix")
+REPORT_TABLES = ("per_class", "confusion_matrix", INTERVALS)
+# fn(counts) -> scores: the same score from a stack of confusion matrices (resamples x true x
+# predicted label counts), one score per matrix, vectorised with numpy.
+FromConfusionFn = Callable[["np.ndarray"], "np.ndarray"]
 
 
 def _name(_instance: Any, _attribute: Any, value: str) -> None:
@@ -45,12 +50,18 @@ class Metric:
     ``compute(references, predictions, probabilities, labels)`` gets the true label indices,
     the predicted indices, the rows x labels probability matrix (numpy) and the label names,
     and returns a float. It runs in the training process: keep heavy imports inside it.
+
+    ``from_confusion`` (optional) is a fast path for the bootstrap intervals (zoo.uncertainty):
+    the same score from a stack of confusion matrices at once. A metric that depends on
+    anything else (the probabilities, say) has none; the bootstrap then calls ``compute`` once
+    per resample.
     """
 
     name: str = attrs.field(validator=_name)
     label: str  # as tables show it: "macro-F1"
     higher_is_better: bool = True
     compute: ComputeFn = attrs.field(eq=False, repr=False)
+    from_confusion: FromConfusionFn | None = attrs.field(default=None, eq=False, repr=False)
 
 
 def _accuracy(references, predictions, probabilities, labels) -> float:
@@ -68,9 +79,60 @@ def _f1(average: str) -> ComputeFn:
     return f1
 
 
-F1_MACRO = Metric(name="f1_macro", label="macro-F1", compute=_f1("macro"))
-ACCURACY = Metric(name="accuracy", label="accuracy", compute=_accuracy)
-F1_WEIGHTED = Metric(name="f1_weighted", label="weighted F1", compute=_f1("weighted"))
+# The fast paths: scikit-learn's scores from confusion counts (tested to agree exactly).
+def _accuracy_from_confusion(counts: np.ndarray) -> np.ndarray:
+    import numpy as np
+
+    total = counts.sum(axis=(1, 2))
+    correct = np.trace(counts, axis1=1, axis2=2)
+    return np.divide(correct, total, out=np.zeros(len(counts)), where=total > 0)
+
+
+def _class_f1(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each class's F1 (2tp / (2tp + fp + fn)), its support, and whether it occurs among the
+    references or the predictions (the classes scikit-learn averages over)."""
+    import numpy as np
+
+    tp = np.diagonal(counts, axis1=1, axis2=2).astype(float)
+    support = counts.sum(axis=2)  # true label counts
+    predicted = counts.sum(axis=1)
+    denominator = support + predicted  # 2tp + fp + fn
+    f1 = np.divide(2 * tp, denominator, out=np.zeros(tp.shape), where=denominator > 0)
+    return f1, support, denominator > 0
+
+
+def _f1_macro_from_confusion(counts: np.ndarray) -> np.ndarray:
+    import numpy as np
+
+    f1, _support, present = _class_f1(counts)
+    n = present.sum(axis=1)
+    return np.divide((f1 * present).sum(axis=1), n, out=np.zeros(len(counts)), where=n > 0)
+
+
+def _f1_weighted_from_confusion(counts: np.ndarray) -> np.ndarray:
+    import numpy as np
+
+    f1, support, _present = _class_f1(counts)
+    total = support.sum(axis=1)
+    weighted = (f1 * support).sum(axis=1)
+    return np.divide(weighted, total, out=np.zeros(len(counts)), where=total > 0)
+
+
+F1_MACRO = Metric(
+    name="f1_macro",
+    label="macro-F1",
+    compute=_f1("macro"),
+    from_confusion=_f1_macro_from_confusion,
+)
+ACCURACY = Metric(
+    name="accuracy", label="accuracy", compute=_accuracy, from_confusion=_accuracy_from_confusion
+)
+F1_WEIGHTED = Metric(
+    name="f1_weighted",
+    label="weighted F1",
+    compute=_f1("weighted"),
+    from_confusion=_f1_weighted_from_confusion,
+)
 # In the order the tables show them; every run's metrics.json holds these.
 BUILTIN_METRICS = (F1_MACRO, ACCURACY, F1_WEIGHTED)
 # What picks the best checkpoint unless a recipe says otherwise, and what `zoo compare` sorts by.
@@ -137,7 +199,7 @@ def summary_scores(
 
 
 def scores_of(report: dict[str, Any]) -> dict[str, float]:
-    """A split report's scores, without its per-class table and confusion matrix."""
+    """A split report's scores, without its per-class table, confusion matrix and intervals."""
     return {key: value for key, value in report.items() if key not in REPORT_TABLES}
 
 

@@ -18,7 +18,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from zoo.metrics import BUILTIN_METRICS, Metric, label_of, scores_of
+from zoo.metrics import BUILTIN_METRICS, INTERVALS, Metric, label_of, scores_of
 from zoo.plugins import PluginInfo
 from zoo.registry import Registry
 
@@ -147,6 +147,17 @@ def result_columns(
     ]
 
 
+def score_text(mean: float, std: float | None = None, ci95: Sequence[float] | None = None) -> str:
+    """A score as the results tables show it: "0.8710", "0.8710 ± 0.0120" (spread over seeds),
+    "0.8710 [0.82, 0.91]" (its 95% interval, which then stands for the spread too)."""
+    if ci95 is not None:
+        return f"{mean:.4f} [{ci95[0]:.2f}, {ci95[1]:.2f}]"
+    return f"{mean:.4f}" if std is None else f"{mean:.4f} ± {std:.4f}"
+
+
+CI_NOTE = "[95% CI]"
+
+
 def best_value(values: Sequence[float | None], higher: bool | None) -> float | None:
     present = [v for v in values if v is not None]
     if higher is None or len(present) < 2:
@@ -188,10 +199,17 @@ def results_table(
     return table
 
 
-def _test(run: Any, key: str) -> float | None:
+def _scores(run: Any) -> dict[str, Any]:
     # Test scores when the recipe has a test file, else validation scores.
-    scores = run.metrics.get("test") or run.metrics.get("validation") or {}
-    return scores.get(key)
+    return run.metrics.get("test") or run.metrics.get("validation") or {}
+
+
+def _test(run: Any, key: str) -> tuple[float, Sequence[float] | None] | None:
+    """A score and its interval (None where the run has none: older runs, validation)."""
+    scores = _scores(run)
+    if scores.get(key) is None:
+        return None
+    return scores[key], (scores.get(INTERVALS) or {}).get(key)
 
 
 def comparison_table(
@@ -206,14 +224,23 @@ def comparison_table(
         name = f"{run.model} (seed {run.seed})" if several_seeds else run.model
         return [Text(name), _status(run)]
 
+    columns = [
+        attrs.evolve(column, number=lambda run, value=column.value: _first(value(run)))
+        for column in result_columns(metrics, _test, lambda v: score_text(v[0], ci95=v[1]))
+    ]
+    intervals = any(_scores(run).get(INTERVALS) for run in runs if run.status == "ok")
     return results_table(
-        f"{title} ({split} split; * best)",
+        f"{title} ({split} split; {CI_NOTE + '; ' if intervals else ''}* best)",
         runs,
         lead=[("model", {"style": "bold"}), ("status", {})],
         lead_cells=lead_cells,
-        columns=result_columns(metrics, _test, lambda v: f"{v:.4f}"),
+        columns=columns,
         ok=lambda run: run.status == "ok",
     )
+
+
+def _first(value: Any) -> Any:
+    return value[0] if isinstance(value, tuple) else value
 
 
 def score_line(report: dict[str, Any], metrics: Sequence[Metric] = BUILTIN_METRICS) -> str:

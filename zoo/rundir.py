@@ -73,9 +73,19 @@ Status = Literal["running", "ok", "failed", "refused", "interrupted"]
 #   model        model/ with its weights
 #   resumable    not finished, and a complete checkpoint to continue from
 #   identity     what a results-store record needs (run.json's identity keys, a status that ended)
+#   predictions  predictions.csv, each test row's label and prediction (a run with a test split)
 Need = Literal[
-    "recipe", "finished", "metrics", "labels", "log_history", "model", "resumable", "identity"
+    "recipe",
+    "finished",
+    "metrics",
+    "labels",
+    "log_history",
+    "model",
+    "resumable",
+    "identity",
+    "predictions",
 ]
+PREDICTION_COLUMNS = ("row", "line", "text", "label", "predicted", "confidence")
 
 
 class RunDirError(UsageError):
@@ -300,6 +310,17 @@ def last_checkpoint(run_dir: Path) -> Path:
 
 
 @attrs.frozen(kw_only=True)
+class Predictions:
+    """predictions.csv: each test row in file order, where it is in the test file, its label
+    and the run's prediction (label names)."""
+
+    rows: tuple[int, ...]
+    lines: tuple[int, ...]
+    labels: tuple[str, ...]
+    predicted: tuple[str, ...]
+
+
+@attrs.frozen(kw_only=True)
 class RunDir:
     """A run directory as `read_run` found it; the parts the caller did not need are None."""
 
@@ -309,6 +330,7 @@ class RunDir:
     metrics: dict[str, Any] | None = None
     labels: tuple[str, ...] | None = None
     log_history: list[dict[str, Any]] | None = None
+    predictions: Predictions | None = None
 
     @property
     def status(self) -> str:
@@ -352,6 +374,8 @@ def read_run(run_dir: Path | str, *, needs: Collection[Need] = ()) -> RunDir:
         parts["log_history"] = _log_history(path)
     if "model" in needs:
         _check_model(path, record)
+    if "predictions" in needs:
+        parts["predictions"] = _predictions(path)
     return RunDir(path=path, record=record, **parts)
 
 
@@ -535,6 +559,36 @@ def _log_history(path: Path) -> list[dict[str, Any]]:
     if not isinstance(history, list) or not all(isinstance(e, dict) for e in history):
         raise _damaged(path, LOG_HISTORY, "not a list of log entries")
     return history
+
+
+def _predictions(path: Path) -> Predictions:
+    if not (path / PREDICTIONS).is_file():
+        raise RunDirError(
+            f"{path / PREDICTIONS} is missing: the run has no test predictions (a recipe "
+            "without a test file, or an older zoo)",
+            hint=_restore_hint(path),
+        )
+    reader = csv.reader(io.StringIO(_text(path, PREDICTIONS), newline=""))
+    if tuple(next(reader, ())) != PREDICTION_COLUMNS:
+        what = f"line 1 is not the header {','.join(PREDICTION_COLUMNS)}"
+        raise _damaged(path, PREDICTIONS, what)
+    columns: list[list[Any]] = [[], [], [], []]
+    for fields in reader:
+        where = f"line {reader.line_num}"
+        if len(fields) != len(PREDICTION_COLUMNS):
+            what = f"{where} has {len(fields)} fields, not {len(PREDICTION_COLUMNS)}"
+            raise _damaged(path, PREDICTIONS, what)
+        row, line, _text_, label, predicted, confidence = fields
+        try:
+            numbers = int(row), int(line)
+            float(confidence)
+        except ValueError:
+            what = f"{where}: row, line and confidence must be numbers, got {row!r}, {line!r}, "
+            raise _damaged(path, PREDICTIONS, what + repr(confidence)) from None
+        for column, value in zip(columns, (*numbers, label, predicted), strict=True):
+            column.append(value)
+    rows, lines, labels, predicted_labels = (tuple(c) for c in columns)
+    return Predictions(rows=rows, lines=lines, labels=labels, predicted=predicted_labels)
 
 
 def _check_model(path: Path, record: dict[str, Any]) -> None:

@@ -24,7 +24,7 @@ from zoo.engine.distributed import check_strategy, is_main, on_main, world
 from zoo.errors import EXIT_RUN_FAILED, RunRefused, ZooError
 from zoo.events import RunEvents, RunListeners
 from zoo.files import new_run_dir, write_text
-from zoo.metrics import BUILTIN_METRICS, Metric, scores_of
+from zoo.metrics import BUILTIN_METRICS, INTERVALS, Metric, scores_of
 from zoo.recipe import (
     ModelEntry,
     Recipe,
@@ -107,8 +107,31 @@ class ModelRun:
         }
 
 
-def _summary(report: dict[str, Any] | None) -> dict[str, float] | None:
-    return None if report is None else scores_of(report)
+def _summary(report: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A split's scores and, where it has them, their intervals ("ci95")."""
+    if report is None:
+        return None
+    intervals = {INTERVALS: report[INTERVALS]} if INTERVALS in report else {}
+    return scores_of(report) | intervals
+
+
+def with_intervals(result: Any, splits: Splits, metrics: tuple[Metric, ...], seed: int) -> Any:
+    """The result with each test score's 95% bootstrap interval over the test rows in its
+    test report (`ci95`), drawn from the run's seed."""
+    if result.test is None or result.test_predictions is None or splits.test is None:
+        return result
+    from zoo.uncertainty import intervals
+
+    references = [splits.labels.index(label) for label in splits.test.labels]
+    found = intervals(
+        references,
+        result.test_predictions,
+        result.test_probabilities,
+        splits.labels,
+        metrics,
+        seed=seed,
+    )
+    return attrs.evolve(result, test={**result.test, INTERVALS: found})
 
 
 class FailedInRunDir(Exception):
@@ -283,6 +306,7 @@ def _train(
         write_record(options.resume, start)
     clock = time.perf_counter()
     job, result, retries = _train_halving_on_oom(job, run_dir, progress, options)
+    result = with_intervals(result, splits, job.metrics, recipe.run.seed)
     record = run_record(
         start,
         "ok",
