@@ -61,7 +61,7 @@ def test_nfd_names_are_drawn_as_syllables():
 
 def test_importing_zoo_imports_neither_matplotlib_nor_the_font_package():
     code = (
-        "import sys, zoo, zoo.drawing, zoo.html_report; "
+        "import sys, zoo, zoo.drawing, zoo.html_report, zoo.compare_page; "
         "print(sorted(m for m in ('matplotlib', 'pylopdf_fonts_ko') if m in sys.modules))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
