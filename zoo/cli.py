@@ -22,6 +22,7 @@ from rich.console import Console
 
 import zoo
 from zoo.errors import EXIT_INTERRUPTED, RunRefused, UsageError, WontFit, ZooError
+from zoo.files import check_output
 from zoo.metrics import DEFAULT_METRIC
 
 ROUGH_HELP = (
@@ -471,6 +472,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
             f"cannot sort by {args.by!r}",
             hint=f"{hint}--by takes one of {', '.join(keys)}",
         )
+    if args.html is not None:  # before any work, as zoo predict checks its --output
+        check_output(Path(args.html), overwrite=args.force, option="--html", example="compare.html")
+    elif args.force:
+        raise UsageError("--force replaces the --html page; give --html FILE with it")
     output_dir, recipe_name = _compare_where(args)
     if not (output_dir / STORE_NAME).is_file():
         if args.recipe_file is not None:
@@ -506,6 +511,24 @@ def cmd_compare(args: argparse.Namespace) -> int:
         title = f"Leaderboard: {len(records)} runs, {where}"
         out.print(leaderboard_table(rows, title=title, metrics=metrics))
         out.print(per_class_table(rows))
+    if args.html is not None:
+        from zoo.compare_page import write_compare_page
+
+        where = f"data {data[:12]}" if data else "all data"
+        if recipe_name:
+            where += f", recipe {recipe_name}"
+        metric = args.by if args.by in {m.name for m in metrics} else DEFAULT_METRIC
+        page = write_compare_page(
+            Path(args.html),
+            rows,
+            records,
+            metric=metric,
+            title=f"Leaderboard: {len(records)} runs, {where}",
+            metrics=metrics,
+        )
+        for note in page.skipped:
+            print(f"left out of the page's pictures: {note}", file=sys.stderr)
+        print(f"wrote {page.path}", file=sys.stderr)
     return 0
 
 
@@ -745,7 +768,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Rank the runs recorded in OUTPUT_DIR/zoo-results.sqlite: one row per model "
         "and method, scores averaged over seeds. Only runs on the same data as the latest run "
         "(of the recipe, if one is named) are compared, unless --data or --all-data says "
-        "otherwise. Nothing is written.",
+        "otherwise. Nothing is written, but the --html page when asked for.",
     )
     p.add_argument(
         "recipe_file",
@@ -772,6 +795,12 @@ def build_parser() -> argparse.ArgumentParser:
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="print JSON")
     fmt.add_argument("--csv", action="store_true", help="print CSV")
+    p.add_argument(
+        "--html",
+        metavar="FILE",
+        help="also write the comparison as one self-contained HTML page with pictures",
+    )
+    p.add_argument("--force", action="store_true", help="replace the --html file if it exists")
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser(

@@ -11,6 +11,31 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from zoo.errors import UsageError
+
+
+def check_output(
+    output_path: Path, *, overwrite: bool, option: str = "--output", example: str = "submission.csv"
+) -> None:
+    """Refuse an output file (given as `option`) that cannot be written or must not be replaced,
+    before any work: zoo never replaces a file unless asked to (--force)."""
+    if output_path.is_dir():
+        raise UsageError(
+            f"{option} {output_path} is a folder; give the file to write",
+            hint=f"e.g. {option} {output_path / example}",
+        )
+    if not output_path.parent.is_dir():
+        what = "is a file" if output_path.parent.exists() else "does not exist"
+        raise UsageError(
+            f"{option} {output_path}: the folder {output_path.parent} {what}",
+            hint=f"make the folder first, or give {option} a file in a folder that exists",
+        )
+    if output_path.exists() and not overwrite:
+        raise UsageError(
+            f"{output_path} exists already; zoo does not overwrite it",
+            hint=f"choose another {option}, or add --force to replace it",
+        )
+
 
 def write_text(path: Path, text: str) -> None:
     """Write `text` to a temporary file beside `path`, then rename it into place."""

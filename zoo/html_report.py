@@ -9,19 +9,25 @@ mailed or archived. matplotlib is imported only when a report is drawn.
 
 from __future__ import annotations
 
-import base64
-import html
-import io
-import os
-import tempfile
 import textwrap
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import attrs
 
+from zoo.drawing import (
+    MISSING_GLYPHS_NOTICE,
+    Picture,
+    draw,
+    escape,
+    figure,
+    figure_html,
+    page_head,
+    png,
+    shown,
+    write_bytes,
+)
 from zoo.files import write_text
 from zoo.metrics import (
     ACCURACY,
@@ -39,20 +45,6 @@ REPORT_NAME = "report.html"
 LEARNING_RATE_PNG = "learning_rate.png"
 CURVES_PNG = "curves.png"
 CONFUSION_PNG = "confusion_matrix.png"
-
-# Fonts with Hangul (and other CJK) glyphs, tried after matplotlib's default when installed, so
-# that Korean label names are drawn rather than shown as boxes.
-CJK_FONTS = (
-    "Noto Sans CJK KR",
-    "Noto Sans KR",
-    "NanumGothic",
-    "Malgun Gothic",
-    "Apple SD Gothic Neo",
-    "AppleGothic",
-    "UnDotum",
-    "Noto Sans CJK JP",
-    "Noto Sans CJK SC",
-)
 
 
 @attrs.frozen(kw_only=True)
@@ -91,13 +83,6 @@ class _Run:
         return "test" if self.metrics.get("test") else "validation"
 
 
-@attrs.frozen(kw_only=True)
-class _Picture:
-    name: str
-    alt: str
-    png: bytes
-
-
 # ---------------------------------------------------------------------------------------------
 # Reading the run directory
 
@@ -124,28 +109,12 @@ def _series(history: Sequence[dict[str, Any]], x: str, y: str) -> tuple[list[flo
     return [p[0] for p in points], [p[1] for p in points]
 
 
-def _figure(width: float, height: float):
-    # A figure on its own Agg canvas: no pyplot, no global backend switch, nothing left open.
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(width, height), dpi=110, layout="constrained")
-    FigureCanvasAgg(figure)
-    return figure
-
-
-def _png(figure) -> bytes:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", metadata={"Software": None})
-    return buffer.getvalue()
-
-
 def _model(run: _Run) -> str:
     return str(run.record.get("model") or run.dir.name)
 
 
 def _title(run: _Run, what: str, width: int = 70) -> str:
-    return textwrap.fill(f"{_model(run)}: {what}", width)
+    return textwrap.fill(f"{shown(_model(run))}: {what}", width)
 
 
 def _learning_rate_picture(run: _Run) -> bytes | None:
@@ -155,14 +124,14 @@ def _learning_rate_picture(run: _Run) -> bytes | None:
     if not steps:
         return None
     settings = run.record.get("settings") or {}
-    figure = _figure(7.0, 3.6)
-    ax = figure.add_subplot()
+    fig = figure(7.0, 3.6)
+    ax = fig.add_subplot()
     ax.plot(steps, rates, marker="o", markersize=3, label="learning rate")
     schedule = settings.get("lr_scheduler")
     warmup = settings.get("warmup_ratio")
     if schedule:
         ax.set_title(f"{schedule} schedule" + (f", warmup {warmup:.0%}" if warmup else ""))
-    figure.suptitle(_title(run, "learning rate per optimizer step"))
+    fig.suptitle(_title(run, "learning rate per optimizer step"))
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("learning rate")
     ax.yaxis.set_major_formatter(
@@ -171,7 +140,7 @@ def _learning_rate_picture(run: _Run) -> bytes | None:
     ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
     ax.legend(loc="best")
-    return _png(figure)
+    return png(fig)
 
 
 def _curves_picture(run: _Run) -> bytes | None:
@@ -182,8 +151,8 @@ def _curves_picture(run: _Run) -> bytes | None:
     if not (train_x or eval_x or metric_x):
         return None
     metric_name = label_of(run.metric, run.registered)
-    figure = _figure(10.0, 4.0)
-    loss_ax, metric_ax = figure.subplots(1, 2)
+    fig = figure(10.0, 4.0)
+    loss_ax, metric_ax = fig.subplots(1, 2)
     if train_x:
         loss_ax.plot(train_x, train_loss, marker="o", markersize=3, label="training loss (per log)")
     if eval_x:
@@ -218,8 +187,8 @@ def _curves_picture(run: _Run) -> bytes | None:
             ax.legend(loc=legend_at)
         else:
             ax.text(0.5, 0.5, "nothing logged", ha="center", transform=ax.transAxes)
-    figure.suptitle(_title(run, "training curves"))
-    return _png(figure)
+    fig.suptitle(_title(run, "training curves"))
+    return png(fig)
 
 
 def _confusion_picture(run: _Run) -> bytes:
@@ -228,8 +197,8 @@ def _confusion_picture(run: _Run) -> bytes:
     labels, matrix = confusion["labels"], confusion["matrix"]
     n = len(labels)
     side = max(4.8, 0.65 * n + 2.6)
-    figure = _figure(side + 1.0, side)
-    ax = figure.add_subplot()
+    fig = figure(side + 1.0, side)
+    ax = fig.add_subplot()
     image = ax.imshow(matrix, cmap="Blues", vmin=0)
     top = max((max(row) for row in matrix), default=0)
     for i, row in enumerate(matrix):
@@ -245,65 +214,30 @@ def _confusion_picture(run: _Run) -> bytes:
     ax.set_ylabel("true label")
     rows = sum(sum(row) for row in matrix)
     ax.set_title(_title(run, f"confusion matrix, {split} split ({rows} rows)", width=50))
-    figure.colorbar(image, ax=ax, shrink=0.8, label="rows")
-    return _png(figure)
+    fig.colorbar(image, ax=ax, shrink=0.8, label="rows")
+    return png(fig)
 
 
-def _fonts() -> list[str]:
-    from matplotlib import font_manager, rcParams
-
-    installed = {font.name for font in font_manager.fontManager.ttflist}
-    return [*rcParams["font.sans-serif"][:1], *(f for f in CJK_FONTS if f in installed)]
-
-
-def _draw_pictures(run: _Run) -> tuple[list[_Picture], bool]:
-    """The pictures that the run has data for, and whether some glyph could not be drawn."""
-    import matplotlib
-
-    with (
-        warnings.catch_warnings(record=True) as caught,
-        matplotlib.rc_context({"font.family": "sans-serif", "font.sans-serif": _fonts()}),
-    ):
-        warnings.simplefilter("always")
-        pictures = []
-        learning_rate = _learning_rate_picture(run)
-        if learning_rate is not None:
-            pictures.append(
-                _Picture(name=LEARNING_RATE_PNG, alt="learning rate per step", png=learning_rate)
-            )
-        curves = _curves_picture(run)
-        if curves is not None:
-            pictures.append(
-                _Picture(name=CURVES_PNG, alt="loss and validation metric per epoch", png=curves)
-            )
+def _pictures(run: _Run) -> list[Picture]:
+    """The pictures that the run has data for."""
+    pictures = []
+    learning_rate = _learning_rate_picture(run)
+    if learning_rate is not None:
         pictures.append(
-            _Picture(name=CONFUSION_PNG, alt="confusion matrix", png=_confusion_picture(run))
+            Picture(name=LEARNING_RATE_PNG, alt="learning rate per step", png=learning_rate)
         )
-    missing_glyphs = any("missing from" in str(w.message) for w in caught)
-    for w in caught:
-        if "missing from" not in str(w.message):
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    return pictures, missing_glyphs
-
-
-def _write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to a temporary file beside `path`, then rename it into place."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    curves = _curves_picture(run)
+    if curves is not None:
+        pictures.append(
+            Picture(name=CURVES_PNG, alt="loss and validation metric per epoch", png=curves)
+        )
+    confusion = _confusion_picture(run)
+    pictures.append(Picture(name=CONFUSION_PNG, alt="confusion matrix", png=confusion))
+    return pictures
 
 
 # ---------------------------------------------------------------------------------------------
 # The page
-
-
-def _e(value: Any) -> str:
-    return html.escape(str(value), quote=True)
 
 
 def _score(value: float | None) -> str:
@@ -343,9 +277,9 @@ def _classification_table(report: dict[str, Any]) -> str:
         absent = not s["support"]
         note = ' <span class="note">(not in this split)</span>' if absent else ""
         rows.append(
-            f'<tr{" class=absent" if absent else ""}><th scope="row">{_e(label)}{note}</th>'
+            f'<tr{" class=absent" if absent else ""}><th scope="row">{escape(label)}{note}</th>'
             f"<td>{_score(s['precision'])}</td><td>{_score(s['recall'])}</td>"
-            f"<td>{_score(s['f1'])}</td><td>{_e(s['support'])}</td></tr>"
+            f"<td>{_score(s['f1'])}</td><td>{escape(s['support'])}</td></tr>"
         )
     total = sum(s["support"] for s in report["per_class"].values())
     rows.append(
@@ -367,7 +301,7 @@ def _confusion_table(report: dict[str, Any]) -> str:
     labels = report["confusion_matrix"]["labels"]
     matrix = report["confusion_matrix"]["matrix"]
     top = max((max(row) for row in matrix), default=0) or 1
-    head = "".join(f'<th scope="col">{_e(label)}</th>' for label in labels)
+    head = "".join(f'<th scope="col">{escape(label)}</th>' for label in labels)
     rows = []
     for i, (label, row) in enumerate(zip(labels, matrix, strict=True)):
         cells = []
@@ -378,7 +312,7 @@ def _confusion_table(report: dict[str, Any]) -> str:
             style = f' style="{style}"' if style else ""
             cls = ' class="diagonal"' if i == j else ""
             cells.append(f"<td{cls}{style}>{count}</td>")
-        rows.append(f'<tr><th scope="row">{_e(label)}</th>{"".join(cells)}</tr>')
+        rows.append(f'<tr><th scope="row">{escape(label)}</th>{"".join(cells)}</tr>')
     return (
         '<table class="confusion"><thead><tr><th class="corner">true \\ predicted</th>'
         f"{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
@@ -425,50 +359,28 @@ def _facts_table(run: _Run) -> str:
         ),
     ]
     body = "".join(
-        f'<tr><th scope="row">{_e(name)}</th><td>{_e("-" if value is None else value)}</td></tr>'
-        for name, value in facts
+        f'<tr><th scope="row">{escape(name)}</th><td>{escape("-" if v is None else v)}</td></tr>'
+        for name, v in facts
     )
     return f'<table class="facts"><tbody>{body}</tbody></table>'
 
 
-def _figure_html(picture: _Picture) -> str:
-    data = base64.b64encode(picture.png).decode("ascii")
-    return (
-        f'<figure><img src="data:image/png;base64,{data}" alt="{_e(picture.alt)}">'
-        f"<figcaption>{_e(picture.name)}</figcaption></figure>"
-    )
-
-
 CSS = """
-body { font-family: system-ui, -apple-system, "Segoe UI", "Noto Sans KR", sans-serif;
-       margin: 2rem auto; max-width: 72rem; padding: 0 1rem; color: #1f2328; line-height: 1.45; }
-h1 { font-size: 1.6rem; margin-bottom: 0.2rem; } h1 small { color: #59636e; font-weight: normal; }
-h2 { border-bottom: 1px solid #d1d9e0; padding-bottom: 0.3rem; margin-top: 2.2rem; }
-table { border-collapse: collapse; margin: 0.6rem 0 1.2rem; font-variant-numeric: tabular-nums; }
-th, td { padding: 0.25rem 0.7rem; border-bottom: 1px solid #e5e9ed; }
-th { text-align: left; } td { text-align: right; }
 table.facts td { text-align: left; } table.facts th { color: #59636e; font-weight: normal; }
 tr.summary th, tr.summary td { border-top: 2px solid #afb8c1; }
 tr.summary + tr.summary th, tr.summary + tr.summary td { border-top: none; }
-tr.absent { color: #8c959f; } .note { color: #8c959f; font-size: 0.85em; font-weight: normal; }
+tr.absent { color: #8c959f; }
 table.confusion td { min-width: 3rem; text-align: center; border: 1px solid #e5e9ed; }
 table.confusion td.diagonal { font-weight: bold; }
 th.corner { color: #59636e; font-weight: normal; }
-figure { margin: 1rem 0; } figure img { max-width: 100%; height: auto; }
-figcaption { color: #59636e; font-size: 0.85em; }
-p.notice { background: #fff8c5; border: 1px solid #d4a72c; padding: 0.5rem 0.8rem; }
 """
 
 
-def _page(run: _Run, pictures: Sequence[_Picture], missing_glyphs: bool) -> str:
+def _page(run: _Run, pictures: Sequence[Picture], missing_glyphs: bool) -> str:
     model = _model(run)
     parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{_e(model)}: {_e(run.dir.name)} (zoo report)</title>",
-        f"<style>{CSS}</style></head><body>",
-        f"<h1>{_e(model)} <small>{_e(run.dir.name)}</small></h1>",
+        *page_head(f"{model}: {run.dir.name} (zoo report)", CSS),
+        f"<h1>{escape(model)} <small>{escape(run.dir.name)}</small></h1>",
         "<h2>Run</h2>",
         _facts_table(run),
     ]
@@ -476,7 +388,7 @@ def _page(run: _Run, pictures: Sequence[_Picture], missing_glyphs: bool) -> str:
         report = run.metrics[split]
         parts += [
             f"<h2>{split.capitalize()} split</h2>",
-            f"<p>{_e(score_line(report, run.registered))}</p>",
+            f"<p>{escape(score_line(report, run.registered))}</p>",
             "<h3>Classification report</h3>",
             _classification_table(report),
             '<p class="note">Macro averages are over the classes that occur in this split or '
@@ -505,12 +417,8 @@ def _page(run: _Run, pictures: Sequence[_Picture], missing_glyphs: bool) -> str:
                     "entries.</p>"
                 )
     if missing_glyphs:
-        parts.append(
-            '<p class="notice">Some characters of the label or model names could not be drawn '
-            "in the pictures: no font on this machine has them (install one, e.g. Noto Sans "
-            "CJK). The tables above show every name.</p>"
-        )
-    parts += [_figure_html(p) for p in pictures]
+        parts.append(MISSING_GLYPHS_NOTICE)
+    parts += [figure_html(p) for p in pictures]
     parts.append("</body></html>\n")
     return "\n".join(parts)
 
@@ -524,11 +432,11 @@ def write_report(run_dir: Path, metrics: Sequence[Metric] = BUILTIN_METRICS) -> 
     """
     run_dir = Path(run_dir)
     run = _read_run(run_dir, metrics)
-    pictures, missing_glyphs = _draw_pictures(run)
+    pictures, missing_glyphs = draw(lambda: _pictures(run))
     paths = []
     for picture in pictures:
         path = run_dir / picture.name
-        _write_bytes(path, picture.png)
+        write_bytes(path, picture.png)
         paths.append(path)
     html_path = run_dir / REPORT_NAME
     write_text(html_path, _page(run, pictures, missing_glyphs))

@@ -12,7 +12,7 @@ import numpy as np
 
 from zoo.data import read_input
 from zoo.errors import UsageError
-from zoo.files import write_text
+from zoo.files import check_output, write_text
 from zoo.recipe import Encoding
 from zoo.registry import Registry
 from zoo.rundir import RECIPE, RunDir, RunDirError, read_run
@@ -85,26 +85,6 @@ def predict_run(
     assert labels is not None
     write_text(output_path, _submission(ids, id_column, label_column, labels, probabilities, proba))
     return len(texts)
-
-
-def check_output(output_path: Path, *, overwrite: bool) -> None:
-    """Refuse an --output that cannot be written or must not be replaced, before any work."""
-    if output_path.is_dir():
-        raise UsageError(
-            f"--output {output_path} is a folder; give the file to write",
-            hint=f"e.g. --output {output_path / 'submission.csv'}",
-        )
-    if not output_path.parent.is_dir():
-        what = "is a file" if output_path.parent.exists() else "does not exist"
-        raise UsageError(
-            f"--output {output_path}: the folder {output_path.parent} {what}",
-            hint="make the folder first, or give --output a file in a folder that exists",
-        )
-    if output_path.exists() and not overwrite:
-        raise UsageError(
-            f"{output_path} exists already; zoo does not overwrite it",
-            hint="choose another --output, or add --force to replace it",
-        )
 
 
 def _section(run: RunDir, name: str) -> dict[str, Any]:
