@@ -14,6 +14,7 @@ logged twice with two values) and the run directory as the tag ``zoo.run_dir``.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 from collections.abc import Iterator, Mapping
@@ -95,6 +96,9 @@ class MlflowTracker:
 
         from zoo.trackers import mlflow_tracking_uri
 
+        # zoo says what it does itself; MLflow's INFO lines ("Creating a new experiment") would
+        # come between its progress lines.
+        logging.getLogger("mlflow").setLevel(logging.WARNING)
         output_dir = event.output_dir or Path("runs")
         uri = mlflow_tracking_uri(output_dir)
         if uri.startswith("file:"):

@@ -9,9 +9,9 @@ import struct
 from pathlib import Path
 
 import pytest
+from conftest import require
 
 import zoo
-from conftest import require
 from zoo.cli import main
 from zoo.errors import RecipeError
 from zoo.recipe import load_recipe
@@ -80,18 +80,26 @@ def local_store(monkeypatch):
     monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
 
 
-def test_the_tfidf_baseline_makes_an_mlflow_run_with_zoo_s_metrics(pm, write_recipe, local_store):
+def test_the_tfidf_baseline_makes_an_mlflow_run_with_zoo_s_metrics(
+    write_recipe, local_store, monkeypatch, capsys
+):
+    monkeypatch.setenv("ZOO_PLUGINS", "")  # the built-in tracker, as `zoo run` loads it
     path = tfidf_recipe(write_recipe)
-    [model_run] = run(pm, path, "zoo_plugins.tfidf")
+    assert main(["run", str(path), "--json"]) == 0
+    [model_run] = json.loads(capsys.readouterr().out)["runs"]
+    run_dir = path.parent / model_run["run_dir"]
 
-    assert model_run.status == "ok"
     store = (path.parent / "runs" / "mlruns").as_uri()
     [tracked] = mlflow_runs(store, "tracked")
     assert tracked.info.status == "FINISHED"
     assert tracked.info.run_name == "tfidf-seed42"
     logged = tracked.data.metrics
-    assert {k: logged[k] for k in scores(model_run.run_dir)} == scores(model_run.run_dir)
-    assert tracked.data.tags["zoo.run_dir"] == str(model_run.run_dir)
+    assert {k: logged[k] for k in scores(run_dir)} == scores(run_dir)
+    record = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    device_bytes = record["memory_estimate"]["device_bytes"]
+    assert logged["memory_estimate.device_bytes"] == device_bytes
+    assert tracked.data.tags["zoo.memory_estimate.fits"] == "True"
+    assert tracked.data.tags["zoo.run_dir"] == str(run_dir.resolve())
     params = tracked.data.params
     assert params["zoo.report_to"] == '["mlflow"]' and params["zoo.metric"] == "f1_macro"
     assert params["zoo.registered_model"] == "tfidf"
