@@ -401,6 +401,13 @@ def test_plugins_json(capsys):
                 "models": ["tfidf"],
                 "registers": {"models": ["tfidf"]},
             },
+            {  # the MLflow tracker (training.report_to): a run listener, no models
+                "name": "zoo_plugins.mlflow_tracker",
+                "module": "zoo_plugins.mlflow_tracker",
+                "from": "built-in",
+                "status": "loaded",
+                "models": [],
+            },
             {  # the device probe for memory checks: no models
                 "name": "zoo.memory.probe",
                 "module": "zoo.memory.probe",

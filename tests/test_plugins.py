@@ -465,6 +465,7 @@ def test_zoo_plugins_says_what_each_builtin_registers_by_kind():
         "zoo_plugins.koelectra": {"models": ["koelectra-base"]},
         "zoo_plugins.klue_roberta": {"models": ["klue-roberta-base"]},
         "zoo_plugins.tfidf": {"models": ["tfidf"]},
+        "zoo_plugins.mlflow_tracker": {"run_listeners": ["MlflowTracker"]},
         "zoo.memory.probe": {"device_probes": ["builtin_probe"]},
         "zoo.metrics": {"metrics": ["f1_macro", "accuracy", "f1_weighted"]},
         "zoo.memory.families.builtins": {

@@ -489,6 +489,7 @@ LAYERS = {
     "eval_every": (5, "epoch", 20),
     # A table is merged key by key; with the same key in every layer, the first layer wins.
     "trainer": ({"max_grad_norm": 0.5}, {"max_grad_norm": 1.5}, {"max_grad_norm": 2.5}),
+    "report_to": (("mlflow",), ("tensorboard",), ("tensorboard", "mlflow")),
 }
 
 
@@ -555,6 +556,7 @@ def test_zoo_defaults():
         "attention": "sdpa",
         "eval_every": None,  # once an epoch
         "trainer": None,
+        "report_to": None,  # no tracker
     }
 
 

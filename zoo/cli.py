@@ -21,7 +21,7 @@ import attrs
 from rich.console import Console
 
 import zoo
-from zoo.errors import EXIT_INTERRUPTED, RunRefused, UsageError, WontFit, ZooError
+from zoo.errors import EXIT_INTERRUPTED, RecipeError, RunRefused, UsageError, WontFit, ZooError
 from zoo.files import check_output
 from zoo.metrics import DEFAULT_METRIC
 
@@ -68,6 +68,14 @@ def _consoles() -> tuple[Console, Console]:
     # give files and pipes room unless COLUMNS says otherwise.
     width = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 120
     return Console(width=width), Console(stderr=True, width=width)
+
+
+def _check_trackers(recipe) -> None:
+    from zoo.trackers import missing_problems
+
+    problems = missing_problems(recipe)
+    if problems:
+        raise RecipeError(recipe.source, problems)
 
 
 def _registry():
@@ -252,6 +260,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         load_recipe(p, overrides=args.set, **_known_names(registry, metrics))
         for p in _recipe_paths(args.recipes, resume)
     ]
+    # And that the trackers they report to are installed, before any data or model loads.
+    for recipe in recipes:
+        _check_trackers(recipe)
     # Every recipe's data too, and the recipe against it: a bad file in the last recipe stops
     # the run before any training.
     prepared = [(recipe, _prepare(recipe, registry)) for recipe in recipes]

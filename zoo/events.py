@@ -35,6 +35,8 @@ class RunStarted(RunEvent):
 
     registered_model: str  # the model as its plugin registered it
     settings: Mapping[str, Any]  # the resolved training settings, every key set
+    # The recipe's run.output_dir (its run directories go in OUTPUT_DIR/RUN_NAME/), resolved.
+    output_dir: Path | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -131,6 +133,7 @@ class RunEvents:
     model: str = ""
     seed: int = 0
     method: str = "full"
+    output_dir: Path | None = None
 
     def _identity(self) -> dict[str, Any]:
         return {
@@ -145,7 +148,12 @@ class RunEvents:
             self.listeners.emit(kind(**self._identity(), **fields))
 
     def started(self, *, registered_model: str, settings: Mapping[str, Any]) -> None:
-        self._emit(RunStarted, registered_model=registered_model, settings=dict(settings))
+        self._emit(
+            RunStarted,
+            registered_model=registered_model,
+            settings=dict(settings),
+            output_dir=self.output_dir,
+        )
 
     def evaluated(self, *, step: int, epoch: float | None, metrics: Mapping[str, Any]) -> None:
         self._emit(RunEvaluated, step=int(step), epoch=epoch, metrics=_numbers(metrics))

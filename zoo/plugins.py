@@ -35,6 +35,7 @@ BUILTIN_PLUGINS = (
     "zoo_plugins.koelectra",
     "zoo_plugins.klue_roberta",
     "zoo_plugins.tfidf",
+    "zoo_plugins.mlflow_tracker",
     "zoo.memory.probe",
     "zoo.metrics",
     "zoo.memory.families.builtins",

@@ -24,6 +24,7 @@ from zoo.errors import Problem, RecipeError
 from zoo.hub_models import hub_label, is_hub, repo_id
 from zoo.metrics import BUILTIN_METRICS, DEFAULT_METRIC, unknown_metric_hint
 from zoo.spec import Attention, Method, ModelSpec, Precision
+from zoo.trackers import TRACKERS, unknown_tracker
 
 # Scalar types that carry their own constraint; the converter checks them.
 PositiveInt = NewType("PositiveInt", int)
@@ -46,6 +47,8 @@ EvalEvery = NewType("EvalEvery", object)
 # A table of TrainingArguments fields; its keys and values are checked against TrainingArguments
 # by `zoo.engine.arguments.trainer_problems` (in `load_recipe`, when there is one).
 TrainerTable = NewType("TrainerTable", object)
+# A list of experiment trackers by name (checked by `_report_to` against zoo.trackers.TRACKERS).
+TrackerNames = NewType("TrackerNames", object)
 
 
 def doc(text: str, **kwargs: Any) -> Any:
@@ -149,6 +152,12 @@ class TrainingConfig:
         "[training.trainer]: more transformers.TrainingArguments fields (max_grad_norm, "
         "label_smoothing_factor, adam_beta2, ...), passed as they are; not those that zoo sets "
         "from its own keys. A [[models]] entry's table is merged key by key over [training]'s",
+        default=None,
+    )
+    report_to: TrackerNames | None = doc(
+        "experiment trackers to log the run to: 'tensorboard' (event files in the run "
+        "directory's tensorboard/), 'mlflow' (OUTPUT_DIR/mlruns unless MLFLOW_TRACKING_URI says "
+        "otherwise); default none. Each needs its extra: pip install -e '.[mlflow]'",
         default=None,
     )
 
@@ -379,6 +388,20 @@ def _trainer_table(value: Any, _type: Any) -> dict[str, Any]:
     return copy.deepcopy(value)
 
 
+def _report_to(value: Any, _type: Any) -> tuple[str, ...]:
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise ValueError(
+            f"expected a list of tracker names such as ['tensorboard', 'mlflow'], got "
+            f"{describe_value(value)}"
+        )
+    unknown = [name for name in value if name not in TRACKERS]
+    if unknown:
+        raise ValueError("; ".join(unknown_tracker(name) for name in unknown))
+    if len(set(value)) != len(value):
+        raise ValueError(f"names a tracker twice: {list(value)}")
+    return tuple(value)
+
+
 def _seeds(value: Any, _type: Any) -> tuple[int, ...]:
     ints = isinstance(value, list | tuple) and value
     ints = ints and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
@@ -431,6 +454,7 @@ def make_converter(
     conv.register_structure_hook(Seeds, _seeds)
     conv.register_structure_hook(EvalEvery, _eval_every)
     conv.register_structure_hook(TrainerTable, _trainer_table)
+    conv.register_structure_hook(TrackerNames, _report_to)
     conv.register_structure_hook_func(lambda t: getattr(t, "__origin__", None) is Literal, _choice)
 
     def model_name(value: Any, type_: Any) -> str:

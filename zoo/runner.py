@@ -257,6 +257,7 @@ def run_model(
         model=entry.label,
         seed=recipe.run.seed,
         method=entry.training_method,
+        output_dir=recipe.path(recipe.run.output_dir),
     )
     events.started(registered_model=spec.name, settings=attrs.asdict(settings))
     try:

@@ -75,7 +75,7 @@ ZOO_ARGUMENTS: dict[str, str | None] = {
     "activation_checkpointing": "training.gradient_checkpointing",
     "gradient_checkpointing": "training.gradient_checkpointing",
     "use_cpu": None,
-    "report_to": None,
+    "report_to": "training.report_to",
     "disable_tqdm": None,
 }
 
@@ -143,7 +143,8 @@ def zoo_arguments(
         **checkpointing_argument(bool(settings.gradient_checkpointing)),
         fp16=precision == "fp16",
         use_cpu=device.kind == "cpu",
-        report_to="none",
+        # The Trainer's own callbacks for these; zoo_plugins.mlflow_tracker logs zoo's results.
+        report_to=list(settings.report_to) if settings.report_to else "none",
         disable_tqdm=True,
     )
     unlisted = sorted(arguments.keys() - ZOO_ARGUMENTS.keys())

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from zoo.engine.loading import LoadRequest, load_for_classification
 from zoo.engine.metrics import ClassificationMetrics
 from zoo.errors import ZooError
 from zoo.events import RunEvents
+from zoo.trackers import TENSORBOARD_DIR
 
 # Bump when what a cache file holds changes, so that no older file is read as a newer one.
 TOKENIZED_CACHE_FORMAT = "tokens-v2"
@@ -164,6 +166,22 @@ def _events_callback(events: RunEvents):
     return EventsCallback()
 
 
+@contextlib.contextmanager
+def tensorboard_logging_dir(path: Path) -> Iterator[None]:
+    """While the Trainer is built: its TensorBoard callback (training.report_to) writes its
+    event files to `path`, in the run directory. It reads TENSORBOARD_LOGGING_DIR when it is
+    made; the default, under output_dir, would go with the checkpoints when they are removed."""
+    before = os.environ.get("TENSORBOARD_LOGGING_DIR")
+    os.environ["TENSORBOARD_LOGGING_DIR"] = str(path)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("TENSORBOARD_LOGGING_DIR", None)
+        else:
+            os.environ["TENSORBOARD_LOGGING_DIR"] = before
+
+
 def weighted_loss(weights: np.ndarray):
     """A Trainer `compute_loss_func`: cross-entropy with per-class weights (a weighted mean)."""
     import torch
@@ -215,7 +233,8 @@ def train_model(
     datasets = tokenize_splits(job, tokenizer, request, progress)
     checkpoints = run_dir / "checkpoints"
     args = training_arguments(job, device, precision, output_dir=str(checkpoints))
-    trainer = build_trainer(job, model, tokenizer, args, datasets, progress)
+    with tensorboard_logging_dir(run_dir / TENSORBOARD_DIR):
+        trainer = build_trainer(job, model, tokenizer, args, datasets, progress)
     outcome = train_and_evaluate(job, trainer, datasets, device, progress)
     save_model(trainer, model, run_dir, checkpoints)
     result = TrainResult.scored(
