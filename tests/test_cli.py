@@ -407,6 +407,7 @@ def test_plugins_json(capsys):
                 "from": "built-in",
                 "status": "loaded",
                 "models": [],
+                "registers": {"run_listeners": ["MlflowTracker"]},
             },
             {  # the device probe for memory checks: no models
                 "name": "zoo.memory.probe",
