@@ -358,3 +358,11 @@ def test_a_setting_older_runs_did_not_record_is_the_same_as_one_left_unset():
         "{'eval_every': 50}",
         "{'eval_every': None}",
     ]
+
+
+def test_runs_that_differ_only_in_where_they_logged_are_one_row():
+    # training.report_to says where a run was logged (TensorBoard, MLflow), not what it learned.
+    base = {"learning_rate": 1e-5}
+    rows = leaderboard([run("e5-small", 1, f1=0.8, settings={**base, "report_to": ["mlflow"]}),
+                        run("e5-small", 2, f1=0.6, settings=base)])  # fmt: skip
+    assert [(r.model, r.runs, dict(r.settings)) for r in rows] == [("e5-small", 2, {})]

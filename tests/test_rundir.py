@@ -687,3 +687,13 @@ def test_every_model_entry_key_survives_the_run_directory_recipe(tmp_path):
     for key in keys:
         expected = str(tmp_path / "weights") if key == "checkpoint" else getattr(entry, key)
         assert getattr(again, key) == expected, key
+
+
+def test_resuming_may_change_where_a_run_logs_but_not_what_it_learns():
+    from zoo.rundir import resume_problems
+
+    started = {"recipe": {"training": {"epochs": 3, "report_to": ["mlflow"]}}}
+    now = {"recipe": {"training": {"epochs": 3}}, "data_files": {}, "labels": []}
+    assert resume_problems(started, now) == []
+    now["recipe"]["training"]["epochs"] = 4
+    assert resume_problems(started, now) == ["training.epochs: 3 when the run started, 4 now"]

@@ -24,6 +24,7 @@ from rich.text import Text
 
 from zoo.errors import ZooError
 from zoo.metrics import BUILTIN_METRICS, DEFAULT_METRIC, INTERVALS, Metric, label_of, named
+from zoo.recipe import LOGGING_KEYS
 from zoo.report import (
     CI_NOTE,
     best_value,
@@ -142,8 +143,9 @@ def leaderboard(
 
 
 def _settings_key(record: RunRecord) -> str:
-    # A key set to null is one left unset, as in runs recorded before the key existed.
-    settings = {k: v for k, v in record.settings.items() if v is not None}
+    # A key set to null is one left unset, as in runs recorded before the key existed; where a
+    # run was logged to does not change what it learned.
+    settings = {k: v for k, v in record.settings.items() if v is not None and k not in LOGGING_KEYS}
     return json.dumps(settings, sort_keys=True, default=str)
 
 
@@ -168,7 +170,7 @@ def _variants(records: list[RunRecord]) -> list[tuple[Mapping[str, Any], list[Ru
 
 def _differing(all_settings: Sequence[Mapping[str, Any]]) -> list[str]:
     """The settings keys whose values are not the same in all of these."""
-    keys = sorted({key for settings in all_settings for key in settings})
+    keys = sorted({key for settings in all_settings for key in settings} - LOGGING_KEYS)
     return [
         key for key in keys if len({json.dumps(s.get(key), default=str) for s in all_settings}) > 1
     ]

@@ -162,6 +162,10 @@ class TrainingConfig:
     )
 
 
+# Training keys that change where a run is logged, not what it learns: runs that differ in
+# them alone are one variant in `zoo compare`, and `zoo run --resume` may change them.
+LOGGING_KEYS = frozenset({"report_to"})
+
 DEFAULT_TRAINING = TrainingConfig(
     epochs=3,
     learning_rate=5e-5,

@@ -31,7 +31,14 @@ from zoo.data import Splits
 from zoo.errors import UsageError
 from zoo.files import write_json, write_text
 from zoo.metrics import BUILTIN_METRICS
-from zoo.recipe import TRAINING_KEYS, ModelEntry, Recipe, TrainingConfig, recipe_to_dict
+from zoo.recipe import (
+    LOGGING_KEYS,
+    TRAINING_KEYS,
+    ModelEntry,
+    Recipe,
+    TrainingConfig,
+    recipe_to_dict,
+)
 from zoo.spec import METHODS
 from zoo.store import STORE_NAME, RunRecord
 
@@ -620,6 +627,9 @@ def resume_problems(started_with: Mapping[str, Any], current: Mapping[str, Any])
     problems = []
     then_recipe, now_recipe = _flat(started_with.get("recipe", {})), _flat(current["recipe"])
     for key in sorted(set(then_recipe) | set(now_recipe)):
+        if key.startswith("training.") and key.removeprefix("training.") in LOGGING_KEYS:
+            # Where a run logs to, not what it learns: resuming may change it.
+            continue
         before, after = then_recipe.get(key, "(not set)"), now_recipe.get(key, "(not set)")
         if before != after:
             problems.append(f"{key}: {_show(before)} when the run started, {_show(after)} now")
