@@ -65,8 +65,9 @@ def _error(message: str) -> None:
 
 def _consoles() -> tuple[Console, Console]:
     # Rich falls back to 80 columns when not writing to a terminal, which squeezes the tables;
-    # give files and pipes room unless COLUMNS says otherwise.
-    width = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 120
+    # give files and pipes room (scores with their intervals take 20 columns each) unless
+    # COLUMNS says otherwise.
+    width = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 160
     return Console(width=width), Console(stderr=True, width=width)
 
 

@@ -37,7 +37,8 @@ def draws_seed(*seeds: int) -> np.random.SeedSequence:
 
 
 def resample_indices(rows: int, resamples: int, seed: Any) -> np.ndarray:
-    """resamples x rows row indices, each row drawn with replacement."""
+    """resamples x rows row indices, each row drawn with replacement (`seed`: a seed or a
+    numpy Generator, which then goes on drawing)."""
     return np.random.default_rng(seed).integers(0, rows, size=(resamples, rows))
 
 
@@ -165,7 +166,7 @@ def seeds_interval(
     """The interval of the mean over seeds: rows and seeds both resampled."""
     refs = np.asarray(references, dtype=int)
     rng = np.random.default_rng(seed)
-    rows = rng.integers(0, len(refs), size=(resamples, len(refs)))
+    rows = resample_indices(len(refs), resamples, rng)  # the same generator draws the seeds
     seeds = _seed_draws(rng, len(model.predictions), resamples)
     return percentile_interval(_seed_means(model, metric, refs, labels, rows, seeds), level)
 
@@ -202,7 +203,7 @@ def paired_difference(
     never 0), at most 1."""
     refs = np.asarray(references, dtype=int)
     rng = np.random.default_rng(seed)
-    rows = rng.integers(0, len(refs), size=(resamples, len(refs)))
+    rows = resample_indices(len(refs), resamples, rng)  # the same generator draws the seeds
     model_seeds = _seed_draws(rng, len(model.predictions), resamples)
     best_seeds = _seed_draws(rng, len(best.predictions), resamples)
     diffs = _seed_means(model, metric, refs, labels, rows, model_seeds) - _seed_means(
