@@ -366,3 +366,12 @@ def test_runs_that_differ_only_in_where_they_logged_are_one_row():
     rows = leaderboard([run("e5-small", 1, f1=0.8, settings={**base, "report_to": ["mlflow"]}),
                         run("e5-small", 2, f1=0.6, settings=base)])  # fmt: skip
     assert [(r.model, r.runs, dict(r.settings)) for r in rows] == [("e5-small", 2, {})]
+
+
+def test_the_per_class_table_claims_no_interval_it_does_not_show():
+    metrics = scores(0.7, 0.8, 0.75, code=0.9, web=0.5)
+    metrics["ci95"] = {"f1_macro": [0.6, 0.8], "accuracy": [0.7, 0.9], "f1_weighted": [0.65, 0.85]}
+    rows = leaderboard([run("e5-small", metrics={"test": metrics, "validation": None})])
+    assert "[95% CI]" in render(leaderboard_table(rows, title="Leaderboard")).splitlines()[0]
+    per_class = render(per_class_table(rows)).splitlines()[0]
+    assert per_class == "Per-class F1 (test split; * best)"

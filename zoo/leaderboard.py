@@ -270,9 +270,10 @@ def _score(score: Score | None, ci95: Interval | None = None) -> str:
     return "-" if score is None else score_text(*score, ci95)
 
 
-def _note(rows: Sequence[Row]) -> str:
+def _note(rows: Sequence[Row], *, intervals: bool = True) -> str:
     """What a table title says about its numbers: the split (and who fell back to validation),
-    that they are means over seeds, and the best-value mark."""
+    that they are means over seeds (with their intervals, where the table shows them), and the
+    best-value mark."""
     used = [row for row in rows if row.status == "ok"] or rows
     splits = {row.split for row in used} or {"test"}
     if len(splits) == 1:
@@ -280,11 +281,11 @@ def _note(rows: Sequence[Row]) -> str:
     else:
         fallback = ", ".join(f"{r.model}/{r.method}" for r in used if r.split == "validation")
         note = f"test split; validation for {fallback}"
-    if any(row.runs > 1 and len(row.ci95) < len(row.scores) for row in rows):
+    if any(row.runs > 1 and (not intervals or len(row.ci95) < len(row.scores)) for row in rows):
         note += "; mean ± std over seeds"
     elif any(row.runs > 1 for row in rows):
         note += "; mean over seeds"
-    if any(row.ci95 for row in used if row.status == "ok"):
+    if intervals and any(row.ci95 for row in used if row.status == "ok"):
         note += f"; {CI_NOTE}"
     return note + "; * best"
 
@@ -359,7 +360,7 @@ def per_class_table(rows: Sequence[Row], *, title: str = "Per-class F1") -> Tabl
     """One row per (model, method) with scores, one column per label: F1 mean (± std)."""
     scored = [row for row in rows if row.per_class_f1]
     labels = list(dict.fromkeys(label for row in scored for label in row.per_class_f1))
-    table = Table(title=f"{title} ({_note(scored)})", title_justify="left")
+    table = Table(title=f"{title} ({_note(scored, intervals=False)})", title_justify="left")
     table.add_column("model", style="bold", no_wrap=True)
     table.add_column("method", no_wrap=True)
     for name in labels:
