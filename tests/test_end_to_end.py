@@ -63,8 +63,15 @@ def test_zoo_run_json_prints_one_object_with_every_run(model, tmp_path, capsys):
     assert run["model"] == model
     assert run["status"] == "ok"
     for split in ("test", "validation"):
-        assert set(run["metrics"][split]) == {"accuracy", "f1_macro", "f1_weighted"}
-        assert 0 <= run["metrics"][split]["f1_macro"] <= 1
+        scores = dict(run["metrics"][split])
+        intervals = scores.pop("ci95", None)  # the test split's 95% intervals, one per metric
+        assert set(scores) == {"accuracy", "f1_macro", "f1_weighted"}
+        assert 0 <= scores["f1_macro"] <= 1
+        if split == "test":
+            assert set(intervals) == set(scores)
+            assert all(0 <= low <= high <= 1 for low, high in intervals.values())
+        else:
+            assert intervals is None
     run_dir = Path(run["run_dir"])
     assert run_dir.parent == tmp_path / "runs" / "e2e"
     predictions = list(csv.DictReader((run_dir / "predictions.csv").open(encoding="utf-8")))
