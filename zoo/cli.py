@@ -780,7 +780,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Rank the runs recorded in OUTPUT_DIR/zoo-results.sqlite: one row per model "
         "and method, scores averaged over seeds. Only runs on the same data as the latest run "
         "(of the recipe, if one is named) are compared, unless --data or --all-data says "
-        "otherwise. Nothing is written, but the --html page when asked for.",
+        "otherwise. Nothing is written except the --html page, when one is asked for.",
     )
     p.add_argument(
         "recipe_file",
