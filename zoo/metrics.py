@@ -166,7 +166,9 @@ def unknown_metric_hint(name: str, known: Sequence[str]) -> str:
     return f"{guess}registered metrics: {listed}; plugins add more with register_metrics"
 
 
-def _one_hot(predictions: Sequence[int], width: int) -> np.ndarray:
+def certain(predictions: Sequence[int], width: int) -> np.ndarray:
+    """Probabilities that say each prediction is certain (rows x width, one-hot): what a
+    score reads where no probabilities were kept."""
     import numpy as np
 
     matrix = np.zeros((len(predictions), width))
@@ -190,7 +192,7 @@ def summary_scores(
     if labels is None:
         labels = [str(i) for i in range(max([*references, *predictions], default=-1) + 1)]
     if probabilities is None:
-        probabilities = _one_hot(predictions, len(labels))
+        probabilities = certain(predictions, len(labels))
     references, predictions, labels = list(references), list(predictions), list(labels)
     scores = {
         m.name: float(m.compute(references, predictions, probabilities, labels)) for m in metrics

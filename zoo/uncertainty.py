@@ -22,7 +22,7 @@ from typing import Any
 import attrs
 import numpy as np
 
-from zoo.metrics import Metric
+from zoo.metrics import Metric, certain
 
 RESAMPLES = 1000
 LEVEL = 0.95
@@ -101,7 +101,7 @@ def intervals(
     if len(refs) == 0:
         return {}
     if probabilities is None:  # each prediction counts as certain, as summary_scores does
-        probabilities = np.eye(len(labels))[preds]
+        probabilities = certain(preds, len(labels))
     indices = resample_indices(len(refs), resamples, draws_seed(seed))
     found = {
         m.name: percentile_interval(
@@ -137,10 +137,9 @@ def _seed_means(
 ) -> np.ndarray:
     """The metric on each resample: its rows drawn by `rows`, the seeds averaged drawn by
     `seeds` (resamples x drawn seeds, indices into the model's seeds)."""
-    certain = np.eye(len(labels))
     per_seed = np.stack(
         [
-            resampled_scores(metric, references, p, certain[p], labels, rows)
+            resampled_scores(metric, references, p, certain(p, len(labels)), labels, rows)
             for p in model.predictions
         ]
     )  # seeds x resamples
@@ -151,6 +150,14 @@ def _seed_draws(rng: np.random.Generator, seeds: int, resamples: int) -> np.ndar
     if seeds == 1:
         return np.zeros((resamples, 1), dtype=int)
     return rng.integers(0, seeds, size=(resamples, seeds))
+
+
+def _draws(seed: Any, rows: int, resamples: int, *seeds: int) -> tuple[np.ndarray, list]:
+    """Resampled rows, then for each model (with that many seeds) its resampled seeds, all
+    from one generator in that order."""
+    rng = np.random.default_rng(seed)
+    drawn = resample_indices(rows, resamples, rng)
+    return drawn, [_seed_draws(rng, count, resamples) for count in seeds]
 
 
 def seeds_interval(
@@ -165,9 +172,7 @@ def seeds_interval(
 ) -> list[float]:
     """The interval of the mean over seeds: rows and seeds both resampled."""
     refs = np.asarray(references, dtype=int)
-    rng = np.random.default_rng(seed)
-    rows = resample_indices(len(refs), resamples, rng)  # the same generator draws the seeds
-    seeds = _seed_draws(rng, len(model.predictions), resamples)
+    rows, (seeds,) = _draws(seed, len(refs), resamples, len(model.predictions))
     return percentile_interval(_seed_means(model, metric, refs, labels, rows, seeds), level)
 
 
@@ -202,10 +207,9 @@ def paired_difference(
     share of resampled differences on the far side of 0 ((count + 1) / (resamples + 1), so
     never 0), at most 1."""
     refs = np.asarray(references, dtype=int)
-    rng = np.random.default_rng(seed)
-    rows = resample_indices(len(refs), resamples, rng)  # the same generator draws the seeds
-    model_seeds = _seed_draws(rng, len(model.predictions), resamples)
-    best_seeds = _seed_draws(rng, len(best.predictions), resamples)
+    rows, (model_seeds, best_seeds) = _draws(
+        seed, len(refs), resamples, len(model.predictions), len(best.predictions)
+    )
     diffs = _seed_means(model, metric, refs, labels, rows, model_seeds) - _seed_means(
         best, metric, refs, labels, rows, best_seeds
     )
