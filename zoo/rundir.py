@@ -258,7 +258,7 @@ def _predictions_csv(splits: Splits, predicted: tuple[int, ...], probabilities) 
     writer = csv.writer(out, lineterminator="\n")
     # row and line point at the test file: its data row (0 = the first below the header,
     # counting rows left out) and the line where that row starts.
-    writer.writerow(["row", "line", "text", "label", "predicted", "confidence"])
+    writer.writerow(PREDICTION_COLUMNS)
     test = splits.test
     assert test is not None
     for i, text in enumerate(test.texts):
