@@ -243,6 +243,8 @@ def test_a_missing_tracker_package_is_refused_before_anything_loads(
     ) in err
     assert "tensorboard" not in err.split("training.report_to")[1]
     assert not (path.parent / "runs").exists()  # nothing trained, nothing written
+    assert main(["validate", str(path)]) == 2  # zoo validate says the same
+    assert "pip install -e '.[mlflow]'" in capsys.readouterr().err
 
 
 def test_the_trainer_reports_to_what_report_to_names():

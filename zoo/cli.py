@@ -186,6 +186,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     for path in args.recipes:
         try:
             recipe = load_recipe(path, overrides=args.set, **_known_names(registry, metrics))
+            _check_trackers(recipe)
             splits = next(iter(_prepare(recipe, registry).values()))
         except ZooError as exc:
             if args.debug:
