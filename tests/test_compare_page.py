@@ -20,7 +20,7 @@ from test_html_report import LABELS, make_run_dir
 
 from zoo.cli import main
 from zoo.compare_page import Entry, _vs_best_cell, interval
-from zoo.leaderboard import Row
+from zoo.leaderboard import Row, VsBest
 from zoo.store import ResultsStore
 
 DATA = "d" * 64
@@ -167,20 +167,18 @@ def test_a_page_in_a_missing_folder_or_force_alone_is_refused(written, tmp_path,
 
 
 def test_an_interval_and_a_difference_from_the_leaderboard_are_shown():
-    @attrs.frozen(kw_only=True)
-    class Judged(Row):  # what the leaderboard gives once it judges rows against the best
-        ci95: dict = attrs.field(factory=dict)
-        vs_best: dict | None = None
-
-    row = Judged(
+    # The leaderboard's own types, as `leaderboard.vs_best` sets them.
+    row = Row(
         model="m",
         method="full",
         runs=3,
         seeds=(1, 2, 3),
         split="test",
         scores={"f1_macro": (0.5, 0.01)},
-        ci95={"f1_macro": [0.45, 0.55]},
-        vs_best={"model": "best", "diff": -0.02, "ci95": [-0.05, 0.01], "p_value": 0.2, "tied": 1},
+        ci95={"f1_macro": (0.45, 0.55)},
+        vs_best=VsBest(
+            model="best", metric="f1_macro", diff=-0.02, ci95=(-0.05, 0.01), p_value=0.2, tied=True
+        ),
     )
     assert interval(Entry(row=row, name="m"), "f1_macro") == (0.45, 0.55)
     assert _vs_best_cell(row) == "-0.0200 [-0.0500, +0.0100] p 0.200 tied"

@@ -13,9 +13,8 @@ page, which needs no other file and no network.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import attrs
 
@@ -54,35 +53,11 @@ class ComparePage:
 # What the page reads: intervals and differences if the leaderboard and runs have them
 
 
-def _pair(value: Any) -> Interval | None:
-    if (
-        isinstance(value, list | tuple)
-        and len(value) == 2
-        and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
-        and all(math.isfinite(v) for v in value)
-    ):
-        return (float(value[0]), float(value[1]))
-    return None
-
-
 def interval(entry: Entry, metric: str) -> Interval | None:
-    """The 95% interval of `metric` for the row: the leaderboard row's own (`ci95`), else, for a
-    row of one run, the run's `metrics[split].ci95[metric]`; None where neither has one."""
-    own = getattr(entry.row, "ci95", None)
-    if isinstance(own, Mapping) and _pair(own.get(metric)):
-        return _pair(own.get(metric))
-    if entry.row.runs != 1 or entry.record is None:
-        return None
-    scores = entry.record.metrics.get(entry.row.split)
-    ci95 = scores.get("ci95") if isinstance(scores, Mapping) else None
-    return _pair(ci95.get(metric)) if isinstance(ci95, Mapping) else None
-
-
-def vs_best(row: Row) -> Mapping[str, Any] | None:
-    """The row's comparison with the best row (`{"model", "diff", "ci95", "p_value", "tied"}`),
-    where the leaderboard gives one."""
-    value = getattr(row, "vs_best", None)
-    return value if isinstance(value, Mapping) else None
+    """The row's 95% interval of `metric` as the leaderboard has it (`Row.ci95`: a single run's
+    own, or the seeds-and-rows bootstrap of several); None where it has none."""
+    found = entry.row.ci95.get(metric)
+    return None if found is None else (float(found[0]), float(found[1]))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -315,17 +290,19 @@ def _number(value: float | None, digits: int = 4) -> str:
 
 
 def _vs_best_cell(row: Row) -> str:
-    vs = vs_best(row)
+    """The row against the best (`leaderboard.vs_best`), or "-" on the best row."""
+    vs = row.vs_best
     if vs is None:
         return "-"
-    parts = [f"{vs['diff']:+.4f}" if isinstance(vs.get("diff"), int | float) else "?"]
-    ci = _pair(vs.get("ci95"))
-    if ci is not None:
-        parts.append(f"[{ci[0]:+.4f}, {ci[1]:+.4f}]")
-    if isinstance(vs.get("p_value"), int | float):
-        parts.append(f"p {vs['p_value']:.3f}")
-    if vs.get("tied"):
+    parts = ["?" if vs.diff is None else f"{vs.diff:+.4f}"]
+    if vs.ci95 is not None:
+        parts.append(f"[{vs.ci95[0]:+.4f}, {vs.ci95[1]:+.4f}]")
+    if vs.p_value is not None:
+        parts.append(f"p {vs.p_value:.3f}")
+    if vs.tied:
         parts.append("tied")
+    if vs.unpaired:
+        parts.append(f"(not paired: {vs.unpaired})")
     return escape(" ".join(parts))
 
 
