@@ -239,7 +239,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from zoo.engine.distributed import is_main, launch, world
     from zoo.events import collect_run_listeners
     from zoo.recipe import load_recipe
-    from zoo.report import NoProgress, RichProgress, comparison_table
+    from zoo.report import NoProgress, RichProgress
     from zoo.runner import (
         RunOptions,
         exit_code,
@@ -311,16 +311,61 @@ def cmd_run(args: argparse.Namespace) -> int:
             runs += run_recipe(recipe, registry, progress, on_failure, options, splits_for)
     if not is_main():  # the main process reports for all of them
         return 0
-    table = comparison_table(runs, title="Comparison", metrics=metrics.metrics)
+    against = _against_the_best(runs, metrics.metrics)
+    tables = _run_tables(runs, against, metrics.metrics)
     if args.json:
-        err.print(table)
-        print(json.dumps({"runs": [r.to_json() for r in runs]}, indent=2, ensure_ascii=False))
+        err.print(*tables)
+        found = [r.to_json() | {"vs_best": _vs_best_of(r, against)} for r in runs]
+        print(json.dumps({"runs": found}, indent=2, ensure_ascii=False))
     else:
-        out.print(table)
+        out.print(*tables)
         for run in runs:
             if run.run_dir:
                 out.print(f"{run.model}: {run.run_dir}", style="dim", markup=False)
     return exit_code(runs)
+
+
+def _against_the_best(runs, metrics):
+    """The leaderboard of these runs, each row against the best (`zoo.leaderboard.vs_best`)."""
+    from zoo.leaderboard import leaderboard, vs_best
+
+    records = [run.record for run in runs if run.record is not None]
+    if not any(run.metrics.get("test") for run in runs):  # nothing to pair them on
+        return []
+    return vs_best(leaderboard(records, metrics=metrics), metrics=metrics)
+
+
+def _run_tables(runs, against, metrics) -> list[Any]:
+    """`zoo run`'s tables: one row per run, with the rows the paired test ties with the best
+    marked when each model ran once; when some ran several times (seeds), the leaderboard of
+    these runs after it, which says the same over all their runs."""
+    from zoo.leaderboard import leaderboard_table, legend
+    from zoo.report import comparison_table
+
+    if all(row.runs <= 1 for row in against):
+        marked = {d for row in against if row.vs_best and row.vs_best.tied for d in row.run_dirs}
+        tied = {run.run_dir for run in runs if _stored_dir(run) in marked}
+        legend_line = legend(against, metrics)
+        return [
+            comparison_table(
+                runs, title="Comparison", metrics=metrics, tied=tied, legend=legend_line
+            )
+        ]
+    over = leaderboard_table(against, title="Over all runs", metrics=metrics)
+    return [comparison_table(runs, title="Comparison", metrics=metrics), over]
+
+
+def _vs_best_of(run, against) -> dict[str, Any] | None:
+    """The run's row against the best, when that row is this run alone."""
+    for row in against:
+        if row.runs == 1 and row.run_dirs == (_stored_dir(run),) and row.vs_best is not None:
+            return row.vs_best.to_json()
+    return None
+
+
+def _stored_dir(run) -> str | None:
+    """The run directory as its results-store record names it (resolved)."""
+    return None if run.run_dir is None else str(Path(run.run_dir).resolve())
 
 
 def _device(pm, gpu_memory: str | None, gpus: int | None):
@@ -667,7 +712,10 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
         help="fine-tune the models of one or more recipes and compare them",
         description="Fine-tune every model of each recipe, each into a new run directory "
-        "(OUTPUT_DIR/RUN_NAME/MODEL-seedN-DATE), then print a comparison table.",
+        "(OUTPUT_DIR/RUN_NAME/MODEL-seedN-DATE), then print a comparison table: each test "
+        "score with its 95% bootstrap interval, and '≈' on the runs that the paired bootstrap "
+        "cannot tell from the best on macro-F1 (with several seeds, in a second table over all "
+        "the runs, as 'zoo compare' shows them).",
     )
     p.add_argument("recipes", nargs="*", metavar="RECIPE", help="TOML recipe file(s)")
     _add_set(p)

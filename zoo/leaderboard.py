@@ -27,6 +27,7 @@ from zoo.metrics import BUILTIN_METRICS, DEFAULT_METRIC, INTERVALS, Metric, labe
 from zoo.recipe import LOGGING_KEYS
 from zoo.report import (
     CI_NOTE,
+    TIED,
     best_value,
     marked_cell,
     result_columns,
@@ -38,7 +39,6 @@ from zoo.uncertainty import RESAMPLES, Scored, draws_seed, paired_difference, se
 
 Score = tuple[float, float | None]  # (mean, sample standard deviation; None for one run)
 Interval = tuple[float, float]
-TIED = "≈"
 
 # Besides the metrics, what `by` may name; smaller is better for both.
 FACT_SORT_KEYS = ("train_seconds", "peak_memory_bytes")
@@ -311,7 +311,7 @@ def leaderboard_table(
         columns=columns,
         ok=lambda row: row.status == "ok",
     )
-    table.caption = _legend(rows, metrics)
+    table.caption = legend(rows, metrics)
     table.caption_justify = "left"
     return table
 
@@ -331,7 +331,7 @@ def _marked_label(row: Row) -> str:
     return f"{label(row)} {TIED}" if row.vs_best is not None and row.vs_best.tied else label(row)
 
 
-def _legend(rows: Sequence[Row], metrics: Sequence[Metric]) -> str | None:
+def legend(rows: Sequence[Row], metrics: Sequence[Metric]) -> str | None:
     """The line under the table: what ≈ means, and which rows could not be paired."""
     compared = [row.vs_best for row in rows if row.vs_best is not None]
     if not compared:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -156,6 +157,8 @@ def score_text(mean: float, std: float | None = None, ci95: Sequence[float] | No
 
 
 CI_NOTE = "[95% CI]"
+# Marks a row whose difference from the best the paired test cannot tell from 0.
+TIED = "≈"
 
 
 def best_value(values: Sequence[float | None], higher: bool | None) -> float | None:
@@ -213,15 +216,24 @@ def _test(run: Any, key: str) -> tuple[float, Sequence[float] | None] | None:
 
 
 def comparison_table(
-    runs: Sequence[Any], title: str = "Results", *, metrics: Sequence[Metric] = BUILTIN_METRICS
+    runs: Sequence[Any],
+    title: str = "Results",
+    *,
+    metrics: Sequence[Metric] = BUILTIN_METRICS,
+    tied: Collection[Path] = (),
+    legend: str | None = None,
 ) -> Table:
-    """One row per model; the best value of each column is bold and marked with '*'."""
+    """One row per run; the best value of each column is bold and marked with '*', the runs in
+    `tied` (by run directory: those the paired test cannot tell from the best) with TIED, and
+    `legend` under the table says what that means."""
     has_test = any(r.metrics.get("test") for r in runs)
     split = "test" if has_test else "validation"
     several_seeds = len({getattr(run, "seed", None) for run in runs}) > 1
 
     def lead_cells(run: Any) -> list[Any]:
         name = f"{run.model} (seed {run.seed})" if several_seeds else run.model
+        if run.run_dir is not None and run.run_dir in tied:
+            name = f"{name} {TIED}"
         return [Text(name), _status(run)]
 
     columns = [
@@ -229,7 +241,7 @@ def comparison_table(
         for column in result_columns(metrics, _test, lambda v: score_text(v[0], ci95=v[1]))
     ]
     intervals = any(_scores(run).get(INTERVALS) for run in runs if run.status == "ok")
-    return results_table(
+    table = results_table(
         f"{title} ({split} split; {CI_NOTE + '; ' if intervals else ''}* best)",
         runs,
         lead=[("model", {"style": "bold"}), ("status", {})],
@@ -237,6 +249,8 @@ def comparison_table(
         columns=columns,
         ok=lambda run: run.status == "ok",
     )
+    table.caption, table.caption_justify = legend, "left"
+    return table
 
 
 def _first(value: Any) -> Any:

@@ -92,6 +92,8 @@ class ModelRun:
     # What a failed or refused run means for `zoo run`'s exit code (zoo.errors): 4 weights
     # missing, 6 refused, 1 anything else; 0 when it went well.
     exit_code: int = 0
+    # The results-store record made of it (None in the other processes of a distributed run).
+    record: RunRecord | None = attrs.field(default=None, repr=False)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -624,7 +626,7 @@ def run_recipe(
                 recorder.summary()
                 raise
             if recorder is not None:
-                recorder.record(identity, run)
+                run = attrs.evolve(run, record=recorder.record(identity, run))
             runs.append(run)
     if recorder is not None:
         recorder.summary()
@@ -673,7 +675,8 @@ class Recorder:
             if not exc.busy:  # busy now: each record tries again
                 raise
 
-    def record(self, identity: RecipeIdentity, run: ModelRun) -> None:
+    def record(self, identity: RecipeIdentity, run: ModelRun) -> RunRecord:
+        """Record the run (or say how to later); returns its record either way."""
         record = _store_record(identity, run)
         if run.run_dir is not None:
             try:  # from the run directory, so that `zoo record` would add exactly this
@@ -694,6 +697,7 @@ class Recorder:
                 )
             warning = f"warning: {what} was not recorded: {exc.message}\n  hint: {later}"
             print(warning, file=sys.stderr)
+        return record
 
     def summary(self) -> None:
         if len(self.missed) > 1:
