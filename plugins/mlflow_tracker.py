@@ -80,14 +80,15 @@ class MlflowTracker:
     RunFailed. Keeps the MLflow run of each zoo run by its identity."""
 
     def __init__(self) -> None:
-        self.runs: dict[tuple[str, str, int], tuple[str, str]] = {}  # -> (tracking uri, run id)
+        # (run name, model, seed, fold) -> (tracking uri, run id)
+        self.runs: dict[tuple[str, str, int, int | None], tuple[str, str]] = {}
 
     def __call__(self, event: zoo.RunEvent) -> None:
         if isinstance(event, zoo.RunStarted):
             if _wants_mlflow(event.settings):
                 self.started(event)
         elif isinstance(event, zoo.RunFinished | zoo.RunFailed):
-            ids = self.runs.pop((event.run_name, event.model, event.seed), None)
+            ids = self.runs.pop((event.run_name, event.model, event.seed, event.fold), None)
             if ids is not None:
                 self.ended(event, *ids)
 
@@ -107,16 +108,17 @@ class MlflowTracker:
         mlflow.set_tracking_uri(uri)
         mlflow.set_experiment(os.environ.get("MLFLOW_EXPERIMENT_NAME") or event.run_name)
         # Inside a run the caller started (zoo used from a script): a child of it.
-        run = mlflow.start_run(
-            run_name=f"{event.model}-seed{event.seed}", nested=mlflow.active_run() is not None
-        )
-        self.runs[(event.run_name, event.model, event.seed)] = (uri, run.info.run_id)
+        name = f"{event.model}-seed{event.seed}" + (f"-fold{event.fold}" if event.fold else "")
+        run = mlflow.start_run(run_name=name, nested=mlflow.active_run() is not None)
+        self.runs[(event.run_name, event.model, event.seed, event.fold)] = (uri, run.info.run_id)
         params = {
             f"zoo.{key}": json.dumps(value) if isinstance(value, Mapping | list | tuple) else value
             for key, value in event.settings.items()
         }
         params |= {"zoo.model": event.model, "zoo.registered_model": event.registered_model}
         params |= {"zoo.method": event.method, "zoo.seed": event.seed}
+        if event.fold is not None:
+            params["zoo.fold"] = event.fold
         mlflow.log_params({k: str(v)[:PARAM_LENGTH] for k, v in params.items()})
         mlflow.set_tags({"zoo.run_name": event.run_name, "zoo.status": "running"})
 

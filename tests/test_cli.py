@@ -248,6 +248,19 @@ def test_show_prints_the_summary_and_the_per_class_table(run_dir, capsys):
     assert "test:" not in out
 
 
+def test_show_gives_each_test_score_its_interval(run_dir, capsys):
+    intervals = {"accuracy": [0.5, 1.0], "f1_macro": [0.4, 0.95], "f1_weighted": [0.45, 0.97]}
+    metrics = {"validation": REPORT, "test": REPORT | {"ci95": intervals}}
+    (run_dir / "metrics.json").write_text(json.dumps(metrics), encoding="utf-8")
+    assert main(["show", str(run_dir)]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "test: accuracy 0.7500 [0.50, 1.00], macro-F1 0.7000 [0.40, 0.95], weighted F1 0.7400 "
+        "[0.45, 0.97] [95% CI]\n"
+    ) in out
+    assert "validation: accuracy 0.7500, macro-F1 0.7000, weighted F1 0.7400\n" in out
+
+
 def test_show_a_failed_run(tmp_path, capsys):
     (tmp_path / "run.json").write_text(
         json.dumps({"model": "minilm", "status": "failed", "reason": "out of memory [GPU 0]"}),

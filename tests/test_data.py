@@ -391,8 +391,9 @@ def test_each_seed_gets_its_own_validation_split_from_one_reading(tmp_path, monk
     real = zoo.data.read_table
     monkeypatch.setattr(zoo.data, "read_table", lambda *a, **k: reads.append(a) or real(*a, **k))
 
-    splits = zoo.data.load_splits_for_seeds(data, tmp_path, (1, 2, 3))
+    splits = zoo.data.load_units(data, tmp_path, (1, 2, 3))
 
+    assert list(splits) == [(1, None), (2, None), (3, None)]
     assert len(reads) == 1  # the file is read once for every seed
     held_out = {seed: set(s.validation.texts) for seed, s in splits.items()}
     assert len({frozenset(v) for v in held_out.values()}) == 3  # three different splits

@@ -266,6 +266,8 @@ def test_json_holds_every_number():
                 "runs": 3,
                 "not_ok": 1,
                 "seeds": [1, 2, 3],
+                "folds": None,
+                "ensemble": False,
                 "split": "test",
                 # No interval: these records have none, and vs_best was not asked.
                 "f1_macro": {"mean": 0.5, "std": 0.25, "ci95": None},
@@ -288,6 +290,8 @@ def test_json_holds_every_number():
                 "runs": 0,
                 "not_ok": 1,
                 "seeds": [],
+                "folds": None,
+                "ensemble": False,
                 "split": "test",
                 "f1_macro": None,
                 "accuracy": None,
@@ -303,10 +307,14 @@ def test_json_holds_every_number():
 
 
 SEEDS_CSV = """\
-model,method,status,runs,not_ok,seeds,split,f1_macro,f1_macro_std,accuracy,accuracy_std,\
-f1_weighted,f1_weighted_std,train_seconds,peak_memory_bytes,parameters,settings,f1_code,f1_web
-minilm,full,ok,3,1,1 2 3,test,0.5,0.25,0.5,0.25,0.5,0.25,60.0,,,,0.5,0.5
-broken,full,failed,0,1,,test,,,,,,,,,,,,
+model,method,status,runs,not_ok,seeds,folds,ensemble,split,\
+f1_macro,f1_macro_std,f1_macro_ci95_low,f1_macro_ci95_high,\
+accuracy,accuracy_std,accuracy_ci95_low,accuracy_ci95_high,\
+f1_weighted,f1_weighted_std,f1_weighted_ci95_low,f1_weighted_ci95_high,\
+vs_best_model,vs_best_metric,vs_best_diff,vs_best_ci95_low,vs_best_ci95_high,vs_best_p_value,tied,\
+train_seconds,peak_memory_bytes,parameters,settings,f1_code,f1_web
+minilm,full,ok,3,1,1 2 3,,False,test,0.5,0.25,,,0.5,0.25,,,0.5,0.25,,,,,,,,,,60.0,,,,0.5,0.5
+broken,full,failed,0,1,,,False,test,,,,,,,,,,,,,,,,,,,,,,,,,
 """
 
 

@@ -196,7 +196,8 @@ def test_the_edges_of_the_ranges_are_allowed(write_recipe):
 )
 def test_validation_must_be_a_fraction_strictly_between_0_and_1(write_recipe, value, got):
     assert problems(write_recipe(with_data(f"validation = {value}"))) == [
-        f"data.validation: must be a fraction between 0 and 1 or a file path, got {got}"
+        f"data.validation: must be a fraction between 0 and 1, a file path or {{ folds = K }}, "
+        f"got {got}"
     ]
 
 

@@ -4,30 +4,15 @@
 from __future__ import annotations
 
 import json
-import random
+
+from tiny_models import labelled_csv
 
 from zoo.cli import main
 
-WORDS = {
-    "code": ["python", "error", "loop", "list", "function", "import"],
-    "ops": ["server", "disk", "deploy", "nginx", "memory", "restart"],
-    "web": ["html", "css", "browser", "page", "link", "form"],
-}
-
-
-def labelled(rows: int, seed: int) -> str:
-    """Texts whose words give their label away, so that TF-IDF learns them."""
-    draw = random.Random(seed)
-    lines = ["text,label"]
-    for i in range(rows):
-        label = draw.choice(sorted(WORDS))
-        lines.append(f"{' '.join(draw.sample(WORDS[label], 3))} row{i},{label}")
-    return "\n".join(lines) + "\n"
-
 
 def two_baselines(tmp_path, extra: str = "") -> str:
-    (tmp_path / "train.csv").write_text(labelled(60, 1), encoding="utf-8")
-    (tmp_path / "test.csv").write_text(labelled(40, 2), encoding="utf-8")
+    (tmp_path / "train.csv").write_text(labelled_csv(60, 1), encoding="utf-8")
+    (tmp_path / "test.csv").write_text(labelled_csv(40, 2), encoding="utf-8")
     recipe = tmp_path / "recipe.toml"
     recipe.write_text(
         '[run]\nname = "t"\n[data]\ntrain = "train.csv"\ntest = "test.csv"\n'

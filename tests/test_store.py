@@ -535,3 +535,55 @@ def test_a_store_held_through_the_switch_to_wal_is_busy_not_waited_for_forever(
         other.execute("ROLLBACK")
     assert raised.value.busy
     assert raised.value.message.endswith("(3 tries)")
+
+
+def version_1_store(path: Path) -> None:
+    """A store as zoo wrote it before cross-validation (schema version 1: no fold columns)."""
+    from zoo.store import _MIGRATIONS
+
+    with closing(sqlite3.connect(path)) as conn:
+        for statement in _MIGRATIONS[0]:
+            conn.execute(statement)
+        conn.execute(
+            "INSERT INTO runs (recipe_name, recipe_hash, data_fingerprint, model, method, seed, "
+            "status, settings, metrics, recorded_at) VALUES ('demo', 'h', 'd', 'e5-small', "
+            "'full', 42, 'ok', '{}', '{}', '2026-11-30T10:00:00+00:00')"
+        )
+        conn.execute("PRAGMA user_version = 1")
+        conn.commit()
+
+
+def test_a_fold_and_an_ensemble_come_back_as_they_went_in(store):
+    fold = make_run(fold=2, folds=5)
+    ensemble = make_run(folds=5)
+    ids = [store.record(run) for run in (fold, ensemble)]
+    assert store.runs() == [
+        attrs.evolve(fold, run_id=ids[0]),
+        attrs.evolve(ensemble, run_id=ids[1]),
+    ]
+    assert [r.ensemble for r in store.runs()] == [False, True]
+    assert not make_run().ensemble
+
+
+def test_a_store_of_schema_1_is_read_as_it_is_and_migrated_by_a_writer(tmp_path):
+    path = tmp_path / STORE_NAME
+    version_1_store(path)
+    before = path.read_bytes()
+    [old] = ResultsStore.read_only(path).runs()
+    assert (old.model, old.fold, old.folds) == ("e5-small", None, None)
+    assert path.read_bytes() == before  # a reader migrates nothing
+
+    writer = ResultsStore(path)
+    writer.record(make_run(fold=1, folds=3))
+    assert [(r.fold, r.folds) for r in writer.runs()] == [(None, None), (1, 3)]
+    with closing(sqlite3.connect(path)) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+
+
+def test_a_fold_column_that_is_no_integer_is_a_damaged_row(store):
+    store.record(make_run(fold=1, folds=3))
+    with closing(sqlite3.connect(store.path)) as conn:
+        conn.execute("UPDATE runs SET fold = 'one'")
+        conn.commit()
+    with pytest.raises(ZooError, match=r"its fold column is 'one', not an integer"):
+        store.runs()

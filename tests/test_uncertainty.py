@@ -358,3 +358,28 @@ def test_a_row_whose_predictions_are_damaged_is_unpaired_not_a_crash(tmp_path):
     rows = vs_best(leaderboard(records, by="accuracy"), by="accuracy")
     assert "is damaged: line 1 is not the header" in rows[1].vs_best.unpaired
     assert attrs.evolve(rows[1], vs_best=None).vs_best is None
+
+
+def test_a_metric_that_may_read_probabilities_gets_no_made_up_seed_interval_or_pair(tmp_path):
+    # predictions.csv keeps labels, not the class probabilities: a metric without a
+    # confusion-matrix form is neither paired nor given a seeds interval from them.
+    rng = np.random.default_rng(2)
+    references, good = correct_with(0.9, 80, rng)
+    records = [write_run(tmp_path, "m", seed, references, good) for seed in (1, 2)]
+    records.append(write_run(tmp_path, "other", 1, references, references))
+    for record in records:
+        record.metrics["test"]["confident"] = 0.5
+    confident = Metric(
+        name="confident",
+        label="confident",
+        compute=lambda refs, preds, probabilities, labels: float(probabilities.max(axis=1).mean()),
+    )
+    metrics = (*BUILTIN_METRICS, confident)
+    rows = vs_best(
+        leaderboard(records, by="confident", metrics=metrics), by="confident", metrics=metrics
+    )
+    m = next(row for row in rows if row.model == "m")
+    assert "confident" not in m.ci95 and "accuracy" in m.ci95
+    paired = next(row.vs_best for row in rows if row.vs_best is not None)
+    assert paired.tied is None and paired.ci95 is None
+    assert "predictions.csv does not keep" in paired.unpaired

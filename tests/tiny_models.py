@@ -7,11 +7,31 @@ tested without any download.
 from __future__ import annotations
 
 import csv
+import random
 from collections.abc import Iterable
 from pathlib import Path
 
 DEMO_DATA = Path(__file__).parent.parent / "recipes" / "demo-data"
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+# Words that give their label away, so that the TF-IDF baseline learns them (`labelled_csv`).
+WORDS = {
+    "code": ["python", "error", "loop", "list", "function", "import"],
+    "ops": ["server", "disk", "deploy", "nginx", "memory", "restart"],
+    "web": ["html", "css", "browser", "page", "link", "form"],
+}
+
+
+def labelled_csv(rows: int, seed: int) -> str:
+    """A labelled CSV of `rows` short texts whose words give their label away (`WORDS`), each
+    text distinct."""
+    draw = random.Random(seed)
+    lines = ["text,label"]
+    for i in range(rows):
+        label = draw.choice(sorted(WORDS))
+        lines.append(f"{' '.join(draw.sample(WORDS[label], 3))} row{i},{label}")
+    return "\n".join(lines) + "\n"
 
 
 def read_rows(path: Path) -> list[dict[str, str]]:

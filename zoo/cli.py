@@ -515,6 +515,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         sort_keys,
         to_csv,
         to_json,
+        unit_text,
         vs_best,
     )
     from zoo.plugins import get_plugin_manager
@@ -553,7 +554,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     records = [r for r in records if data is None or r.data_fingerprint == data]
     if args.each:  # one row per run instead of one per model and method
         records = [
-            attrs.evolve(r, model=f"{r.model} (seed {r.seed}, #{r.run_id})") for r in records
+            attrs.evolve(r, model=f"{r.model} ({unit_text((r.seed, r.fold))}, #{r.run_id})")
+            for r in records
         ]
     rows = leaderboard(records, by=args.by, split=args.split, metrics=metrics)
     # Each row against the best on the same test rows (their run directories' predictions).

@@ -21,7 +21,7 @@ import attrs
 from zoo import drawing
 from zoo.drawing import Picture, escape, shown
 from zoo.files import write_text
-from zoo.leaderboard import Row, label
+from zoo.leaderboard import Row, label, unit_text
 from zoo.metrics import BUILTIN_METRICS, Metric, label_of
 from zoo.report import human_bytes, human_seconds
 from zoo.rundir import RunDir, RunDirError, read_run
@@ -72,7 +72,8 @@ def _runs_of(row: Row, records: Sequence[RunRecord]) -> list[RunRecord]:
             record.model == row.model
             and record.method == row.method
             and record.status == "ok"
-            and record.seed in row.seeds
+            and (record.seed, record.fold) in row.units
+            and (record.folds, record.ensemble) == (row.folds, row.ensemble)
             and all(record.settings.get(k) == v for k, v in row.settings.items())
         )
 
@@ -87,7 +88,7 @@ def entries(rows: Sequence[Row], records: Sequence[RunRecord]) -> tuple[list[Ent
     for row, name in zip(rows, names, strict=True):
         entry = Entry(row=row, name=name)
         for record in _runs_of(row, records):
-            where = f"run #{record.run_id} of {name} (seed {record.seed})"
+            where = f"run #{record.run_id} of {name} ({unit_text((record.seed, record.fold))})"
             if not record.run_dir:
                 skipped.append(f"{where}: the store names no run directory")
                 continue

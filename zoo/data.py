@@ -15,6 +15,7 @@ import math
 import re
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import attrs
 
@@ -84,6 +85,9 @@ class Splits:
     # What reading changed that the user should know (rows left out, ...): one sentence each,
     # starting with the setting ("data.train: ..."); `zoo run` prints them and run.json keeps them.
     notices: tuple[str, ...] = ()
+    # With data.validation = { folds = K }: which fold (1 to K) is the validation split.
+    fold: int | None = None
+    folds: int | None = None
 
 
 @attrs.frozen
@@ -285,6 +289,29 @@ def stratified_split(
     return rows.take(train_at), rows.take(validation_at)
 
 
+def fold_splits(
+    rows: LabelledTexts, folds: int, seed: int
+) -> list[tuple[LabelledTexts, LabelledTexts]]:
+    """Stratified K-fold: for each fold (in order), the other folds' rows and the fold's rows.
+    The folds are disjoint, cover every row, and keep each class's share; the seed shuffles."""
+    from sklearn.model_selection import StratifiedKFold
+
+    few = sorted((n, label) for label, n in Counter(rows.labels).items() if n < folds)
+    if few:
+        count, label = few[0]
+        raise DataError(
+            f"data.validation = {{ folds = {folds} }}: label {label!r} has {count} "
+            f"{_rows(count)} in data.train, fewer than the {folds} folds, so some folds would "
+            "have none of it to validate on",
+            hint=f"use at most {max(2, count)} folds, or add rows of that label",
+        )
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    return [
+        (rows.take(train_at), rows.take(validation_at))
+        for train_at, validation_at in splitter.split(range(len(rows)), rows.labels)
+    ]
+
+
 def _check_known(rows: LabelledTexts, known: tuple[str, ...], setting: str) -> None:
     unseen = sorted(set(rows.labels) - set(known))
     if unseen:
@@ -302,13 +329,19 @@ def _check_known(rows: LabelledTexts, known: tuple[str, ...], setting: str) -> N
         )
 
 
+# What one run trains on: its seed, and its fold (None without cross-validation).
+Unit = tuple[int, int | None]
+
+
 def load_splits(data, base_dir: Path, seed: int) -> Splits:
-    """Read train (and test, and validation) as a recipe's [data] section describes them."""
-    return load_splits_for_seeds(data, base_dir, (seed,))[seed]
+    """Read train (and test, and validation) as a recipe's [data] section describes them (with
+    folds, the first fold's splits)."""
+    return next(iter(load_units(data, base_dir, (seed,)).values()))
 
 
-def load_splits_for_seeds(data, base_dir: Path, seeds: tuple[int, ...]) -> dict[int, Splits]:
-    """The splits for each seed; the files are read once, only the validation split differs."""
+def load_units(data, base_dir: Path, seeds: tuple[int, ...]) -> dict[Unit, Splits]:
+    """The splits of each (seed, fold), seed by seed, fold by fold; the files are read once,
+    only the validation split (and with folds, the training rows) differ."""
     columns = {"text_column": data.text_column, "label_column": data.label_column}
     encodings, dropped, notices = {}, {}, []
 
@@ -347,11 +380,7 @@ def load_splits_for_seeds(data, base_dir: Path, seeds: tuple[int, ...]) -> dict[
         _check_known(test, labels, "data.test")
         notices.extend(overlap_notices(train, test, "data.test"))
 
-    def for_seed(seed: int) -> Splits:
-        if validation_file is not None:
-            train_part, validation = train, validation_file
-        else:
-            train_part, validation = stratified_split(train, data.validation, seed)
+    def splits(train_part: LabelledTexts, validation: LabelledTexts, **fold: Any) -> Splits:
         return Splits(
             train=train_part,
             validation=validation,
@@ -360,6 +389,17 @@ def load_splits_for_seeds(data, base_dir: Path, seeds: tuple[int, ...]) -> dict[
             encodings=encodings,
             dropped=dropped,
             notices=tuple(notices),
+            **fold,
         )
 
-    return {seed: for_seed(seed) for seed in seeds}
+    units: dict[Unit, Splits] = {}
+    for seed in seeds:
+        if validation_file is not None:
+            units[seed, None] = splits(train, validation_file)
+        elif isinstance(data.validation, float):
+            units[seed, None] = splits(*stratified_split(train, data.validation, seed))
+        else:
+            parts = fold_splits(train, data.validation.folds, seed)
+            for fold in data.validation.numbers:
+                units[seed, fold] = splits(*parts[fold - 1], fold=fold, folds=data.validation.folds)
+    return units

@@ -27,6 +27,8 @@ class RunEvent:
     model: str  # the model entry's label: its name, else its model
     seed: int
     method: str  # "full", "lora", "qlora" or "zero-shot"
+    # With cross-validation (data.validation = { folds = K }): the fold, 1 to K; else None.
+    fold: int | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -133,6 +135,7 @@ class RunEvents:
     model: str = ""
     seed: int = 0
     method: str = "full"
+    fold: int | None = None
     output_dir: Path | None = None
 
     def _identity(self) -> dict[str, Any]:
@@ -141,6 +144,7 @@ class RunEvents:
             "model": self.model,
             "seed": self.seed,
             "method": self.method,
+            "fold": self.fold,
         }
 
     def _emit(self, kind: type[RunEvent], **fields: Any) -> None:

@@ -1,5 +1,6 @@
-"""The leaderboard behind `zoo compare`: runs from the results store grouped by (model, method),
-with the mean and standard deviation over seeds, as rich tables, JSON or CSV.
+"""The leaderboard behind `zoo compare`: runs from the results store grouped by (model, method,
+and for cross-validation its folds, or their ensemble), with the mean and standard deviation
+over seeds (and folds), as rich tables, JSON or CSV.
 
 `leaderboard` reads only the store's records: a row of one run shows the 95% interval that run
 stored (metrics.test.ci95). `vs_best` reads the rows' test predictions from their run
@@ -61,7 +62,7 @@ class Row:
     # other learning rates, say): never averaged together. Empty when there are no others.
     settings: Mapping[str, Any] = attrs.field(factory=dict)
     runs: int  # ok runs counted in the means
-    seeds: tuple[int, ...]
+    seeds: tuple[int, ...]  # their seeds, each once
     split: str  # where the scores come from: the asked split, or "validation" as a fallback
     # Each metric's mean and spread, by name (None where no run has it); `row.f1_macro` reads
     # `row.scores["f1_macro"]`.
@@ -75,7 +76,13 @@ class Row:
     # Each metric's 95% interval, by name, where known: a single run's own (metrics.test.ci95),
     # or, for several seeds, the seeds-and-rows bootstrap that `vs_best` computes. Never made up.
     ci95: Mapping[str, Interval] = attrs.field(factory=dict)
-    run_dirs: tuple[str | None, ...] = ()  # of the ok runs, in `seeds` order
+    run_dirs: tuple[str | None, ...] = ()  # of the ok runs, in `units` order
+    # The (seed, fold) of each ok run (fold None without cross-validation).
+    units: tuple[tuple[int, int | None], ...] = ()
+    # Cross-validation: the number of folds of the runs (their mean is over folds, and seeds);
+    # `ensemble`: the row of each seed's fold models averaged.
+    folds: int | None = None
+    ensemble: bool = False
     vs_best: VsBest | None = None  # set by `vs_best`; None on the best row
 
     def __getattr__(self, name: str) -> Score | None:
@@ -122,23 +129,25 @@ def leaderboard(
     metrics: Sequence[Metric] = BUILTIN_METRICS,
 ) -> list[Row]:
     """One row per (model, method), best first by `by` (a metric's name, or one of
-    `FACT_SORT_KEYS`); groups without an ok run come last."""
+    `FACT_SORT_KEYS`); groups without an ok run come last. Runs of cross-validation make rows
+    of their own (by number of folds), and so do ensembles of fold models."""
     keys = sort_keys(metrics)
     if by not in keys:
         raise ValueError(f"cannot sort by {by!r}; choose one of {', '.join(keys)}")
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
-    groups: dict[tuple[str, str], list[RunRecord]] = {}
+    groups: dict[tuple[str, str, int | None, bool], list[RunRecord]] = {}
     for record in records:
-        groups.setdefault((record.model, record.method), []).append(record)
+        key = (record.model, record.method, record.folds, record.ensemble)
+        groups.setdefault(key, []).append(record)
     rows = []
-    for (model, method), runs in groups.items():
+    for (model, method, folds, ensemble), runs in groups.items():
         variants = _variants(runs)
         differing = _differing([settings for settings, _ in variants])
         for settings, group in variants:
             shown = {key: settings.get(key) for key in differing}
             row = _row(model, method, group, split, metrics)
-            rows.append(attrs.evolve(row, settings=shown))
+            rows.append(attrs.evolve(row, settings=shown, folds=folds, ensemble=ensemble))
     return sorted(rows, key=lambda row: _sort_key(row, by, ascending=keys[by]))
 
 
@@ -177,18 +186,28 @@ def _differing(all_settings: Sequence[Mapping[str, Any]]) -> list[str]:
 
 
 def label(row: Row) -> str:
-    """The row's model as a table shows it: with the settings that tell it from its siblings."""
-    if not row.settings:
-        return row.model
-    return f"{row.model} ({', '.join(f'{k}={v}' for k, v in row.settings.items())})"
+    """The row's model as a table shows it: with its folds (or that it is their ensemble) and
+    the settings that tell it from its siblings."""
+    parts = [f"{k}={v}" for k, v in row.settings.items()]
+    if row.folds is not None:
+        parts.insert(0, f"{row.folds}-fold ensemble" if row.ensemble else f"{row.folds}-fold")
+    return f"{row.model} ({', '.join(parts)})" if parts else row.model
+
+
+def unit_text(unit: tuple[int, int | None]) -> str:
+    """One run of a row: "seed 42", or "seed 42 fold 3"."""
+    seed, fold = unit
+    return f"seed {seed}" if fold is None else f"seed {seed} fold {fold}"
 
 
 def _row(
     model: str, method: str, records: list[RunRecord], split: str, metrics: Sequence[Metric]
 ) -> Row:
-    # A seed run twice counts once, with its latest ok run: re-running must not weigh double.
-    by_seed = {r.seed: r for r in records if r.status == "ok"}
-    ok = [by_seed[seed] for seed in sorted(by_seed)]
+    # A seed (and fold) run twice counts once, with its latest ok run: re-running must not
+    # weigh double.
+    by_unit = {(r.seed, r.fold): r for r in records if r.status == "ok"}
+    units = sorted(by_unit, key=lambda unit: (unit[0], unit[1] or 0))
+    ok = [by_unit[unit] for unit in units]
     not_ok = sum(r.status != "ok" for r in records)
     if not ok:
         status = records[-1].status
@@ -218,7 +237,7 @@ def _row(
         model=model,
         method=method,
         runs=len(ok),
-        seeds=tuple(sorted(by_seed)),
+        seeds=tuple(sorted({seed for seed, _ in units})),
         split=used,
         scores={
             m.name: _spread([s[m.name] for s in scores if s.get(m.name) is not None])
@@ -231,6 +250,7 @@ def _row(
         not_ok=not_ok,
         ci95={m.name: tuple(one[m.name]) for m in metrics if _is_interval(one.get(m.name))},
         run_dirs=tuple(r.run_dir for r in ok),
+        units=tuple(units),
     )
 
 
@@ -281,13 +301,22 @@ def _note(rows: Sequence[Row], *, intervals: bool = True) -> str:
     else:
         fallback = ", ".join(f"{r.model}/{r.method}" for r in used if r.split == "validation")
         note = f"test split; validation for {fallback}"
+    over = _over(rows)
     if any(row.runs > 1 and (not intervals or len(row.ci95) < len(row.scores)) for row in rows):
-        note += "; mean ± std over seeds"
+        note += f"; mean ± std over {over}"
     elif any(row.runs > 1 for row in rows):
-        note += "; mean over seeds"
+        note += f"; mean over {over}"
     if intervals and any(row.ci95 for row in used if row.status == "ok"):
         note += f"; {CI_NOTE}"
     return note + "; * best"
+
+
+def _over(rows: Sequence[Row]) -> str:
+    """What the rows of several runs average over: seeds, folds, or both."""
+    several = [row for row in rows if row.runs > 1]
+    folds = any(row.folds is not None for row in several)
+    seeds = any(len(row.seeds) > 1 for row in several)
+    return "seeds and folds" if folds and seeds else "folds" if folds else "seeds"
 
 
 def leaderboard_table(
@@ -404,6 +433,8 @@ def to_json(rows: Sequence[Row]) -> dict[str, Any]:
                 "runs": row.runs,
                 "not_ok": row.not_ok,
                 "seeds": list(row.seeds),
+                "folds": row.folds,
+                "ensemble": row.ensemble,
                 "split": row.split,
                 **{
                     name: _with_interval(score, row.ci95.get(name))
@@ -421,12 +452,15 @@ def to_json(rows: Sequence[Row]) -> dict[str, Any]:
 
 
 def to_csv(rows: Sequence[Row], *, metrics: Sequence[Metric] = BUILTIN_METRICS) -> str:
-    """One header line and one line per row; empty cells for missing values; seeds space-separated;
-    per-class F1 means in columns `f1_<label>`."""
+    """One header line and one line per row; empty cells for missing values; seeds
+    space-separated; each metric's mean, std and 95% interval (`_ci95_low`, `_ci95_high`); the
+    row against the best (`vs_best_*`, `tied`: empty on the best row); per-class F1 means in
+    columns `f1_<label>`."""
     labels = list(dict.fromkeys(label for row in rows for label in row.per_class_f1))
-    header = ["model", "method", "status", "runs", "not_ok", "seeds", "split"]
+    header = ["model", "method", "status", "runs", "not_ok", "seeds", "folds", "ensemble", "split"]
     names = [m.name for m in metrics]
-    header += [name for m in names for name in (m, f"{m}_std")]
+    header += [f"{m}{part}" for m in names for part in ("", "_std", "_ci95_low", "_ci95_high")]
+    header += [f"vs_best_{key}" for key in VS_BEST_COLUMNS] + ["tied"]
     header += ["train_seconds", "peak_memory_bytes", "parameters", "settings"]
     header += [f"f1_{label}" for label in labels]
     out = io.StringIO()
@@ -434,10 +468,12 @@ def to_csv(rows: Sequence[Row], *, metrics: Sequence[Metric] = BUILTIN_METRICS) 
     writer.writerow(header)
     for row in rows:
         line: list[Any] = [row.model, row.method, row.status, row.runs, row.not_ok]
-        line += [" ".join(map(str, row.seeds)), row.split]
+        line += [" ".join(map(str, row.seeds)), row.folds, row.ensemble, row.split]
         for m in names:
-            score = row.scores.get(m)
+            score, interval = row.scores.get(m), row.ci95.get(m)
             line += [None, None] if score is None else list(score)
+            line += [None, None] if interval is None else list(interval)
+        line += _vs_best_cells(row.vs_best)
         line += [row.train_seconds, row.peak_memory_bytes, row.parameters]
         line += ["; ".join(f"{k}={v}" for k, v in row.settings.items())]
         line += [_mean(row, label) for label in labels]
@@ -445,8 +481,23 @@ def to_csv(rows: Sequence[Row], *, metrics: Sequence[Metric] = BUILTIN_METRICS) 
     return out.getvalue()
 
 
+VS_BEST_COLUMNS = ("model", "metric", "diff", "ci95_low", "ci95_high", "p_value")
+
+
+def _vs_best_cells(vs: VsBest | None) -> list[Any]:
+    if vs is None:
+        return [None] * (len(VS_BEST_COLUMNS) + 1)
+    low, high = vs.ci95 if vs.ci95 is not None else (None, None)
+    return [vs.model, vs.metric, vs.diff, low, high, vs.p_value, vs.tied]
+
+
 # ---------------------------------------------------------------------------------------------
 # Against the best row, test row by test row
+
+NEEDS_PROBABILITIES = (
+    "the metric has no confusion-matrix form (Metric.from_confusion), so it may need the class "
+    "probabilities, which predictions.csv does not keep"
+)
 
 # What `vs_best` reads of a run directory: its test predictions, or why there are none.
 ReadPredictions = Callable[[str], Any]
@@ -508,10 +559,11 @@ def _predictions_of(row: Row, read: ReadPredictions) -> tuple[list[Any] | None, 
         except ZooError as exc:
             return None, exc.message
     reason = None
-    for seed, other in zip(row.seeds[1:], found[1:], strict=True):
-        reason = reason or _not_the_same_rows(other, found[0], f"its seed {row.seeds[0]}")
+    first = unit_text(row.units[0])
+    for unit, other in zip(row.units[1:], found[1:], strict=True):
+        reason = reason or _not_the_same_rows(other, found[0], f"its {first}")
         if reason:
-            return None, f"seed {seed}: {reason}"
+            return None, f"{unit_text(unit)}: {reason}"
     return found, None
 
 
@@ -555,8 +607,15 @@ def _seeds_intervals(
     return {
         m.name: tuple(seeds_interval(scored, references, universe, m, seed=seed))  # type: ignore[misc]
         for m in metrics
-        if row.scores.get(m.name) is not None
+        if row.scores.get(m.name) is not None and _from_labels(m)
     }
+
+
+def _from_labels(metric: Metric) -> bool:
+    """Whether the predicted labels alone give the metric (what predictions.csv keeps): a
+    metric with a confusion-matrix form does; another may read the class probabilities, which
+    predictions.csv does not keep, so no interval or paired test is made up for it."""
+    return metric.from_confusion is not None
 
 
 def _against(
@@ -572,7 +631,8 @@ def _against(
     if score is None or top is None:
         return None
     name = label(best)
-    why = mine[1] or (theirs[1] and f"the predictions of {name}: {theirs[1]}")
+    why = None if _from_labels(metric) else NEEDS_PROBABILITIES
+    why = why or mine[1] or (theirs[1] and f"the predictions of {name}: {theirs[1]}")
     if not why and mine[0] and theirs[0]:
         why = _not_the_same_rows(mine[0][0], theirs[0][0], name)
     if why or not mine[0] or not theirs[0]:

@@ -73,13 +73,30 @@ class RunSection:
 
 
 @attrs.frozen(kw_only=True)
+class Folds:
+    """`data.validation = { folds = 5 }`: stratified k-fold cross-validation; each fold is the
+    validation split of one run, trained on the other folds. `fold` runs that fold alone (what
+    the run directory of one fold records, so that its recipe trains that fold again)."""
+
+    folds: int = doc("how many folds (2 or more)")
+    fold: int | None = doc("train only this fold (1 to folds)", default=None)
+
+    @property
+    def numbers(self) -> tuple[int, ...]:
+        """The folds to train, numbered from 1."""
+        return (self.fold,) if self.fold is not None else tuple(range(1, self.folds + 1))
+
+
+@attrs.frozen(kw_only=True)
 class DataSection:
     train: str = doc("training CSV/TSV file, relative to the recipe")
     test: str | None = doc("test CSV/TSV file (optional)", default=None)
     text_column: str = doc("column with the text", default="text")
     label_column: str = doc("column with the label", default="label")
-    validation: Ratio | str = doc(
-        "fraction of train held out (stratified), or a file with the validation rows", default=0.2
+    validation: Ratio | str | Folds = doc(
+        "fraction of train held out (stratified), a file with the validation rows, or "
+        "{ folds = K } for stratified K-fold cross-validation (one run per fold)",
+        default=0.2,
     )
     encoding: Encoding = doc("file encoding; 'auto' tries utf-8 then cp949", default="auto")
     empty_texts: Literal["fail", "drop"] = doc(
@@ -352,14 +369,25 @@ def _choice(value: Any, type_: Any) -> Any:
     raise ValueError(f"must be one of {listed}, got {describe_value(value)}{hint}")
 
 
-def _ratio_or_path(value: Any, _type: Any) -> float | str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, float | int) and not isinstance(value, bool) and 0 < value < 1:
-        return float(value)
-    raise ValueError(
-        f"must be a fraction between 0 and 1 or a file path, got {describe_value(value)}"
-    )
+def _validation(conv: cattrs.Converter) -> Callable[[Any, Any], float | str | Folds]:
+    def structure(value: Any, _type: Any) -> float | str | Folds:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, float | int) and not isinstance(value, bool) and 0 < value < 1:
+            return float(value)
+        if isinstance(value, Mapping):
+            folds = conv.structure(dict(value), Folds)  # its problems: data.validation.KEY
+            if folds.folds < 2:
+                raise ValueError(f"folds must be 2 or more, got {folds.folds}")
+            if folds.fold is not None and not 1 <= folds.fold <= folds.folds:
+                raise ValueError(f"fold must be 1 to {folds.folds}, got {folds.fold}")
+            return folds
+        raise ValueError(
+            "must be a fraction between 0 and 1, a file path or { folds = K }, got "
+            f"{describe_value(value)}"
+        )
+
+    return structure
 
 
 def _class_weights(value: Any, _type: Any) -> str | tuple[float, ...]:
@@ -452,7 +480,7 @@ def make_converter(
     conv.register_structure_hook(
         Ratio, _bounded(float, lambda v: 0 <= v < 1, "at least 0 and below 1")
     )
-    conv.register_structure_hook(Ratio | str, _ratio_or_path)
+    conv.register_structure_hook(Ratio | str | Folds, _validation(conv))
     conv.register_structure_hook(RunName, _run_name)
     conv.register_structure_hook(ClassWeights, _class_weights)
     conv.register_structure_hook(Seeds, _seeds)

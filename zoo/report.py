@@ -231,7 +231,7 @@ def comparison_table(
     several_seeds = len({getattr(run, "seed", None) for run in runs}) > 1
 
     def lead_cells(run: Any) -> list[Any]:
-        name = f"{run.model} (seed {run.seed})" if several_seeds else run.model
+        name = run_name(run, seed=several_seeds)
         if run.run_dir is not None and run.run_dir in tied:
             name = f"{name} {TIED}"
         return [Text(name), _status(run)]
@@ -253,15 +253,28 @@ def comparison_table(
     return table
 
 
+def run_name(run: Any, *, seed: bool) -> str:
+    """How a table names one run: its model, with its seed (when asked) and its fold (or that
+    it is the ensemble of its seed's folds)."""
+    parts = [f"seed {run.seed}"] if seed else []
+    fold, folds = getattr(run, "fold", None), getattr(run, "folds", None)
+    if folds is not None:
+        parts.append(f"fold {fold}" if fold is not None else f"{folds}-fold ensemble")
+    return f"{run.model} ({', '.join(parts)})" if parts else run.model
+
+
 def _first(value: Any) -> Any:
     return value[0] if isinstance(value, tuple) else value
 
 
 def score_line(report: dict[str, Any], metrics: Sequence[Metric] = BUILTIN_METRICS) -> str:
-    """A split's scores in one line, in metrics.json's order: "accuracy 0.8750, macro-F1 ..."."""
+    """A split's scores in one line, in metrics.json's order, each with its 95% interval where
+    the report has one: "accuracy 0.8750 [0.82, 0.93], macro-F1 ..."."""
+    found = report.get(INTERVALS) or {}
     return ", ".join(
-        f"{label_of(name, metrics)} {value:.4f}" for name, value in scores_of(report).items()
-    )
+        f"{label_of(name, metrics)} {score_text(value, ci95=found.get(name))}"
+        for name, value in scores_of(report).items()
+    ) + (f" {CI_NOTE}" if found else "")
 
 
 def _status(run: Any) -> Text:

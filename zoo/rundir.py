@@ -65,6 +65,10 @@ WEIGHT_FILES = (
 SUMMARY_METRICS = tuple(sorted(m.name for m in BUILTIN_METRICS))
 # What a results-store record needs from run.json beyond the results (see RunIdentity).
 IDENTITY_KEYS = ("recipe_name", "recipe_hash", "data_fingerprint", "model", "method", "seed")
+# And, in a run of cross-validation, its fold and the number of folds (absent or null: none).
+FOLD_KEYS = ("fold", "folds")
+# What run.json of an ensemble of fold models names: their run directories.
+ENSEMBLE_OF = "ensemble_of"
 
 RUN_DIR_HINT = (
     "give a run directory that 'zoo run' made: OUTPUT_DIR/RUN_NAME/MODEL-seedN-YYYYmmdd-HHMMSS"
@@ -177,6 +181,9 @@ class RunIdentity:
     registered_model: str
     method: str
     seed: int
+    # With cross-validation: the fold (1 to folds) and how many; an ensemble has folds alone.
+    fold: int | None = None
+    folds: int | None = None
 
 
 def start_record(
@@ -253,7 +260,7 @@ def record_command(run_dirs: Collection[Path]) -> str:
 # Writing the results
 
 
-def _predictions_csv(splits: Splits, predicted: tuple[int, ...], probabilities) -> str:
+def predictions_csv(splits: Splits, predicted: tuple[int, ...], probabilities) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     # row and line point at the test file: its data row (0 = the first below the header,
@@ -287,7 +294,7 @@ def write_outputs(
     if result.test_predictions is not None:
         write_text(
             run_dir / PREDICTIONS,
-            _predictions_csv(splits, result.test_predictions, result.test_probabilities),
+            predictions_csv(splits, result.test_predictions, result.test_probabilities),
         )
     write_record(run_dir, record)
 
@@ -374,7 +381,7 @@ def read_run(run_dir: Path | str, *, needs: Collection[Need] = ()) -> RunDir:
         parts["recipe"] = _recipe(path)
     finished = record.get("status") == "ok"
     if ("metrics" in needs or "identity" in needs) and finished:
-        parts["metrics"] = _metrics(path)
+        parts["metrics"] = _metrics(path, record)
     if "labels" in needs:
         parts["labels"] = _labels(path)
     if "log_history" in needs:
@@ -488,6 +495,10 @@ def _check_identity(path: Path, record: dict[str, Any]) -> None:
         raise _damaged(path, RUN_JSON, f"{key} is {_kind(record[key])}, not {expected}")
     if record["method"] not in METHODS:
         raise _damaged(path, RUN_JSON, f"method {record['method']!r} is none of zoo's")
+    for key in FOLD_KEYS:
+        value = record.get(key)
+        if value is not None and (type(value) is not int or value < 1):
+            raise _damaged(path, RUN_JSON, f"{key} is {_kind(value)}, not a positive integer")
     if not isinstance(record.get("settings", {}), dict):
         raise _damaged(path, RUN_JSON, f"settings is {_kind(record['settings'])}, not an object")
     if record.get("status") not in ("ok", "failed", "refused", "interrupted"):
@@ -534,9 +545,12 @@ def _split_problem(split: str, report: Any) -> str | None:
     return None
 
 
-def _metrics(path: Path) -> dict[str, Any]:
+def _metrics(path: Path, record: dict[str, Any]) -> dict[str, Any]:
     metrics = _json_object(path, METRICS, missing=", though run.json says the run finished")
-    if not metrics.get("validation"):
+    if ENSEMBLE_OF in record:  # fold models averaged: test scores only, no validation split
+        if not metrics.get("test"):
+            raise _damaged(path, METRICS, "the test scores of the ensemble are missing")
+    elif not metrics.get("validation"):
         raise _damaged(path, METRICS, "the validation scores are missing")
     for split in ("validation", "test"):
         if metrics.get(split) is not None:
@@ -600,6 +614,12 @@ def _predictions(path: Path) -> Predictions:
 
 def _check_model(path: Path, record: dict[str, Any]) -> None:
     model_dir = path / MODEL
+    if ENSEMBLE_OF in record:
+        raise RunDirError(
+            f"{path} holds the ensemble of {len(record[ENSEMBLE_OF])} fold models, not a model "
+            "of its own",
+            hint="predict with the run directory of one fold (run.json's ensemble_of lists them)",
+        )
     if record.get("method") == "zero-shot":
         raise RunDirError(
             f"{path} holds no trained model: a zero-shot run trains and saves nothing",
@@ -685,6 +705,8 @@ def store_record(run: RunDir) -> RunRecord:
         parameters=record.get("parameters"),
         run_dir=str(run.path.resolve()),
         recorded_at=record.get("ended") or record.get("started") or now(),
+        fold=record.get("fold"),
+        folds=record.get("folds"),
     )
 
 

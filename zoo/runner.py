@@ -19,13 +19,14 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import tomli_w
 
-from zoo.data import Splits, load_splits_for_seeds
+from zoo.data import Splits, Unit, load_units
 from zoo.engine.distributed import check_strategy, is_main, on_main, world
 from zoo.errors import EXIT_RUN_FAILED, RunRefused, ZooError
 from zoo.events import RunEvents, RunListeners
 from zoo.files import new_run_dir, write_text
 from zoo.metrics import BUILTIN_METRICS, INTERVALS, Metric, scores_of
 from zoo.recipe import (
+    Folds,
     ModelEntry,
     Recipe,
     TrainingConfig,
@@ -94,6 +95,11 @@ class ModelRun:
     exit_code: int = 0
     # The results-store record made of it (None in the other processes of a distributed run).
     record: RunRecord | None = attrs.field(default=None, repr=False)
+    # Cross-validation: the fold (1 to folds) this run validated on; an ensemble has folds alone.
+    fold: int | None = None
+    folds: int | None = None
+    # The test rows' class probabilities (rows x labels), which an ensemble of folds averages.
+    test_probabilities: Any = attrs.field(default=None, repr=False, eq=False)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -106,10 +112,12 @@ class ModelRun:
             "peak_memory_bytes": self.peak_memory_bytes,
             "parameters": self.parameters,
             "seed": self.seed,
+            "fold": self.fold,
+            "folds": self.folds,
         }
 
 
-def _summary(report: dict[str, Any] | None) -> dict[str, Any] | None:
+def split_summary(report: dict[str, Any] | None) -> dict[str, Any] | None:
     """A split's scores and, where it has them, their intervals ("ci95")."""
     if report is None:
         return None
@@ -166,7 +174,8 @@ class RecipeIdentity:
     # "data.train" (and "data.test", "data.validation"): {"path": ..., "sha256": ...}
     data_files: dict[str, dict[str, str]]
 
-    def of(self, entry: ModelEntry, spec_name: str, seed: int) -> RunIdentity:
+    def of(self, entry: ModelEntry, spec_name: str, seed: int, **fold: int | None) -> RunIdentity:
+        """The identity of one run of `entry`; `fold` and `folds` for one of cross-validation."""
         return RunIdentity(
             recipe_name=self.recipe_name,
             recipe_hash=self.recipe_hash,
@@ -176,7 +185,16 @@ class RecipeIdentity:
             registered_model=spec_name,
             method=entry.training_method,
             seed=seed,
+            **fold,
         )
+
+
+def fold_of(recipe: Recipe) -> dict[str, int | None]:
+    """The fold a recipe of one run trains (`run_recipe` sets it), and how many there are."""
+    folds = recipe.data.validation
+    if not isinstance(folds, Folds):
+        return {"fold": None, "folds": None}
+    return {"fold": folds.fold, "folds": folds.folds}
 
 
 def recipe_identity(recipe: Recipe) -> RecipeIdentity:
@@ -259,6 +277,7 @@ def run_model(
         model=entry.label,
         seed=recipe.run.seed,
         method=entry.training_method,
+        fold=fold_of(recipe)["fold"],
         output_dir=recipe.path(recipe.run.output_dir),
     )
     events.started(registered_model=spec.name, settings=attrs.asdict(settings))
@@ -296,9 +315,11 @@ def _train(
     device = _refuse_what_cannot_run(recipe, entry, spec, settings, options)
     job = _job(recipe, entry, spec, settings, splits, options, device, events)
     start = _start(recipe, entry, spec, settings, splits, identity or recipe_identity(recipe))
+    fold = fold_of(recipe)
     run_dir = _RunDir(
         parent=recipe.path(recipe.run.output_dir) / recipe.run.name,
-        stem=f"{entry.label}-seed{recipe.run.seed}",
+        stem=f"{entry.label}-seed{recipe.run.seed}"
+        + (f"-fold{fold['fold']}" if fold["fold"] else ""),
         recipe=recipe,
         entry=entry,
         start=start,
@@ -324,7 +345,10 @@ def _train(
         model=entry.label,
         status="ok",
         run_dir=run_dir.made,
-        metrics={"test": _summary(result.test), "validation": _summary(result.validation)},
+        metrics={
+            "test": split_summary(result.test),
+            "validation": split_summary(result.validation),
+        },
         train_seconds=result.train_seconds,
         peak_memory_bytes=result.peak_memory_bytes,
         parameters=result.parameters,
@@ -332,6 +356,8 @@ def _train(
         method=entry.training_method,
         reports={"test": result.test, "validation": result.validation},
         settings=attrs.asdict(job.settings),
+        test_probabilities=result.test_probabilities,
+        **fold,
     )
 
 
@@ -471,7 +497,7 @@ def _start(
 ) -> dict[str, Any]:
     """run.json as the run starts: who it is, and what resuming it must match (check_resume)."""
     return start_record(
-        identity.of(entry, spec.name, recipe.run.seed),
+        identity.of(entry, spec.name, recipe.run.seed, **fold_of(recipe)),
         settings=settings,
         started_with={
             "recipe": effective_recipe_data(recipe, entry, settings),
@@ -541,6 +567,7 @@ def _attempt(
             seed=recipe.run.seed,
             method=entry.training_method,
             exit_code=cause.exit_code if isinstance(cause, ZooError) else EXIT_RUN_FAILED,
+            **fold_of(recipe),
         )
 
 
@@ -576,9 +603,28 @@ class RunOptions:
     metrics: tuple[Metric, ...] = BUILTIN_METRICS
 
 
-def load_all_splits(recipe: Recipe) -> dict[int, Splits]:
-    """Every seed's data, read and checked before anything is trained or written."""
-    return load_splits_for_seeds(recipe.data, recipe.base_dir, recipe.run.all_seeds)
+def load_all_splits(recipe: Recipe) -> dict[Unit, Splits]:
+    """The data of every (seed, fold), read and checked before anything is trained or written."""
+    return load_units(recipe.data, recipe.base_dir, recipe.run.all_seeds)
+
+
+def unit_recipe(recipe: Recipe, seed: int, fold: int | None) -> Recipe:
+    """The recipe of one seed and fold: each is a recipe of its own, with its own validation
+    split and run directories, and the recipe its run directories keep trains just that."""
+    unit = attrs.evolve(recipe, run=attrs.evolve(recipe.run, seed=seed, seeds=None))
+    if fold is None:
+        return unit
+    folds = attrs.evolve(recipe.data.validation, fold=fold)
+    return attrs.evolve(unit, data=attrs.evolve(recipe.data, validation=folds))
+
+
+def _unit_label(entry: ModelEntry, recipe: Recipe, splits: Splits, seed: int) -> str:
+    """How the progress lines name one run: the model, and its seed and fold where the recipe
+    has several."""
+    parts = [f"seed {seed}"] if recipe.run.seeds is not None else []
+    if splits.fold is not None:
+        parts.append(f"fold {splits.fold}/{splits.folds}")
+    return f"{entry.label} ({', '.join(parts)})" if parts else entry.label
 
 
 def run_recipe(
@@ -587,10 +633,12 @@ def run_recipe(
     progress_for: Callable[[str], Any],
     on_failure: Callable[[str, BaseException], None],
     options: RunOptions = RunOptions(),
-    splits_for: dict[int, Splits] | None = None,
+    splits_for: dict[Unit, Splits] | None = None,
 ) -> list[ModelRun]:
-    """Train every model of the recipe (once per seed); a model that fails is reported and the
-    rest go on, and so do they when the results store cannot take a record (see Recorder)."""
+    """Train every model of the recipe (once per seed, and per fold with cross-validation; then
+    each seed's fold models as an ensemble on the test split); a model that fails is reported
+    and the rest go on, and so do they when the results store cannot take a record (see
+    Recorder)."""
     runs = []
     splits_for = splits_for or load_all_splits(recipe)
     identity = recipe_identity(recipe)
@@ -598,16 +646,14 @@ def run_recipe(
         identity = check_resume(options.resume, recipe, registry, splits_for, identity)
     # Only the main process of a distributed run records.
     recorder = Recorder(Path(identity.output_dir)) if is_main() else None
-    for seed in recipe.run.all_seeds:
-        # Each seed is a recipe of its own: its own validation split, its own run directories.
-        seeded = attrs.evolve(recipe, run=attrs.evolve(recipe.run, seed=seed, seeds=None))
-        splits = splits_for[seed]
+    for (seed, fold), splits in splits_for.items():
+        unit = unit_recipe(recipe, seed, fold)
         for entry in recipe.models:
-            label = entry.label if recipe.run.seeds is None else f"{entry.label} (seed {seed})"
+            label = _unit_label(entry, recipe, splits, seed)
             progress = progress_for(label)
             try:
                 run = _attempt(
-                    seeded, entry, registry, splits, progress, on_failure, options, identity
+                    unit, entry, registry, splits, progress, on_failure, options, identity
                 )
             except KeyboardInterrupt as exc:
                 if recorder is None:
@@ -620,6 +666,7 @@ def run_recipe(
                     reason="interrupted by the user (Ctrl-C or SIGTERM)",
                     seed=seed,
                     method=entry.training_method,
+                    **fold_of(unit),
                 )
                 _say_how_to_go_on(label, exc)
                 recorder.record(identity, run)
@@ -628,9 +675,56 @@ def run_recipe(
             if recorder is not None:
                 run = attrs.evolve(run, record=recorder.record(identity, run))
             runs.append(run)
+        if fold is not None and fold == max(recipe.data.validation.numbers) and recorder:
+            for ensemble in _ensembles(recipe, registry, runs, seed, splits, identity, options):
+                runs.append(attrs.evolve(ensemble, record=recorder.record(identity, ensemble)))
     if recorder is not None:
         recorder.summary()
     return runs
+
+
+def _ensembles(
+    recipe: Recipe,
+    registry: Registry,
+    runs: list[ModelRun],
+    seed: int,
+    splits: Splits,
+    identity: RecipeIdentity,
+    options: RunOptions,
+) -> list[ModelRun]:
+    """Each model's ensemble of this seed's fold models, where all of them trained and there
+    is a test split to score it on (a recipe of one fold has no ensemble)."""
+    from zoo.ensemble import ensemble_run
+
+    folds = recipe.data.validation
+    assert isinstance(folds, Folds)
+    if splits.test is None or folds.fold is not None:
+        return []
+    made = []
+    for entry in recipe.models:
+        mine = [r for r in runs if r.model == entry.label and r.seed == seed and r.fold]
+        missing = [r.fold for r in mine if r.status != "ok" or r.test_probabilities is None]
+        if missing or len(mine) != folds.folds:
+            print(
+                f"{entry.label!r} (seed {seed}): no ensemble of its {folds.folds} folds: fold "
+                f"{', '.join(map(str, missing))} did not finish",
+                file=sys.stderr,
+            )
+            continue
+        spec = registry.spec_for(recipe, entry)
+        made.append(
+            ensemble_run(
+                unit_recipe(recipe, seed, None),
+                entry,
+                spec,
+                settings_for(recipe, entry, spec),
+                sorted(mine, key=lambda r: r.fold or 0),
+                splits,
+                identity,
+                options.metrics,
+            )
+        )
+    return made
 
 
 def exit_code(runs: list[ModelRun]) -> int:
@@ -712,7 +806,7 @@ def check_resume(
     run_dir: Path,
     recipe: Recipe,
     registry: Registry,
-    splits_for: Mapping[int, Splits],
+    splits_for: Mapping[Unit, Splits],
     identity: RecipeIdentity,
 ) -> RecipeIdentity:
     """Refuse to resume a run whose recipe, data files or labels differ from what it started

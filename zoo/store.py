@@ -30,7 +30,7 @@ from zoo.errors import UsageError
 from zoo.spec import METHODS, Method
 
 STORE_NAME = "zoo-results.sqlite"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 Status = Literal["ok", "failed", "refused", "interrupted"]
 STATUSES: tuple[str, ...] = Status.__args__  # type: ignore[attr-defined]
@@ -77,7 +77,15 @@ class RunRecord:
     parameters: int | None = None
     run_dir: str | None = None
     recorded_at: str = attrs.field(factory=_now)
+    # Cross-validation (data.validation = { folds = K }): a fold's run has `fold` (1 to K) and
+    # `folds` (K); the ensemble of a seed's K fold models has `folds` alone.
+    fold: int | None = None
+    folds: int | None = None
     run_id: int | None = None
+
+    @property
+    def ensemble(self) -> bool:
+        return self.folds is not None and self.fold is None
 
 
 # The `runs` columns are RunRecord's fields (settings and metrics as JSON text): a new field
@@ -108,6 +116,10 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         "CREATE INDEX runs_by_data ON runs (data_fingerprint)",
         "CREATE INDEX runs_by_recipe ON runs (recipe_name)",
+    ),
+    (
+        "ALTER TABLE runs ADD COLUMN fold INTEGER",
+        "ALTER TABLE runs ADD COLUMN folds INTEGER",
     ),
 )
 assert len(_MIGRATIONS) == SCHEMA_VERSION
@@ -170,22 +182,27 @@ class ResultsStore:
         """The recorded runs, oldest first, optionally only those on this data or recipe."""
         where = {"data_fingerprint": data_fingerprint, "recipe_name": recipe_name}
         where = {k: v for k, v in where.items() if v is not None}
-        sql = f"SELECT run_id, {', '.join(_FIELDS)} FROM runs"
+        sql = "SELECT {columns} FROM runs"
         if where:
             sql += " WHERE " + " AND ".join(f"{k} = ?" for k in where)
         rows = self._select(sql + " ORDER BY run_id", list(where.values()))
         return [self._from_row(row) for row in rows]
 
     def latest(self) -> RunRecord | None:
-        sql = f"SELECT run_id, {', '.join(_FIELDS)} FROM runs ORDER BY run_id DESC LIMIT 1"
-        rows = self._select(sql, [])
+        rows = self._select("SELECT {columns} FROM runs ORDER BY run_id DESC LIMIT 1", [])
         return self._from_row(rows[0]) if rows else None
 
     def _select(self, sql: str, parameters: list[Any]) -> list[tuple[Any, ...]]:
+        """`sql` with {columns} for run_id and the record's fields; a reader of a store that an
+        older zoo wrote (which it does not migrate) reads the columns it lacks as NULL."""
+
         def query(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
             if self.is_read_only and not self._has_schema(conn):
                 return []
-            return conn.execute(sql, parameters).fetchall()
+            present = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
+            columns = [name if name in present else f"NULL AS {name}" for name in _FIELDS]
+            query_sql = sql.format(columns=", ".join(["run_id", *columns]))
+            return conn.execute(query_sql, parameters).fetchall()
 
         if self.is_read_only:
             return self._read(query)
@@ -334,6 +351,9 @@ class ResultsStore:
                     raise ValueError(f"its {name} column is not valid JSON ({exc})") from None
                 if not isinstance(fields[name], dict):
                     raise ValueError(f"its {name} column is not a JSON object")
+            for name in ("fold", "folds"):
+                if fields[name] is not None and type(fields[name]) is not int:
+                    raise ValueError(f"its {name} column is {fields[name]!r}, not an integer")
             for name, allowed in (("method", METHODS), ("status", STATUSES)):
                 if fields[name] not in allowed:
                     choices = ", ".join(allowed)
