@@ -141,7 +141,10 @@ RECIPE_CASES = [
     RecipeCase(
         "out-of-range-validation-fraction",
         RUN + DATA + "validation = 1.0\n" + TFIDF,
-        ("data.validation: must be a fraction between 0 and 1 or a file path, got float 1.0",),
+        (
+            "data.validation: must be a fraction between 0 and 1, a file path or "
+            "{ folds = K }, got float 1.0",
+        ),
     ),
     RecipeCase(
         "not-a-plain-run-name",
@@ -1407,7 +1410,7 @@ COMMAND_CASES = [
         "compare-a-store-from-a-newer-zoo",
         ("compare", "--output-dir", "{d}"),
         "{d}/zoo-results.sqlite was written by a newer zoo (results schema version 99; this zoo "
-        "reads version 1 and older)",
+        "reads version 2 and older)",
         "upgrade zoo to read it, or record into another output directory",
         (("zoo-results.sqlite", sqlite_file("PRAGMA user_version = 99")),),
     ),

@@ -210,6 +210,12 @@ def test_compare_averages_the_folds_and_shows_the_ensemble_apart(cv_recipe, caps
     assert "mean over folds" in table
     assert "tfidf (3-fold)" in table and "tfidf (3-fold ensemble)" in table
 
+    page = cv_recipe.parent / "page.html"
+    assert main(["compare", str(cv_recipe), "--html", str(page)]) == 0
+    html = page.read_text(encoding="utf-8")
+    assert "tfidf (3-fold ensemble)" in html and "tfidf (3-fold)" in html
+    assert "Left out of the confusion matrices" not in html
+
 
 def test_a_fold_run_directory_trains_that_fold_again(cv_recipe, capsys):
     assert main(["run", str(cv_recipe), "--json"]) == 0
@@ -227,6 +233,14 @@ def test_a_fold_run_directory_trains_that_fold_again(cv_recipe, capsys):
 def test_an_ensemble_is_shown_but_has_no_model_to_predict_with(cv_recipe, tmp_path, capsys):
     assert main(["run", str(cv_recipe), "--json"]) == 0
     ensemble = Path(json.loads(capsys.readouterr().out)["runs"][-1]["run_dir"])
+    assert {p.name for p in ensemble.iterdir()} == {
+        "recipe.toml",
+        "labels.json",
+        "metrics.json",
+        "log_history.json",
+        "predictions.csv",
+        "run.json",
+    }  # no model/: as the README's run-directory section says
     assert main(["show", str(ensemble)]) == 0
     assert "test" in capsys.readouterr().out
 
