@@ -829,9 +829,11 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
         help="the leaderboard of recorded runs (mean ± std over seeds)",
         description="Rank the runs recorded in OUTPUT_DIR/zoo-results.sqlite: one row per model "
-        "and method, scores averaged over seeds. Only runs on the same data as the latest run "
-        "(of the recipe, if one is named) are compared, unless --data or --all-data says "
-        "otherwise. Nothing is written except the --html page, when one is asked for.",
+        "and method (a model's folds of cross-validation in a row of their own, and their "
+        "ensemble in another), scores averaged over seeds and folds. Only runs on the same "
+        "data as the latest run (of the recipe, if one is named) are compared, unless --data "
+        "or --all-data says otherwise. Nothing is written except the --html page, when one "
+        "is asked for.",
     )
     p.add_argument(
         "recipe_file",
