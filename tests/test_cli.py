@@ -438,6 +438,22 @@ def test_plugins_json(capsys):
                 "models": [],
                 "registers": {"metrics": ["f1_macro", "accuracy", "f1_weighted"]},
             },
+            {  # the built-in text transforms (data.preprocess): no models
+                "name": "zoo.transforms",
+                "module": "zoo.transforms",
+                "from": "built-in",
+                "status": "loaded",
+                "models": [],
+                "registers": {
+                    "text_transforms": [
+                        "nfc",
+                        "collapse-whitespace",
+                        "mask-urls",
+                        "mask-emails",
+                        "mask-numbers",
+                    ]
+                },
+            },
             {  # the memory estimator's model families: no models
                 "name": "zoo.memory.families.builtins",
                 "module": "zoo.memory.families.builtins",

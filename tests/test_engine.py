@@ -299,6 +299,41 @@ def test_tokenization_is_cached_across_runs(tiny_bert, data_slice, tmp_path, mon
     assert len(list((tmp_path / "cache" / "tokenized").iterdir())) == 6  # new settings, new files
 
 
+def test_another_preprocess_list_tokenizes_anew(tiny_bert, data_slice, tmp_path, monkeypatch):
+    # The cache is keyed by the texts as data.preprocess leaves them: a list that changes the
+    # texts of a split gets new tokens for it; a split it leaves as it was keeps its tokens.
+    from zoo.data import load_units
+    from zoo.transforms import builtin_transforms
+
+    monkeypatch.setenv("ZOO_CACHE", str(tmp_path / "cache"))
+    tokenized = tmp_path / "cache" / "tokenized"
+    registry = make_registry(tiny_bert)
+    recipe = write_recipe(data_slice, '[[models]]\nmodel = "tiny-bert"', max_steps=1)
+    run(recipe, registry)
+    before = set(tokenized.iterdir())
+    assert len(before) == 3  # train, validation, test
+
+    text = recipe.read_text(encoding="utf-8")
+    recipe.write_text(
+        text.replace("validation = 0.25", 'validation = 0.25\npreprocess = ["mask-numbers"]'),
+        encoding="utf-8",
+    )
+    masked = load_recipe(recipe, model_names=registry.names())
+    [plain], [changed] = (
+        load_units(masked.data, data_slice, (7,), builtin_transforms().pipeline(names)).values()
+        for names in ((), ("mask-numbers",))
+    )
+    differs = [
+        part
+        for part in ("train", "validation", "test")
+        if getattr(plain, part).texts != getattr(changed, part).texts
+    ]
+    assert differs  # the demo inquiries carry numbers (error codes, versions, ports)
+    [result], _ = run(recipe, registry)
+    assert result.status == "ok"
+    assert len(set(tokenized.iterdir()) - before) == len(differs)
+
+
 def test_cached_tokens_take_the_label_ids_of_the_run_that_reads_them(tmp_path, monkeypatch):
     # One validation file, kept while the training labels change from (a, b, c) to (a, c, d):
     # the second run must see c = 1 and d = 2, not the ids the first run cached.

@@ -102,3 +102,49 @@ def test_a_recipe_selects_by_the_example_plugins_mcc(tmp_path, tiny_bert):
     assert any("eval_mcc" in entry for entry in history)  # what picked the best checkpoint
     metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
     assert metrics["test"]["mcc"] == run["metrics"]["test"]["mcc"]
+
+
+def test_the_example_plugins_transform_is_applied_in_training_and_predict(tmp_path):
+    """data.preprocess = ["mask-paths"] (the example's text transform) masks the paths of the
+    training texts, and zoo predict masks those of its input: two inputs that differ in their
+    paths alone get the same probabilities."""
+    fake_install(tmp_path)
+    env = {"PYTHONPATH": str(tmp_path), "ZOO_PLUGINS": "example"}
+    if importlib.util.find_spec("zoo_plugin_example") is not None:  # tox -e example-plugin
+        env = {}
+    lines = ["text,label"]
+    for i in range(12):
+        lines.append(f'"File ""/home/user{i}/app{i}.py"", line {i}: NameError",code')
+        lines.append(f"the page at our site is blank again {i},web")
+    (tmp_path / "train.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (tmp_path / "test.csv").write_text(
+        'text,label\n"File ""/srv/x/y.py"", line 1: KeyError",code\nthe page is blank,web\n',
+        encoding="utf-8",
+    )
+    recipe = tmp_path / "paths.toml"
+    recipe.write_text(
+        f'[run]\nname = "paths"\noutput_dir = "{(tmp_path / "runs").as_posix()}"\n'
+        '[data]\ntrain = "train.csv"\ntest = "test.csv"\npreprocess = ["mask-paths"]\n'
+        '[[models]]\nmodel = "tfidf"\n',
+        encoding="utf-8",
+    )
+    [run] = zoo_json("run", str(recipe), env=env)["runs"]
+    assert run["status"] == "ok"
+    run_dir = Path(run["run_dir"])
+    predictions = (run_dir / "predictions.csv").read_text(encoding="utf-8")
+    assert '"File ""[PATH]"", line 1: KeyError"' in predictions and "/srv/" not in predictions
+
+    (tmp_path / "new.csv").write_text(
+        "text\nerror in /a/b/main.py\nerror in /zzz/qqq/www/other_name.rs\n", encoding="utf-8"
+    )
+    subprocess.run(
+        [sys.executable, "-m", "zoo", "predict", str(run_dir), "--input", "new.csv"]
+        + ["--output", "out.csv", "--proba"],
+        cwd=tmp_path,
+        env={**os.environ, **env},
+        check=True,
+        capture_output=True,
+    )
+    header, first, second = (tmp_path / "out.csv").read_text(encoding="utf-8").splitlines()
+    assert header == "label,proba_code,proba_web"
+    assert first == second  # both read "error in [PATH]"

@@ -468,6 +468,15 @@ def test_zoo_plugins_says_what_each_builtin_registers_by_kind():
         "zoo_plugins.mlflow_tracker": {"run_listeners": ["MlflowTracker"]},
         "zoo.memory.probe": {"device_probes": ["builtin_probe"]},
         "zoo.metrics": {"metrics": ["f1_macro", "accuracy", "f1_weighted"]},
+        "zoo.transforms": {
+            "text_transforms": [
+                "nfc",
+                "collapse-whitespace",
+                "mask-urls",
+                "mask-emails",
+                "mask-numbers",
+            ]
+        },
         "zoo.memory.families.builtins": {
             "model_families": ["bert", "xlm-roberta", "gpt-neox", "modernbert", "electra"]
         },

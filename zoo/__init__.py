@@ -33,6 +33,7 @@ from zoo.spec import (
     Resources,
     TokenizerSettings,
 )
+from zoo.transforms import TextTransform
 
 __version__ = "0.1.0"
 
@@ -73,6 +74,7 @@ __all__ = [
     "RunFailed",
     "RunFinished",
     "RunStarted",
+    "TextTransform",
     "TokenizerSettings",
     "TrainJob",
     "TrainResult",

@@ -93,18 +93,27 @@ def _metrics(pm):
     return collect_metrics(pm)
 
 
-def _known_names(registry, metrics) -> dict:
+def _transforms(pm):
+    from zoo.transforms import collect_transforms
+
+    return collect_transforms(pm)
+
+
+def _known_names(registry, metrics, transforms) -> dict:
     return {
         "model_names": registry.names(),
         "model_methods": registry.methods(),
         "metric_names": metrics.names(),
+        "transform_names": transforms.names(),
     }
 
 
-def _warn_failed_plugins(pm, registry, metrics=None) -> None:
+def _warn_failed_plugins(pm, registry, *others) -> None:
+    """Say which plugins were left out: failed to load, or their registrations of models (and
+    of what `others` collected: metrics, text transforms) failed."""
     problems = [(i.name, i.status) for i in pm.info if i.status.startswith("failed")]
-    problems += [(name, f"failed: {reason}") for name, reason in registry.failures]
-    problems += [(name, f"failed: {reason}") for name, reason in getattr(metrics, "failures", [])]
+    for failures in [registry.failures, *(other.failures for other in others)]:
+        problems += [(name, f"failed: {reason}") for name, reason in failures]
     for name, status in problems:
         print(
             f"warning: plugin {name!r} left out ({status}); "
@@ -164,12 +173,12 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     return 0
 
 
-def _prepare(recipe, registry):
+def _prepare(recipe, registry, transforms):
     """Every seed's data, read and checked against the recipe before anything trains."""
     from zoo.preflight import check_before_training
     from zoo.runner import load_all_splits
 
-    splits_for = load_all_splits(recipe)
+    splits_for = load_all_splits(recipe, transforms)
     first = next(iter(splits_for.values()))
     check_before_training(recipe, registry, first.labels)
     return splits_for
@@ -180,14 +189,15 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     out, err = _consoles()
     pm, registry = _registry()
-    metrics = _metrics(pm)
-    _warn_failed_plugins(pm, registry, metrics)
+    metrics, transforms = _metrics(pm), _transforms(pm)
+    _warn_failed_plugins(pm, registry, metrics, transforms)
     failed = 0
     for path in args.recipes:
         try:
-            recipe = load_recipe(path, overrides=args.set, **_known_names(registry, metrics))
+            known = _known_names(registry, metrics, transforms)
+            recipe = load_recipe(path, overrides=args.set, **known)
             _check_trackers(recipe)
-            splits = next(iter(_prepare(recipe, registry).values()))
+            splits = next(iter(_prepare(recipe, registry, transforms).values()))
         except ZooError as exc:
             if args.debug:
                 err.print_exception()
@@ -253,13 +263,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         return launch(args.nproc, _without_nproc(args.argv))
     out, err = _consoles()
     pm, registry = _registry()
-    metrics = _metrics(pm)
+    metrics, transforms = _metrics(pm), _transforms(pm)
     if is_main():
-        _warn_failed_plugins(pm, registry, metrics)
+        _warn_failed_plugins(pm, registry, metrics, transforms)
     resume = Path(args.resume) if args.resume else None
     # Check every recipe before training anything.
     recipes = [
-        load_recipe(p, overrides=args.set, **_known_names(registry, metrics))
+        load_recipe(p, overrides=args.set, **_known_names(registry, metrics, transforms))
         for p in _recipe_paths(args.recipes, resume)
     ]
     # And that the trackers they report to are installed, before any data or model loads.
@@ -267,7 +277,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         _check_trackers(recipe)
     # Every recipe's data too, and the recipe against it: a bad file in the last recipe stops
     # the run before any training.
-    prepared = [(recipe, _prepare(recipe, registry)) for recipe in recipes]
+    prepared = [(recipe, _prepare(recipe, registry, transforms)) for recipe in recipes]
     for recipe, splits_for in prepared:
         _say_notices(recipe.run.name, next(iter(splits_for.values())).notices)
     # And whether each model fits in memory, before any model loads.
@@ -385,7 +395,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     out, err = _consoles()
     pm, registry = _registry()
-    known = _known_names(registry, _metrics(pm))
+    known = _known_names(registry, _metrics(pm), _transforms(pm))
     recipes = [load_recipe(p, overrides=args.set, **known) for p in args.recipes]
     device = _device(pm, args.gpu_memory, args.gpus)
     checks = [
@@ -463,13 +473,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from zoo.report import RichProgress
 
     _out, err = _consoles()
-    _pm, registry = _registry()
+    pm, registry = _registry()
     rows = predict_run(
         Path(args.run_dir),
         Path(args.input),
         Path(args.output),
         registry=registry,
         progress=RichProgress(err, Path(args.run_dir).name),
+        transforms=_transforms(pm),
         id_column=args.id_column,
         text_column=args.text_column,
         encoding=args.encoding,

@@ -32,6 +32,7 @@ from zoo.errors import DataError
 from zoo.options import PREDICT, RECIPE, Options
 from zoo.table import parse
 from zoo.textfile import read_text
+from zoo.transforms import NO_PREPROCESSING, Pipeline
 
 
 def _positions(instance: LabelledTexts) -> tuple[int, ...]:
@@ -329,6 +330,29 @@ def _check_known(rows: LabelledTexts, known: tuple[str, ...], setting: str) -> N
         )
 
 
+def preprocessed(
+    rows: LabelledTexts, preprocess: Pipeline, setting: str, path: Path
+) -> tuple[LabelledTexts, str | None]:
+    """The rows with `preprocess` applied to their texts, and a notice of how many it changed
+    (None without preprocessing). A text that it leaves empty is an error naming its line."""
+    if not preprocess.steps:
+        return rows, None
+    texts = tuple(preprocess(text) for text in rows.texts)
+    empty = [line for text, line in zip(texts, rows.lines, strict=True) if not text.strip()]
+    listed = ", ".join(preprocess.names)
+    if empty:
+        shown = ", ".join(map(str, empty[:5])) + (" ..." if len(empty) > 5 else "")
+        raise DataError(
+            f"{setting}: data.preprocess ({listed}) leaves {len(empty)} {_rows(len(empty))} of "
+            f"{path} with an empty text (lines {shown})",
+            hint="a model cannot learn from an empty text: change data.preprocess, or remove "
+            "those rows",
+        )
+    changed = sum(old != new for old, new in zip(rows.texts, texts, strict=True))
+    notice = f"{setting}: data.preprocess ({listed}) changed {changed} of {len(texts)} texts"
+    return attrs.evolve(rows, texts=texts), notice
+
+
 # What one run trains on: its seed, and its fold (None without cross-validation).
 Unit = tuple[int, int | None]
 
@@ -339,9 +363,12 @@ def load_splits(data, base_dir: Path, seed: int) -> Splits:
     return next(iter(load_units(data, base_dir, (seed,)).values()))
 
 
-def load_units(data, base_dir: Path, seeds: tuple[int, ...]) -> dict[Unit, Splits]:
+def load_units(
+    data, base_dir: Path, seeds: tuple[int, ...], preprocess: Pipeline = NO_PREPROCESSING
+) -> dict[Unit, Splits]:
     """The splits of each (seed, fold), seed by seed, fold by fold; the files are read once,
-    only the validation split (and with folds, the training rows) differ."""
+    only the validation split (and with folds, the training rows) differ. `preprocess` (the
+    recipe's data.preprocess) is applied to every text as it is read, before any check."""
     columns = {"text_column": data.text_column, "label_column": data.label_column}
     encodings, dropped, notices = {}, {}, []
 
@@ -354,10 +381,13 @@ def load_units(data, base_dir: Path, seeds: tuple[int, ...]) -> dict[Unit, Split
             empty_texts=data.empty_texts,
             **columns,
         )
-        check_labels(read.rows, f"data.{key}", path)
+        rows, changed = preprocessed(read.rows, preprocess, f"data.{key}", path)
+        check_labels(rows, f"data.{key}", path)
         encodings[key], dropped[key] = read.encoding, read.dropped
         notices.extend(read.notices)
-        return read.rows
+        if changed is not None:
+            notices.append(changed)
+        return rows
 
     train = read(data.train, "train")
     notices.extend(label_notices(train, "data.train") + conflict_notices(train, "data.train"))

@@ -80,3 +80,18 @@ def register_model_families(register: Callable[..., None]) -> None:
     ``model_type`` that another plugin's family claims already is an error, unless the call
     says ``register(family, replace=True)`` to override that family on purpose.
     """
+
+
+@hookspec
+def register_text_transforms(register: Callable[..., None]) -> None:
+    """Register the text transforms this plugin provides, for a recipe's ``data.preprocess``.
+
+    Call ``register(transform)`` once per `zoo.TextTransform`: a name (lower-case words joined
+    by '-') and ``apply(text) -> text``, deterministic and depending on the text alone. zoo
+    applies a recipe's transforms in its order to every text of its data files as they are
+    read, and ``zoo predict`` applies the run's list to its input in the same order; the
+    tokenization cache is keyed by the transformed texts. A transform that returns something
+    other than a string, or an empty text, stops the run with its name and the line. A name
+    that another plugin registered already is an error, unless the call says
+    ``register(transform, replace=True)``.
+    """

@@ -38,6 +38,7 @@ BUILTIN_PLUGINS = (
     "zoo_plugins.mlflow_tracker",
     "zoo.memory.probe",
     "zoo.metrics",
+    "zoo.transforms",
     "zoo.memory.families.builtins",
 )
 

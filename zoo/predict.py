@@ -16,6 +16,7 @@ from zoo.files import check_output, write_text
 from zoo.recipe import Encoding
 from zoo.registry import Registry
 from zoo.rundir import RECIPE, RunDir, RunDirError, read_run
+from zoo.transforms import TransformRegistry, builtin_transforms
 
 ENCODINGS: tuple[str, ...] = get_args(Encoding)
 
@@ -27,6 +28,7 @@ def predict_run(
     *,
     registry: Registry,
     progress: Any,
+    transforms: TransformRegistry | None = None,
     id_column: str | None = None,
     text_column: str | None = None,
     encoding: str | None = None,
@@ -35,8 +37,10 @@ def predict_run(
 ) -> int:
     """Write predictions for every row of `input_path`; returns the number of rows.
 
-    `text_column` and `encoding` default to the run's recipe. Everything is checked before the
-    model loads, and nothing is written unless every row was predicted.
+    `text_column` and `encoding` default to the run's recipe, whose data.preprocess is applied
+    to every text as in training (from `transforms`, the registered text transforms; zoo's own
+    when not given). Everything is checked before the model loads, and nothing is written
+    unless every row was predicted.
     """
     check_output(output_path, overwrite=overwrite)
     run = read_run(run_dir, needs=("finished", "recipe", "labels", "model"))
@@ -63,7 +67,17 @@ def predict_run(
     )
     for notice in read.notices:
         print(f"{notice}", file=sys.stderr)
-    texts, ids = list(read.texts), None if read.ids is None else list(read.ids)
+    names = data.get("preprocess") or []
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        raise RunDirError(
+            f"{run.path / RECIPE}: data.preprocess is {names!r}, not a list of text transforms",
+            hint="zoo run writes it as the recipe had it; restore it from a copy of the run "
+            "directory",
+        )
+    where = f"{run.path / RECIPE}: data.preprocess"
+    preprocess = (transforms or builtin_transforms()).pipeline(names, where=where)
+    texts = [preprocess(text) if text else text for text in read.texts]
+    ids = None if read.ids is None else list(read.ids)
     spec = registry.models.get(run.record.get("registered_model", ""))
     if spec is not None and spec.spec.engine is not None:
         probabilities = np.asarray(spec.spec.engine.predict(run.model_dir, texts))

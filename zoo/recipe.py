@@ -25,6 +25,7 @@ from zoo.hub_models import hub_label, is_hub, repo_id
 from zoo.metrics import BUILTIN_METRICS, DEFAULT_METRIC, unknown_metric_hint
 from zoo.spec import Attention, Method, ModelSpec, Precision
 from zoo.trackers import TRACKERS, unknown_tracker
+from zoo.transforms import BUILTIN_TRANSFORMS
 
 # Scalar types that carry their own constraint; the converter checks them.
 PositiveInt = NewType("PositiveInt", int)
@@ -49,6 +50,8 @@ EvalEvery = NewType("EvalEvery", object)
 TrainerTable = NewType("TrainerTable", object)
 # A list of experiment trackers by name (checked by `_report_to` against zoo.trackers.TRACKERS).
 TrackerNames = NewType("TrackerNames", object)
+# A list of registered text transforms by name (hook register_text_transforms), in order.
+TransformNames = NewType("TransformNames", object)
 
 
 def doc(text: str, **kwargs: Any) -> Any:
@@ -103,6 +106,12 @@ class DataSection:
         "rows with an empty text or label: 'fail' names them, 'drop' leaves them out and says "
         "how many",
         default="fail",
+    )
+    preprocess: TransformNames | None = doc(
+        "text transforms applied in this order to every text as it is read, and by zoo "
+        "predict: 'nfc', 'collapse-whitespace', 'mask-urls', 'mask-emails', 'mask-numbers' or a "
+        "plugin's (zoo plugins lists them)",
+        default=None,
     )
 
 
@@ -466,10 +475,13 @@ def _run_name(value: Any, type_: Any) -> str:
 
 
 def make_converter(
-    model_names: Collection[str] | None = None, metric_names: Sequence[str] | None = None
+    model_names: Collection[str] | None = None,
+    metric_names: Sequence[str] | None = None,
+    transform_names: Sequence[str] | None = None,
 ) -> cattrs.Converter:
     """A converter that checks types strictly and, when given, model names against a registry;
-    metric names are checked against the registered ones (zoo's built-ins when not given)."""
+    metric and text-transform names are checked against the registered ones (zoo's built-ins
+    when not given)."""
     conv = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
     for kind in (int, float, str, bool):
         conv.register_structure_hook(kind, _strict(kind))
@@ -512,7 +524,33 @@ def make_converter(
         return value
 
     conv.register_structure_hook(MetricName, metric_name)
+    known_transforms = (
+        [t.name for t in BUILTIN_TRANSFORMS] if transform_names is None else transform_names
+    )
+    conv.register_structure_hook(TransformNames, _transform_names(known_transforms))
     return conv
+
+
+def _transform_names(known: Sequence[str]) -> Callable[[Any, Any], tuple[str, ...]]:
+    def structure(value: Any, _type: Any) -> tuple[str, ...]:
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+            raise ValueError(
+                "expected a list of text transform names such as ['nfc', 'mask-urls'], got "
+                f"{describe_value(value)}"
+            )
+        for name in value:
+            if name not in known:
+                guess = difflib.get_close_matches(name, known, n=1)
+                hint = f"did you mean {guess[0]!r}? " if guess else ""
+                raise ValueError(
+                    f"unknown text transform {name!r} ({hint}known: {', '.join(known)}; "
+                    "a plugin can add more)"
+                )
+        if len(set(value)) != len(value):
+            raise ValueError(f"names a transform twice: {list(value)}")
+        return tuple(value)
+
+    return structure
 
 
 # --- turning cattrs' exception groups into dotted-path problems ---------------------------------
@@ -618,9 +656,10 @@ def structure_recipe(
     base_dir: Path,
     model_names: Collection[str] | None,
     metric_names: Sequence[str] | None = None,
+    transform_names: Sequence[str] | None = None,
 ) -> Recipe:
     """Turn a parsed TOML document into a `Recipe`, or raise `RecipeError` listing every problem."""
-    conv = make_converter(model_names, metric_names)
+    conv = make_converter(model_names, metric_names, transform_names)
     problems = _check_model_entries(raw.get("models"))
     try:
         recipe = conv.structure(dict(raw), Recipe)
@@ -760,13 +799,15 @@ def load_recipe(
     model_names: Collection[str] | None = None,
     model_methods: Mapping[str, Sequence[str]] | None = None,
     metric_names: Sequence[str] | None = None,
+    transform_names: Sequence[str] | None = None,
     overrides: Sequence[str] = (),
 ) -> Recipe:
     """Read, override and validate a recipe file.
 
     `model_names` are the registered models; `model_methods` maps each to the training methods
-    it supports. Either may be left out to skip that check. `metric_names` are the registered
-    metrics (zoo's built-ins when left out).
+    it supports. Either may be left out to skip that check. `metric_names` and
+    `transform_names` are the registered metrics and text transforms (zoo's built-ins when
+    left out).
     """
     path = Path(path)
     source = str(path)
@@ -784,7 +825,9 @@ def load_recipe(
         message = f"not UTF-8 text: line {line} has the byte 0x{raw[exc.start]:02x}"
         raise RecipeError(source, [Problem("", f"{message}; save the recipe as UTF-8")]) from None
     raw = apply_overrides(parse_toml(text, source), overrides, source)
-    recipe = structure_recipe(raw, source, path.resolve().parent, model_names, metric_names)
+    recipe = structure_recipe(
+        raw, source, path.resolve().parent, model_names, metric_names, transform_names
+    )
     problems = missing_files(recipe) + column_problems(recipe.data) + trainer_table_problems(recipe)
     if model_methods is not None:
         problems += method_problems(recipe, model_methods)

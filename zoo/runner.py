@@ -66,6 +66,7 @@ from zoo.store import (
     fingerprint_digests,
     hash_text,
 )
+from zoo.transforms import TransformRegistry, builtin_transforms
 
 if TYPE_CHECKING:
     from zoo.engine.jobs import TrainJob
@@ -532,6 +533,7 @@ def _outcome(result, job, splits, recipe, entry, options, retries, clock) -> dic
             "test": len(splits.test) if splits.test else 0,
         },
         "encodings": splits.encodings,
+        "preprocess": list(recipe.data.preprocess or ()),
         "dropped_rows": splits.dropped,
         "data_notices": list(splits.notices),
         "settings": attrs.asdict(settings),
@@ -603,9 +605,14 @@ class RunOptions:
     metrics: tuple[Metric, ...] = BUILTIN_METRICS
 
 
-def load_all_splits(recipe: Recipe) -> dict[Unit, Splits]:
-    """The data of every (seed, fold), read and checked before anything is trained or written."""
-    return load_units(recipe.data, recipe.base_dir, recipe.run.all_seeds)
+def load_all_splits(
+    recipe: Recipe, transforms: TransformRegistry | None = None
+) -> dict[Unit, Splits]:
+    """The data of every (seed, fold), read and checked before anything is trained or written,
+    each text transformed by the recipe's data.preprocess (from `transforms`, the registered
+    text transforms; zoo's own when not given)."""
+    pipeline = (transforms or builtin_transforms()).pipeline(recipe.data.preprocess or ())
+    return load_units(recipe.data, recipe.base_dir, recipe.run.all_seeds, pipeline)
 
 
 def unit_recipe(recipe: Recipe, seed: int, fold: int | None) -> Recipe:

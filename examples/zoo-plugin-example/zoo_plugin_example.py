@@ -1,9 +1,12 @@
 """An example third-party zoo plugin.
 
 Install it (``pip install ./examples/zoo-plugin-example``) and ``zoo models`` lists
-``klue-roberta-small``, and a recipe can pick its best checkpoint by ``training.metric = "mcc"``.
+``klue-roberta-small``, a recipe can pick its best checkpoint by ``training.metric = "mcc"``,
+and ``data.preprocess = ["mask-paths"]`` replaces the file paths of tracebacks with [PATH].
 Registration is declarative: nothing is downloaded or loaded here.
 """
+
+import re
 
 import zoo
 
@@ -34,3 +37,20 @@ def matthews(references, predictions, probabilities, labels):
 @zoo.hookimpl
 def register_metrics(register):
     register(zoo.Metric(name="mcc", label="MCC", higher_is_better=True, compute=matthews))
+
+
+# /home/kim/app.py, ./src/main.c, C:\Users\kim\app.py: two or more path parts, each with a
+# letter in it (1/2 is no path).
+_PART = r"[\w.-]*[^\W\d][\w.-]*"
+PATH = re.compile(rf"(?:[A-Za-z]:\\|\.{{0,2}}/)?(?:{_PART}[/\\])+{_PART}")
+
+
+@zoo.hookimpl
+def register_text_transforms(register):
+    register(
+        zoo.TextTransform(
+            name="mask-paths",
+            description="file paths (/home/kim/app.py, C:\\Users\\kim\\app.py) as [PATH]",
+            apply=lambda text: PATH.sub("[PATH]", text),
+        )
+    )
