@@ -482,6 +482,7 @@ LAYERS = {
     "metric": ("f1_macro", "f1_weighted", "accuracy"),
     "precision": ("fp32", "bf16", "fp16"),
     "max_length": (64, 256, 512),
+    "truncation": ("tail", "head+tail", "head"),
     "class_weights": ((1.0, 2.0), "balanced", (3.0, 1.0)),
     "torch_compile": (True, False, True),
     "gradient_checkpointing": (False, True, False),
@@ -550,6 +551,7 @@ def test_zoo_defaults():
         "metric": "f1_macro",
         "precision": "auto",
         "max_length": None,
+        "truncation": None,  # "head": the tokenizer's own cut
         "class_weights": None,
         "torch_compile": False,
         "gradient_checkpointing": False,

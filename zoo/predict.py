@@ -16,6 +16,7 @@ from zoo.files import check_output, write_text
 from zoo.recipe import Encoding
 from zoo.registry import Registry
 from zoo.rundir import RECIPE, RunDir, RunDirError, read_run
+from zoo.spec import DEFAULT_TRUNCATION
 from zoo.transforms import TransformRegistry, builtin_transforms
 
 ENCODINGS: tuple[str, ...] = get_args(Encoding)
@@ -92,6 +93,7 @@ def predict_run(
             run.model_dir,
             texts,
             max_length=_setting(run, training, "training", "max_length"),
+            truncation=training.get("truncation") or DEFAULT_TRUNCATION,
             batch_size=batch_size,
             progress=progress,
         )

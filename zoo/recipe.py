@@ -23,7 +23,7 @@ from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, Iterabl
 from zoo.errors import Problem, RecipeError
 from zoo.hub_models import hub_label, is_hub, repo_id
 from zoo.metrics import BUILTIN_METRICS, DEFAULT_METRIC, unknown_metric_hint
-from zoo.spec import Attention, Method, ModelSpec, Precision
+from zoo.spec import Attention, Method, ModelSpec, Precision, Truncation
 from zoo.trackers import TRACKERS, unknown_tracker
 from zoo.transforms import BUILTIN_TRANSFORMS
 
@@ -143,6 +143,12 @@ class TrainingConfig:
     )
     max_length: PositiveInt | None = doc(
         "tokens per text; longer texts are truncated", default=None
+    )
+    truncation: Truncation | None = doc(
+        "which tokens of a longer text the model reads: 'head' (the default: its first ones), "
+        "'tail' (its last ones) or 'head+tail' (a quarter of max_length from its start, the "
+        "rest from its end); zoo predict reads the same",
+        default=None,
     )
     torch_compile: bool | None = doc(
         "compile the model with torch.compile (faster steps after a slow first one)", default=None
@@ -780,6 +786,14 @@ def method_problems(recipe: Recipe, methods: Mapping[str, Sequence[str]]) -> lis
                 Problem(
                     f"models[{i}].method",
                     f"{entry.model!r} supports {listed}, not {entry.training_method!r}",
+                )
+            )
+        if entry.training_method == "zero-shot" and entry.truncation is not None:
+            problems.append(
+                Problem(
+                    f"models[{i}].truncation",
+                    "zero-shot scoring keeps the end of its prompt (training.truncation applies "
+                    "to fine-tuned models, and their run.json says what it cut): remove it here",
                 )
             )
         if entry.lora is not None and entry.training_method not in {"lora", "qlora"}:

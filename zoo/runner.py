@@ -56,7 +56,7 @@ from zoo.rundir import (
     write_outputs,
     write_record,
 )
-from zoo.spec import ModelSpec
+from zoo.spec import DEFAULT_TRUNCATION, ModelSpec
 from zoo.store import (
     ResultsStore,
     RunRecord,
@@ -534,6 +534,13 @@ def _outcome(result, job, splits, recipe, entry, options, retries, clock) -> dic
         },
         "encodings": splits.encodings,
         "preprocess": list(recipe.data.preprocess or ()),
+        # Where zoo's engine cut the texts (not zero-shot scoring, not a custom engine).
+        "truncation": (
+            settings.truncation or DEFAULT_TRUNCATION
+            if job.spec.engine is None and entry.training_method != "zero-shot"
+            else None
+        ),
+        "text_tokens": dict(result.text_tokens),
         "dropped_rows": splits.dropped,
         "data_notices": list(splits.notices),
         "settings": attrs.asdict(settings),

@@ -29,6 +29,10 @@ Method = Literal[TrainingMethod, "zero-shot"]
 METHODS: tuple[str, ...] = get_args(Method)
 Precision = Literal["auto", "fp32", "fp16", "bf16"]
 Attention = Literal["sdpa", "eager"]
+# Which tokens of a text longer than max_length a model reads (zoo.engine.truncation).
+Truncation = Literal["head", "tail", "head+tail"]
+TRUNCATIONS: tuple[str, ...] = get_args(Truncation)
+DEFAULT_TRUNCATION = "head"  # an unset training.truncation: what the tokenizer's own cut keeps
 
 
 def _frozen_mapping(value: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -10,13 +10,21 @@ import numpy as np
 
 
 def transformer_probabilities(
-    model_dir: Path, texts: list[str], *, max_length: int, batch_size: int, progress: Any
+    model_dir: Path,
+    texts: list[str],
+    *,
+    max_length: int,
+    truncation: str,
+    batch_size: int,
+    progress: Any,
 ) -> np.ndarray:
-    """Class probabilities from a saved transformer (a full model or LoRA adapters)."""
+    """Class probabilities from a saved transformer (a full model or LoRA adapters), each
+    text cut to `max_length` as in training (`truncation`)."""
     import torch
 
     from zoo.engine.loading import load_trained
     from zoo.engine.train import quiet_libraries
+    from zoo.engine.truncation import TEXT_TOKENS, encode
 
     quiet_libraries()
     model, tokenizer = load_trained(model_dir)
@@ -25,13 +33,11 @@ def transformer_probabilities(
     rows = []
     progress.start("predicting", len(texts))
     for start in range(0, len(texts), batch_size):
-        batch = tokenizer(
-            texts[start : start + batch_size],
-            truncation=True,
-            max_length=max_length,
-            padding=True,
-            return_tensors="pt",
-        ).to(device)
+        encoded = encode(
+            tokenizer, texts[start : start + batch_size], max_length=max_length, strategy=truncation
+        )
+        del encoded[TEXT_TOKENS]
+        batch = tokenizer.pad(encoded, padding=True, return_tensors="pt").to(device)
         with torch.no_grad():
             logits = model(**batch).logits.float()
         rows.append(torch.softmax(logits, dim=-1).cpu().numpy())

@@ -8,6 +8,7 @@ class probabilities into the report that `metrics.json` holds. All of them are p
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -81,6 +82,9 @@ class TrainResult:
     peak_memory_kind: str
     device: str
     precision: str
+    # How long each split's texts were in tokens ("train", "validation", "test": texts, median,
+    # p95, longest, cut, max_length), where the engine tokenizes; run.json keeps it.
+    text_tokens: Mapping[str, Any] = attrs.field(factory=dict)
 
     @classmethod
     def scored(cls, validation: Scored, test: Scored | tuple[None, None, None], **facts: Any):

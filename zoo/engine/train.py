@@ -18,6 +18,7 @@ import numpy as np
 from zoo.assets import cache_dir
 from zoo.data import LabelledTexts
 from zoo.engine import device as devices
+from zoo.engine import truncation
 from zoo.engine.adapters import apply_lora, is_adapter
 from zoo.engine.arguments import training_arguments
 from zoo.engine.distributed import is_main
@@ -37,7 +38,7 @@ from zoo.events import RunEvents
 from zoo.trackers import TENSORBOARD_DIR
 
 # Bump when what a cache file holds changes, so that no older file is read as a newer one.
-TOKENIZED_CACHE_FORMAT = "tokens-v2"
+TOKENIZED_CACHE_FORMAT = "tokens-v3"  # v3: each text's length before the cut ("text_tokens")
 
 
 def _dataset(
@@ -71,7 +72,7 @@ def _dataset(
     return tokens.add_column("label", [ids[label] for label in rows.labels])
 
 
-def _tokenizer_key(tokenizer: Any, settings: Any, keep: set[str]) -> str:
+def _tokenizer_key(tokenizer: Any, settings: Any, keep: set[str], truncation: str) -> str:
     """What decides the tokens: the tokenizer's own definition and zoo's settings."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
     definition = backend.to_str() if backend is not None else repr(sorted(tokenizer.get_vocab()))
@@ -83,6 +84,7 @@ def _tokenizer_key(tokenizer: Any, settings: Any, keep: set[str]) -> str:
             tokenizer.padding_side,
             getattr(tokenizer, "truncation_side", "right"),
             ",".join(sorted(keep)),
+            truncation,
         ]
     )
 
@@ -248,6 +250,7 @@ def train_model(
         peak_memory_kind=outcome.peak.kind,
         device=device.name,
         precision=precision,
+        text_tokens=datasets.lengths,
     )
     return run_dir, result
 
@@ -284,28 +287,46 @@ class TokenizedSplits:
     train: Any
     validation: Any
     test: Any | None
+    # How long each split's texts were in tokens, and how many max_length cut (Lengths.to_json).
+    lengths: dict[str, dict[str, Any]] = attrs.field(factory=dict)
 
 
 def tokenize_splits(
     job: TrainJob, tokenizer: Any, request: LoadRequest, progress: Progress
 ) -> TokenizedSplits:
-    """The splits as the model reads them: token ids (cached across runs) and label ids."""
+    """The splits as the model reads them: token ids (cached across runs), cut to max_length
+    by training.truncation, and label ids; and how long the texts were (said when many were
+    cut)."""
     splits = job.splits
-    keep = set(tokenizer.model_input_names)
+    keep = set(tokenizer.model_input_names) | {truncation.TEXT_TOKENS}
     if not request.tokenizer.token_type_ids:
         keep.discard("token_type_ids")
+    max_length = request.tokenizer.max_length
+    strategy = job.settings.truncation or truncation.DEFAULT
+    specials = sum(truncation.special_tokens(tokenizer))
 
     def tokenize(batch):
-        encoded = tokenizer(batch["text"], truncation=True, max_length=request.tokenizer.max_length)
+        encoded = truncation.encode(
+            tokenizer, batch["text"], max_length=max_length, strategy=strategy
+        )
         return {k: v for k, v in encoded.items() if k in keep}
 
     progress.message("tokenizing")
-    key = _tokenizer_key(tokenizer, request.tokenizer, keep)
-    return TokenizedSplits(
-        train=_dataset(splits.train, splits.labels, tokenize, key),
-        validation=_dataset(splits.validation, splits.labels, tokenize, key),
-        test=_dataset(splits.test, splits.labels, tokenize, key) if splits.test else None,
-    )
+    key = _tokenizer_key(tokenizer, request.tokenizer, keep, strategy)
+    parts = {"train": splits.train, "validation": splits.validation, "test": splits.test}
+    found, lengths = {}, {}
+    for name, rows in parts.items():
+        if rows is None:
+            found[name] = None
+            continue
+        dataset = _dataset(rows, splits.labels, tokenize, key)
+        measured = truncation.Lengths.of(dataset[truncation.TEXT_TOKENS], max_length, specials)
+        lengths[name] = measured.to_json()
+        warning = measured.warning(name, strategy)
+        if warning:
+            progress.message(f"warning: {warning}")
+        found[name] = dataset.remove_columns(truncation.TEXT_TOKENS)
+    return TokenizedSplits(**found, lengths=lengths)
 
 
 def build_trainer(

@@ -1,0 +1,126 @@
+"""Texts longer than `max_length` tokens: which of their tokens a model reads
+(`training.truncation`), and how long the texts were.
+
+Each text is encoded whole, with its special tokens, and then cut to `max_length` by keeping
+its special tokens and: its first tokens (`head`, what the tokenizer's own truncation keeps),
+its last ones (`tail`), or a quarter of the room from the start and the rest from the end
+(`head+tail`, the split that Sun et al. 2019 found best for long reviews: 128 + 382 of 510).
+Every list the tokenizer returns (input ids, attention mask, token type ids) is cut at the
+same positions. Training, evaluation and `zoo predict` cut through this one function.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+
+from zoo.spec import DEFAULT_TRUNCATION, TRUNCATIONS
+
+DEFAULT = DEFAULT_TRUNCATION
+# The share of the room that head+tail gives the start of a text.
+HEAD_SHARE = 0.25
+# More cut texts than this share, and the run says so.
+WARN_SHARE = 0.10
+# What `encode` adds to the tokenizer's lists: each text's length before the cut.
+TEXT_TOKENS = "text_tokens"
+
+
+def special_tokens(tokenizer: Any) -> tuple[int, int]:
+    """How many special tokens the tokenizer puts before and after one text ([CLS] ... [SEP]:
+    1 and 1), found by encoding a probe with and without them."""
+    probe = "zoo probe text"
+    bare = tokenizer(probe, add_special_tokens=False)["input_ids"]
+    full = tokenizer(probe)["input_ids"]
+    for start in range(len(full) - len(bare) + 1):
+        if full[start : start + len(bare)] == bare:
+            return start, len(full) - start - len(bare)
+    raise ValueError(f"cannot find the text's tokens among {full!r}")  # no tokenizer does this
+
+
+def kept_positions(length: int, max_length: int, strategy: str, specials: tuple[int, int]) -> list:
+    """The positions of an encoded text of `length` tokens (special ones included) to keep."""
+    if length <= max_length:
+        return list(range(length))
+    before, after = specials
+    room = max(max_length - before - after, 1)
+    if strategy == "head":
+        head = room
+    elif strategy == "tail":
+        head = 0
+    elif strategy == "head+tail":
+        head = int(room * HEAD_SHARE)
+    else:
+        raise ValueError(f"unknown truncation {strategy!r}; choose one of {', '.join(TRUNCATIONS)}")
+    tail = room - head
+    content_end = length - after
+    return (
+        list(range(before + head))
+        + list(range(content_end - tail, content_end))
+        + list(range(content_end, length))
+    )
+
+
+def encode(
+    tokenizer: Any, texts: Sequence[str], *, max_length: int, strategy: str
+) -> dict[str, list[list[int]]]:
+    """The texts as the model reads them, cut to `max_length` by `strategy`, plus
+    TEXT_TOKENS: each text's length in tokens before the cut (special tokens left out)."""
+    specials = special_tokens(tokenizer)
+    encoded = tokenizer(list(texts), truncation=False)
+    out: dict[str, list[list[int]]] = {key: [] for key in encoded}
+    out[TEXT_TOKENS] = []
+    for i, ids in enumerate(encoded["input_ids"]):
+        keep = kept_positions(len(ids), max_length, strategy, specials)
+        for key in encoded:
+            values = encoded[key][i]
+            out[key].append([values[p] for p in keep])
+        out[TEXT_TOKENS].append(len(ids) - sum(specials))
+    return out
+
+
+@attrs.frozen(kw_only=True)
+class Lengths:
+    """How long one split's texts were in tokens, and how many `max_length` cut."""
+
+    texts: int
+    median: float
+    p95: float
+    longest: int
+    cut: int
+    max_length: int
+
+    @classmethod
+    def of(cls, lengths: Sequence[int], max_length: int, specials: int) -> Lengths:
+        ordered = sorted(lengths)
+        p95 = ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))] if ordered else 0
+        return cls(
+            texts=len(ordered),
+            median=statistics.median(ordered) if ordered else 0,
+            p95=p95,
+            longest=ordered[-1] if ordered else 0,
+            cut=sum(n + specials > max_length for n in ordered),
+            max_length=max_length,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return attrs.asdict(self)
+
+    def warning(self, split: str, strategy: str) -> str | None:
+        """What a run says when more than WARN_SHARE of the split's texts were cut."""
+        if not self.texts or self.cut / self.texts <= WARN_SHARE:
+            return None
+        share = self.cut / self.texts
+        return (
+            f"{self.cut} of {self.texts} {split} texts ({share:.0%}) are longer than max_length "
+            f"{self.max_length} tokens (median {self.median:g}, 95th percentile {self.p95:g}, "
+            f"longest {self.longest}) and are cut ({strategy!r}: "
+            + {
+                "head": "their ends are lost",
+                "tail": "their starts are lost",
+                "head+tail": "their middles are lost",
+            }[strategy]
+            + "); a larger training.max_length or another training.truncation may read more"
+        )
