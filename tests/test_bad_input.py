@@ -854,7 +854,9 @@ DATA_CASES = [
         "a-json-document",
         {"train.csv": json.dumps([{"text": "hello", "label": "a"}, {"text": "bye", "label": "b"}])},
         3,
-        "data.train: {dir}/train.csv looks like JSON, not a CSV or TSV table\n" + NOT_A_TABLE_HINT,
+        "data.train: {dir}/train.csv looks like JSON, not a CSV or TSV table\n"
+        "  hint: if it holds one JSON object per line, name it .jsonl; else save the table as "
+        "CSV (UTF-8) with a header line naming its columns",
     ),
     DataCase(
         "utf16-text",

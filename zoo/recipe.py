@@ -92,8 +92,8 @@ class Folds:
 
 @attrs.frozen(kw_only=True)
 class DataSection:
-    train: str = doc("training CSV/TSV file, relative to the recipe")
-    test: str | None = doc("test CSV/TSV file (optional)", default=None)
+    train: str = doc("training CSV/TSV or JSON Lines (.jsonl) file, relative to the recipe")
+    test: str | None = doc("test file (optional), as train", default=None)
     text_column: str = doc("column with the text", default="text")
     label_column: str = doc("column with the label", default="label")
     validation: Ratio | str | Folds = doc(

@@ -92,6 +92,10 @@ def parse(
     """
     if not text.strip():
         raise _empty(path, setting)
+    from zoo.jsonlines import is_jsonl, parse_jsonl
+
+    if is_jsonl(path):
+        return parse_jsonl(text, path=path, setting=setting, options=options, columns=columns)
     reading = _Reading(text, path, setting, options, columns, keys)
     try:
         return reading.read(quoting=True)
@@ -164,7 +168,7 @@ class _Reading:
         if self.text.lstrip()[0] in "{[":
             return DataError(
                 f"{self.setting}: {self.path} looks like JSON, not a CSV or TSV table",
-                hint=NOT_A_TABLE,
+                hint="if it holds one JSON object per line, name it .jsonl; else " + NOT_A_TABLE,
             )
         return error
 
