@@ -191,8 +191,8 @@ RECIPE_CASES = [
         "missing-required-keys",
         '[run]\nseed = 1\n[data]\ntest = "train.csv"\n' + TFIDF,
         (
-            "data.train: required key is missing: training CSV/TSV or JSON Lines (.jsonl) file, "
-            "relative to the recipe",
+            "data.train: required key is missing: training data file (CSV, TSV, .jsonl or "
+            ".parquet), relative to the recipe",
             "run.name: required key is missing: name of the run; run directories go under "
             "OUTPUT_DIR/NAME/",
         ),

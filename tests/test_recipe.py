@@ -220,8 +220,8 @@ def test_missing_required_keys_are_each_reported(write_recipe):
         '[run]\nseed = 1\n[data]\ntest = "test.csv"\n[[models]]\nmodel = "minilm"\n'
     )
     assert problems(path) == [
-        "data.train: required key is missing: training CSV/TSV or JSON Lines (.jsonl) file, "
-        "relative to the recipe",
+        "data.train: required key is missing: training data file (CSV, TSV, .jsonl or "
+        ".parquet), relative to the recipe",
         "run.name: required key is missing: name of the run; run directories go under "
         "OUTPUT_DIR/NAME/",
     ]

@@ -31,7 +31,8 @@ from zoo.datachecks import (
 )
 from zoo.errors import DataError
 from zoo.options import PREDICT, RECIPE, Options
-from zoo.table import parse
+from zoo.parquet import ENCODING, is_parquet, read_parquet
+from zoo.table import Table, parse
 from zoo.textfile import read_text
 from zoo.transforms import NO_PREPROCESSING, Pipeline
 
@@ -116,13 +117,12 @@ def read_table(
 ) -> FileRows:
     """Read one labelled file; rows with an empty or missing text or label are an error, or
     left out with `empty_texts="drop"`."""
-    text, used = read_text(path, encoding, setting, options)
     text_column, label_column = clean(text_column), clean(label_column)
-    table = parse(
-        text,
-        path=path,
-        setting=setting,
-        options=options,
+    table, used = _table(
+        path,
+        encoding,
+        setting,
+        options,
         columns={"text_column": text_column, "label_column": label_column},
         keys=(label_column,),
     )
@@ -168,6 +168,17 @@ def read_table(
     return FileRows(read, used, len(empty), tuple(notices))
 
 
+def _table(path, encoding, setting, options, *, columns, keys) -> tuple[Table, str]:
+    """A data file as a table and how it was decoded: Parquet by pyarrow, any other file as
+    text (CSV, TSV, JSON Lines) in one encoding."""
+    if is_parquet(path):
+        return read_parquet(path, setting=setting, options=options, columns=columns), ENCODING
+    text, used = read_text(path, encoding, setting, options)
+    return parse(
+        text, path=path, setting=setting, options=options, columns=columns, keys=keys
+    ), used
+
+
 def _rows(count: int) -> str:
     return "row" if count == 1 else "rows"
 
@@ -206,14 +217,13 @@ def read_input(
     setting: str,
     options: Options = PREDICT,
 ) -> InputTexts:
-    """Read the texts to classify from a CSV/TSV file, as strictly as training data: the same
+    """Read the texts to classify from a data file, as strictly as training data: the same
     encodings, structure checks, NFC and whitespace; a missing text is an empty one. Ids are
     kept as the file has them, to be written back."""
-    text, used = read_text(path, encoding, setting, options)
     columns = {"text_column": clean(text_column)}
     if id_column is not None:
         columns["id_column"] = clean(id_column)
-    table = parse(text, path=path, setting=setting, options=options, columns=columns, keys=None)
+    table, used = _table(path, encoding, setting, options, columns=columns, keys=None)
     if not table.records:
         raise DataError(
             f"{setting}: {path} has no data rows",

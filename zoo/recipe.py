@@ -92,7 +92,7 @@ class Folds:
 
 @attrs.frozen(kw_only=True)
 class DataSection:
-    train: str = doc("training CSV/TSV or JSON Lines (.jsonl) file, relative to the recipe")
+    train: str = doc("training data file (CSV, TSV, .jsonl or .parquet), relative to the recipe")
     test: str | None = doc("test file (optional), as train", default=None)
     text_column: str = doc("column with the text", default="text")
     label_column: str = doc("column with the label", default="label")

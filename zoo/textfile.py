@@ -28,6 +28,7 @@ SIGNATURES = {
     b"%PDF": "a PDF document",
     b"PK\x03\x04": "a ZIP archive (an Excel .xlsx workbook?)",
     b"\xd0\xcf\x11\xe0": "an old Office file (an Excel .xls workbook?)",
+    b"PAR1": "a Parquet file (name it .parquet)",
 }
 NOT_A_TABLE = "save the table as CSV (UTF-8) with a header line naming its columns"
 
