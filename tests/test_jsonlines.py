@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import unicodedata
 from pathlib import Path
 
 import pytest
-from tiny_models import DEMO_DATA
 
-from zoo.cli import main
 from zoo.data import read_input, read_table
 from zoo.errors import DataError
 
@@ -117,30 +114,3 @@ def test_predict_input_can_be_json_lines_with_ids(tmp_path):
     path.write_text('{"id": 10, "text": "a"}\n{"id": "x-2", "text": null}\n', encoding="utf-8")
     found = read_input(path, text_column="text", id_column="id", setting="--input")
     assert found.texts == ("a", "") and found.ids == ("10", "x-2") and found.lines == (1, 2)
-
-
-def jsonl_copy(source: Path, target: Path) -> None:
-    with source.open(encoding="utf-8", newline="") as f:
-        rows = list(csv.DictReader(f))
-    target.write_text(
-        "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8"
-    )
-
-
-def test_a_json_lines_copy_of_the_demo_data_gives_the_same_splits_and_scores(tmp_path, capsys):
-    for name in ("train", "test"):
-        jsonl_copy(DEMO_DATA / f"{name}.csv", tmp_path / f"{name}.jsonl")
-    results = {}
-    for suffix, folder in ((".csv", DEMO_DATA), (".jsonl", tmp_path)):
-        recipe = tmp_path / f"recipe{suffix}.toml"
-        recipe.write_text(
-            f'[run]\nname = "demo{suffix.replace(".", "-")}"\noutput_dir = "runs"\n'
-            f'[data]\ntrain = "{(folder / ("train" + suffix)).as_posix()}"\n'
-            f'test = "{(folder / ("test" + suffix)).as_posix()}"\n[[models]]\nmodel = "tfidf"\n',
-            encoding="utf-8",
-        )
-        assert main(["run", str(recipe), "--json"]) == 0
-        [run] = json.loads(capsys.readouterr().out)["runs"]
-        record = json.loads((Path(run["run_dir"]) / "run.json").read_text(encoding="utf-8"))
-        results[suffix] = (run["metrics"], record["rows"])
-    assert results[".jsonl"] == results[".csv"]

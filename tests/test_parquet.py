@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import csv
-import json
 import unicodedata
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from tiny_models import DEMO_DATA
 
-from zoo.cli import main
 from zoo.data import read_input, read_table
 from zoo.errors import DataError
 
@@ -120,24 +116,3 @@ def test_predict_input_can_be_parquet_with_ids(tmp_path):
     path = write(tmp_path / "new.parquet", {"id": [10, 11], "text": ["a", None]})
     found = read_input(path, text_column="text", id_column="id", setting="--input")
     assert found.texts == ("a", "") and found.ids == ("10", "11") and found.lines == (1, 2)
-
-
-def test_a_parquet_copy_of_the_demo_data_gives_the_same_splits_and_scores(tmp_path, capsys):
-    for name in ("train", "test"):
-        with (DEMO_DATA / f"{name}.csv").open(encoding="utf-8", newline="") as f:
-            rows = list(csv.DictReader(f))
-        write(tmp_path / f"{name}.parquet", {k: [r[k] for r in rows] for k in rows[0]})
-    results = {}
-    for suffix, folder in ((".csv", DEMO_DATA), (".parquet", tmp_path)):
-        recipe = tmp_path / f"recipe{suffix}.toml"
-        recipe.write_text(
-            f'[run]\nname = "demo{suffix.replace(".", "-")}"\noutput_dir = "runs"\n'
-            f'[data]\ntrain = "{(folder / ("train" + suffix)).as_posix()}"\n'
-            f'test = "{(folder / ("test" + suffix)).as_posix()}"\n[[models]]\nmodel = "tfidf"\n',
-            encoding="utf-8",
-        )
-        assert main(["run", str(recipe), "--json"]) == 0
-        [run] = json.loads(capsys.readouterr().out)["runs"]
-        record = json.loads((Path(run["run_dir"]) / "run.json").read_text(encoding="utf-8"))
-        results[suffix] = (run["metrics"], record["rows"])
-    assert results[".parquet"] == results[".csv"]
