@@ -339,9 +339,9 @@ def _against_the_best(runs, metrics):
     """The leaderboard of these runs, each row against the best (`zoo.leaderboard.vs_best`)."""
     from zoo.leaderboard import leaderboard, vs_best
 
-    records = [run.record for run in runs if run.record is not None]
     if not any(run.metrics.get("test") for run in runs):  # nothing to pair them on
         return []
+    records = [run.record for run in runs if run.record is not None]
     return vs_best(leaderboard(records, metrics=metrics), metrics=metrics)
 
 

@@ -1,5 +1,5 @@
-"""Reading labelled CSV/TSV (and JSON Lines, `zoo.jsonlines`) files and splitting them: plain
-Python, no torch.
+"""Reading labelled CSV/TSV (and JSON Lines, `zoo.jsonlines`, and Parquet, `zoo.parquet`)
+files and splitting them: plain Python, no torch.
 
 A data file is read exactly or refused with its line, in three steps that each have a module:
 its bytes become text in one encoding (`zoo.textfile`: UTF-8, else cp949, never a mix), the

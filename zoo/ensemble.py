@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from zoo.files import new_run_dir, write_json, write_text
-from zoo.metrics import INTERVALS, Metric
+from zoo.metrics import Metric
 from zoo.recipe import ModelEntry, Recipe, TrainingConfig
 from zoo.rundir import (
     ENSEMBLE_OF,
@@ -61,8 +61,7 @@ def ensemble_run(
     """Score the ensemble of `fold_runs` (one seed's K fold models, fold by fold) on the test
     split and write its run directory (`recipe` is that seed's, of all folds)."""
     from zoo.engine.jobs import score_split
-    from zoo.runner import ModelRun, split_summary
-    from zoo.uncertainty import intervals
+    from zoo.runner import ModelRun, split_summary, test_report_with_intervals
 
     assert splits.test is not None
     clock = time.perf_counter()
@@ -70,12 +69,7 @@ def ensemble_run(
     report, predicted, probabilities = score_split(
         mean_probabilities(fold_runs), splits.test.labels, splits.labels, metrics
     )
-    references = [splits.labels.index(label) for label in splits.test.labels]
-    report = report | {
-        INTERVALS: intervals(
-            references, predicted, probabilities, splits.labels, metrics, seed=seed
-        )
-    }
+    report = test_report_with_intervals(report, splits, predicted, probabilities, metrics, seed)
     run_dir = new_run_dir(
         recipe.path(recipe.run.output_dir) / recipe.run.name, f"{entry.label}-seed{seed}-{STEM}"
     )

@@ -40,7 +40,7 @@ from zoo.recipe import (
     recipe_to_dict,
 )
 from zoo.spec import METHODS
-from zoo.store import STORE_NAME, RunRecord
+from zoo.store import FOLD_KEYS, STORE_NAME, RunRecord
 
 # The files of a run directory.
 RECIPE = "recipe.toml"
@@ -65,8 +65,6 @@ WEIGHT_FILES = (
 SUMMARY_METRICS = tuple(sorted(m.name for m in BUILTIN_METRICS))
 # What a results-store record needs from run.json beyond the results (see RunIdentity).
 IDENTITY_KEYS = ("recipe_name", "recipe_hash", "data_fingerprint", "model", "method", "seed")
-# And, in a run of cross-validation, its fold and the number of folds (absent or null: none).
-FOLD_KEYS = ("fold", "folds")
 # What run.json of an ensemble of fold models names: their run directories.
 ENSEMBLE_OF = "ensemble_of"
 
@@ -705,8 +703,7 @@ def store_record(run: RunDir) -> RunRecord:
         parameters=record.get("parameters"),
         run_dir=str(run.path.resolve()),
         recorded_at=record.get("ended") or record.get("started") or now(),
-        fold=record.get("fold"),
-        folds=record.get("folds"),
+        **{key: record.get(key) for key in FOLD_KEYS},  # absent or null: no cross-validation
     )
 
 

@@ -126,23 +126,32 @@ def split_summary(report: dict[str, Any] | None) -> dict[str, Any] | None:
     return scores_of(report) | intervals
 
 
-def with_intervals(result: Any, splits: Splits, metrics: tuple[Metric, ...], seed: int) -> Any:
-    """The result with each test score's 95% bootstrap interval over the test rows in its
-    test report (`ci95`), drawn from the run's seed."""
-    if result.test is None or result.test_predictions is None or splits.test is None:
-        return result
+def test_report_with_intervals(
+    report: dict[str, Any],
+    splits: Splits,
+    predicted: Any,
+    probabilities: Any,
+    metrics: tuple[Metric, ...],
+    seed: int,
+) -> dict[str, Any]:
+    """A test report with each score's 95% bootstrap interval over the test rows (`ci95`),
+    drawn from the run's seed."""
     from zoo.uncertainty import intervals
 
+    assert splits.test is not None
     references = [splits.labels.index(label) for label in splits.test.labels]
-    found = intervals(
-        references,
-        result.test_predictions,
-        result.test_probabilities,
-        splits.labels,
-        metrics,
-        seed=seed,
+    found = intervals(references, predicted, probabilities, splits.labels, metrics, seed=seed)
+    return {**report, INTERVALS: found}
+
+
+def with_intervals(result: Any, splits: Splits, metrics: tuple[Metric, ...], seed: int) -> Any:
+    """The result with its test report's intervals (`test_report_with_intervals`)."""
+    if result.test is None or result.test_predictions is None or splits.test is None:
+        return result
+    test = test_report_with_intervals(
+        result.test, splits, result.test_predictions, result.test_probabilities, metrics, seed
     )
-    return attrs.evolve(result, test={**result.test, INTERVALS: found})
+    return attrs.evolve(result, test=test)
 
 
 class FailedInRunDir(Exception):

@@ -88,6 +88,9 @@ class RunRecord:
         return self.folds is not None and self.fold is None
 
 
+# RunRecord's fields (and run.json's keys) of cross-validation.
+FOLD_KEYS = ("fold", "folds")
+
 # The `runs` columns are RunRecord's fields (settings and metrics as JSON text): a new field
 # needs a new schema version and a migration below.
 _FIELDS = tuple(f.name for f in attrs.fields(RunRecord) if f.name != "run_id")
@@ -351,7 +354,7 @@ class ResultsStore:
                     raise ValueError(f"its {name} column is not valid JSON ({exc})") from None
                 if not isinstance(fields[name], dict):
                     raise ValueError(f"its {name} column is not a JSON object")
-            for name in ("fold", "folds"):
+            for name in FOLD_KEYS:
                 if fields[name] is not None and type(fields[name]) is not int:
                     raise ValueError(f"its {name} column is {fields[name]!r}, not an integer")
             for name, allowed in (("method", METHODS), ("status", STATUSES)):

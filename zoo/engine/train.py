@@ -303,16 +303,16 @@ def tokenize_splits(
         keep.discard("token_type_ids")
     max_length = request.tokenizer.max_length
     strategy = job.settings.truncation or truncation.DEFAULT
-    specials = sum(truncation.special_tokens(tokenizer))
+    specials = truncation.special_tokens(tokenizer)  # found once, not once a batch
 
     def tokenize(batch):
         encoded = truncation.encode(
-            tokenizer, batch["text"], max_length=max_length, strategy=strategy
+            tokenizer, batch["text"], max_length=max_length, strategy=strategy, specials=specials
         )
         return {k: v for k, v in encoded.items() if k in keep}
 
     progress.message("tokenizing")
-    key = _tokenizer_key(tokenizer, request.tokenizer, keep, strategy)
+    key = _tokenizer_key(tokenizer, request.tokenizer, keep, truncation.cache_key(strategy))
     parts = {"train": splits.train, "validation": splits.validation, "test": splits.test}
     found, lengths = {}, {}
     for name, rows in parts.items():
@@ -320,7 +320,7 @@ def tokenize_splits(
             found[name] = None
             continue
         dataset = _dataset(rows, splits.labels, tokenize, key)
-        measured = truncation.Lengths.of(dataset[truncation.TEXT_TOKENS], max_length, specials)
+        measured = truncation.Lengths.of(dataset[truncation.TEXT_TOKENS], max_length, sum(specials))
         lengths[name] = measured.to_json()
         warning = measured.warning(name, strategy)
         if warning:

@@ -28,6 +28,12 @@ WARN_SHARE = 0.10
 TEXT_TOKENS = "text_tokens"
 
 
+def cache_key(strategy: str) -> str:
+    """What of the cut decides the tokens besides max_length: the strategy, and the share of
+    the room head+tail gives the start (a cache keyed by this never serves another cut)."""
+    return f"{strategy}/{HEAD_SHARE}"
+
+
 def special_tokens(tokenizer: Any) -> tuple[int, int]:
     """How many special tokens the tokenizer puts before and after one text ([CLS] ... [SEP]:
     1 and 1), found by encoding a probe with and without them."""
@@ -64,11 +70,17 @@ def kept_positions(length: int, max_length: int, strategy: str, specials: tuple[
 
 
 def encode(
-    tokenizer: Any, texts: Sequence[str], *, max_length: int, strategy: str
+    tokenizer: Any,
+    texts: Sequence[str],
+    *,
+    max_length: int,
+    strategy: str,
+    specials: tuple[int, int] | None = None,
 ) -> dict[str, list[list[int]]]:
     """The texts as the model reads them, cut to `max_length` by `strategy`, plus
-    TEXT_TOKENS: each text's length in tokens before the cut (special tokens left out)."""
-    specials = special_tokens(tokenizer)
+    TEXT_TOKENS: each text's length in tokens before the cut (special tokens left out).
+    `specials`: the tokenizer's `special_tokens`, when the caller has found them already."""
+    specials = specials or special_tokens(tokenizer)
     encoded = tokenizer(list(texts), truncation=False)
     out: dict[str, list[list[int]]] = {key: [] for key in encoded}
     out[TEXT_TOKENS] = []
