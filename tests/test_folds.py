@@ -253,6 +253,31 @@ def test_an_ensemble_is_shown_but_has_no_model_to_predict_with(cv_recipe, tmp_pa
     assert "Traceback" not in err
 
 
+def test_folds_times_seeds_are_runs_of_their_own_and_one_ensemble_per_seed(cv_recipe, capsys):
+    assert main(["run", str(cv_recipe), "--set", "run.seeds=[1, 2]", "--json"]) == 0
+    runs = json.loads(capsys.readouterr().out)["runs"]
+    assert [(r["seed"], r["fold"]) for r in runs] == [
+        (1, 1), (1, 2), (1, 3), (1, None), (2, 1), (2, 2), (2, 3), (2, None)
+    ]  # fmt: skip
+    assert main(["compare", str(cv_recipe), "--json"]) == 0
+    rows = {r["ensemble"]: r for r in json.loads(capsys.readouterr().out)["leaderboard"]}
+    assert (rows[False]["runs"], rows[False]["seeds"]) == (6, [1, 2])
+    assert (rows[True]["runs"], rows[True]["seeds"]) == (2, [1, 2])
+    assert main(["compare", str(cv_recipe)]) == 0
+    assert "mean over seeds and folds" in capsys.readouterr().out
+
+
+def test_an_ensemble_without_its_test_scores_is_damaged(cv_recipe, capsys):
+    assert main(["run", str(cv_recipe), "--json"]) == 0
+    ensemble = Path(json.loads(capsys.readouterr().out)["runs"][-1]["run_dir"])
+    (ensemble / "metrics.json").write_text('{"validation": null, "test": null}', encoding="utf-8")
+    assert main(["show", str(ensemble)]) == 2
+    assert (
+        f"error: {ensemble}/metrics.json is damaged: the test scores of the ensemble are missing"
+        in capsys.readouterr().err
+    )
+
+
 def test_without_a_test_file_there_is_no_ensemble(cv_recipe, capsys):
     text = cv_recipe.read_text(encoding="utf-8").replace('test = "test.csv"\n', "")
     cv_recipe.write_text(text, encoding="utf-8")

@@ -195,7 +195,32 @@ class Damaged:
     hint: str
 
 
+def in_data(line: str) -> Callable[[Path], None]:
+    """Add a line to recipe.toml's [data] table."""
+
+    def damage(run_dir: Path) -> None:
+        recipe = run_dir / "recipe.toml"
+        text = recipe.read_text(encoding="utf-8")
+        recipe.write_text(text.replace("[data]\n", f"[data]\n{line}\n", 1), encoding="utf-8")
+
+    return damage
+
+
 DAMAGED = [
+    Damaged(
+        "fold-not-a-number",
+        lambda run_dir: edit_json(run_dir / "run.json", lambda r: r.update(fold="two", folds=5)),
+        ("record",),
+        "{run}/run.json is damaged: fold is a string, not a positive integer",
+        RESTORE,
+    ),
+    Damaged(
+        "preprocess-not-a-list",
+        in_data('preprocess = "mask-urls"'),
+        ("predict",),
+        "{run}/recipe.toml: data.preprocess is 'mask-urls', not a list of text transforms",
+        "zoo run writes it as the recipe had it; restore it from a copy of the run directory",
+    ),
     Damaged(
         "does-not-exist",
         lambda run_dir: shutil.rmtree(run_dir),

@@ -145,6 +145,8 @@ def test_head_tail_reads_the_end_that_head_cuts_off(keyword_at_the_end, tiny_ber
         both, _ = run_with(keyword_at_the_end, tiny_bert_128, "head+tail")
     finally:
         torch.set_num_threads(threads)
+    # The same texts cut another way are tokenized anew: train, validation and test twice.
+    assert len(list((keyword_at_the_end / "cache" / "tokenized").iterdir())) == 6
     assert head["metrics"]["test"]["accuracy"] < 0.6  # the keyword is never read: near 1/3
     assert both["metrics"]["test"]["accuracy"] >= 0.9
 
