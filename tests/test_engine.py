@@ -343,8 +343,8 @@ def test_cached_tokens_take_the_label_ids_of_the_run_that_reads_them(tmp_path, m
     monkeypatch.setenv("ZOO_CACHE", str(tmp_path / "cache"))
     validation = LabelledTexts(("first", "second", "third"), ("a", "c", "c"))
 
-    def tokenize(batch):
-        return {"input_ids": [[len(text)] for text in batch["text"]]}
+    def tokenize(batch, indices):
+        return {"input_ids": [[len(text)] for text in batch["text"]], "text_row": indices}
 
     first = _dataset(validation, ("a", "b", "c"), tokenize, "key")
     again = _dataset(validation, ("a", "c", "d"), tokenize, "key")

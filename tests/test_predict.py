@@ -256,3 +256,27 @@ def test_an_unknown_encoding_is_refused(trained, tmp_path, capsys):
         "  hint: use one of auto, utf-8, utf-8-sig, cp949, euc-kr\n"
     )
     assert not output.exists()
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        ('truncation = "middle"', "training.truncation is 'middle', none of head, tail"),
+        ('truncation = "chunks"\nchunk_stride = "8"', "training.chunk_stride is '8', not a number"),
+        ('truncation = "chunks"\nchunk_stride = -1', "training.chunk_stride is -1, not a number"),
+    ],
+)
+def test_a_damaged_cut_in_the_run_directory_is_refused(trained, tmp_path, capsys, line, problem):
+    # Another cut than training's would score other tokens than the run's model learned from.
+    import shutil
+
+    directory, runs = trained
+    run_dir = tmp_path / "run"
+    shutil.copytree(runs["finbert"], run_dir)
+    recipe = run_dir / "recipe.toml"
+    recipe.write_text(recipe.read_text().replace("[training]\n", f"[training]\n{line}\n", 1))
+    output = tmp_path / "out.csv"
+    code, err = predict(capsys, run_dir, directory / "test.csv", output)
+    assert code == 2
+    assert err.startswith(f"error: {recipe}: {problem}")
+    assert not output.exists()

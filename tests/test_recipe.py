@@ -484,6 +484,7 @@ LAYERS = {
     "precision": ("fp32", "bf16", "fp16"),
     "max_length": (64, 256, 512),
     "truncation": ("tail", "head+tail", "head"),
+    "chunk_stride": (8, 16, 32),
     "class_weights": ((1.0, 2.0), "balanced", (3.0, 1.0)),
     "torch_compile": (True, False, True),
     "gradient_checkpointing": (False, True, False),
@@ -553,6 +554,7 @@ def test_zoo_defaults():
         "precision": "auto",
         "max_length": None,
         "truncation": None,  # "head": the tokenizer's own cut
+        "chunk_stride": None,  # a quarter of max_length
         "class_weights": None,
         "torch_compile": False,
         "gradient_checkpointing": False,

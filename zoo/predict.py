@@ -16,7 +16,7 @@ from zoo.files import check_output, write_text
 from zoo.recipe import Encoding
 from zoo.registry import Registry
 from zoo.rundir import RECIPE, RunDir, RunDirError, read_run
-from zoo.spec import DEFAULT_TRUNCATION
+from zoo.spec import DEFAULT_TRUNCATION, TRUNCATIONS
 from zoo.transforms import TransformRegistry, builtin_transforms
 
 ENCODINGS: tuple[str, ...] = get_args(Encoding)
@@ -89,11 +89,13 @@ def predict_run(
         )
         from zoo.engine.inference import transformer_probabilities  # torch: only when needed
 
+        strategy, stride = _cut(run, training)
         probabilities = transformer_probabilities(
             run.model_dir,
             texts,
             max_length=_setting(run, training, "training", "max_length"),
-            truncation=training.get("truncation") or DEFAULT_TRUNCATION,
+            truncation=strategy,
+            chunk_stride=stride,
             batch_size=batch_size,
             progress=progress,
         )
@@ -112,6 +114,25 @@ def _section(run: RunDir, name: str) -> dict[str, Any]:
             "directory",
         )
     return section
+
+
+def _cut(run: RunDir, training: dict[str, Any]) -> tuple[str, int | None]:
+    """How training cut the texts (training.truncation and chunk_stride), checked: a damaged
+    value would cut them another way."""
+    strategy = training.get("truncation", DEFAULT_TRUNCATION)
+    stride = training.get("chunk_stride")
+    wrong = None
+    if strategy not in TRUNCATIONS:
+        wrong = f"training.truncation is {strategy!r}, none of {', '.join(TRUNCATIONS)}"
+    elif stride is not None and (type(stride) is not int or stride < 0):
+        wrong = f"training.chunk_stride is {stride!r}, not a number of tokens"
+    if wrong:
+        raise RunDirError(
+            f"{run.path / RECIPE}: {wrong}",
+            hint="zoo run writes it as training used it; restore it from a copy of the run "
+            "directory",
+        )
+    return strategy, stride
 
 
 def _setting(run: RunDir, section: dict[str, Any], name: str, key: str) -> Any:

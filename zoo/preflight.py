@@ -85,6 +85,7 @@ def entry_problems(
                 "'balanced'",
             )
         )
+    problems += chunk_problems(recipe, index, entry, settings)
     limit, where = position_limit(recipe, entry, spec)
     if limit is not None and settings.max_length > limit:
         problems.append(
@@ -95,6 +96,32 @@ def entry_problems(
             )
         )
     return problems
+
+
+def chunk_problems(recipe: Recipe, index: int, entry: ModelEntry, settings: Any) -> list[Problem]:
+    """training.chunk_stride: only with truncation = 'chunks', and at most half of max_length
+    (more, and the windows would be nearly all overlap: many more of them to train on)."""
+    stride = settings.chunk_stride
+    if stride is None:
+        return []
+    where = _origin(recipe, index, entry, "chunk_stride")
+    if settings.truncation != "chunks":
+        return [
+            Problem(
+                where,
+                f"applies to truncation = 'chunks', not {settings.truncation or 'head'!r}; set "
+                "training.truncation = 'chunks' or remove it",
+            )
+        ]
+    if stride > settings.max_length // 2:
+        return [
+            Problem(
+                where,
+                f"{stride} tokens shared is more than half of max_length "
+                f"({settings.max_length}); use {settings.max_length // 2} or less",
+            )
+        ]
+    return []
 
 
 def position_limit(recipe: Recipe, entry: ModelEntry, spec: Any) -> tuple[int | None, str]:

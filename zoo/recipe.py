@@ -146,8 +146,15 @@ class TrainingConfig:
     )
     truncation: Truncation | None = doc(
         "which tokens of a longer text the model reads: 'head' (the default: its first ones), "
-        "'tail' (its last ones) or 'head+tail' (a quarter of max_length from its start, the "
-        "rest from its end); zoo predict reads the same",
+        "'tail' (its last ones), 'head+tail' (a quarter of max_length from its start, the "
+        "rest from its end) or 'chunks' (all of them, in overlapping windows of max_length: "
+        "training reads every window with the text's label, a prediction is the mean of the "
+        "windows' probabilities); zoo predict reads the same",
+        default=None,
+    )
+    chunk_stride: NonNegativeInt | None = doc(
+        "with truncation = 'chunks': how many tokens consecutive windows share; default a "
+        "quarter of max_length, at most half of it",
         default=None,
     )
     torch_compile: bool | None = doc(

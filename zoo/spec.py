@@ -30,7 +30,7 @@ METHODS: tuple[str, ...] = get_args(Method)
 Precision = Literal["auto", "fp32", "fp16", "bf16"]
 Attention = Literal["sdpa", "eager"]
 # Which tokens of a text longer than max_length a model reads (zoo.engine.truncation).
-Truncation = Literal["head", "tail", "head+tail"]
+Truncation = Literal["head", "tail", "head+tail", "chunks"]
 TRUNCATIONS: tuple[str, ...] = get_args(Truncation)
 DEFAULT_TRUNCATION = "head"  # an unset training.truncation: what the tokenizer's own cut keeps
 

@@ -17,30 +17,45 @@ def transformer_probabilities(
     truncation: str,
     batch_size: int,
     progress: Any,
+    chunk_stride: int | None = None,
 ) -> np.ndarray:
     """Class probabilities from a saved transformer (a full model or LoRA adapters), each
-    text cut to `max_length` as in training (`truncation`)."""
+    text cut to `max_length` as in training (`truncation`; with chunks, the mean of its
+    windows' probabilities, `chunk_stride` tokens shared)."""
     import torch
 
+    from zoo.engine import truncation as cuts
     from zoo.engine.loading import load_trained
     from zoo.engine.train import quiet_libraries
-    from zoo.engine.truncation import TEXT_TOKENS, encode
 
     quiet_libraries()
     model, tokenizer = load_trained(model_dir)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model.to(device).eval()
-    rows = []
+    specials = cuts.special_tokens(tokenizer)
+    stride = cuts.stride_for(max_length, chunk_stride)
+    found = []
     progress.start("predicting", len(texts))
     for start in range(0, len(texts), batch_size):
-        encoded = encode(
-            tokenizer, texts[start : start + batch_size], max_length=max_length, strategy=truncation
+        some = texts[start : start + batch_size]
+        encoded = cuts.encode(
+            tokenizer,
+            some,
+            max_length=max_length,
+            strategy=truncation,
+            specials=specials,
+            stride=stride,
         )
-        del encoded[TEXT_TOKENS]
-        batch = tokenizer.pad(encoded, padding=True, return_tensors="pt").to(device)
-        with torch.no_grad():
-            logits = model(**batch).logits.float()
-        rows.append(torch.softmax(logits, dim=-1).cpu().numpy())
-        progress.advance(len(rows[-1]))
+        del encoded[cuts.TEXT_TOKENS]
+        text_rows = encoded.pop(cuts.TEXT_ROW)
+        rows = []  # a batch of texts may be more windows than a batch: batch_size at a time
+        for at in range(0, len(text_rows), batch_size):
+            window = {key: values[at : at + batch_size] for key, values in encoded.items()}
+            batch = tokenizer.pad(window, padding=True, return_tensors="pt").to(device)
+            with torch.no_grad():
+                logits = model(**batch).logits.float()
+            rows.append(torch.softmax(logits, dim=-1).cpu().numpy())
+        found.append(cuts.per_text(np.concatenate(rows), text_rows, len(some)))
+        progress.advance(len(some))
     progress.stop()
-    return np.concatenate(rows)
+    return np.concatenate(found)

@@ -38,13 +38,13 @@ from zoo.events import RunEvents
 from zoo.trackers import TENSORBOARD_DIR
 
 # Bump when what a cache file holds changes, so that no older file is read as a newer one.
-TOKENIZED_CACHE_FORMAT = "tokens-v3"  # v3: each text's length before the cut ("text_tokens")
+TOKENIZED_CACHE_FORMAT = "tokens-v4"  # v4: which text each row is ("text_row", chunks)
 
 
 def _dataset(
     rows: LabelledTexts, labels: tuple[str, ...], tokenize: Callable, tokenizer_key: str
 ) -> Any:
-    """The tokenized rows with this run's label ids.
+    """The tokenized rows (one a text, or with chunks one a window) with this run's label ids.
 
     Only the tokens are cached across runs (under zoo's cache directory), keyed by everything
     they depend on: the tokenizer and its settings, and the texts. Label ids are not cached: they
@@ -63,13 +63,14 @@ def _dataset(
     tokens = datasets.Dataset.from_dict({"text": list(rows.texts)}).map(
         tokenize,
         batched=True,
+        with_indices=True,  # TEXT_ROW: a window's text among all of the split's
         remove_columns=["text"],
         cache_file_name=str(cached),
         load_from_cache_file=True,
         num_proc=workers,
     )
     ids = {name: i for i, name in enumerate(labels)}
-    return tokens.add_column("label", [ids[label] for label in rows.labels])
+    return tokens.add_column("label", [ids[rows.labels[i]] for i in tokens[truncation.TEXT_ROW]])
 
 
 def _tokenizer_key(tokenizer: Any, settings: Any, keep: set[str], truncation: str) -> str:
@@ -289,6 +290,9 @@ class TokenizedSplits:
     test: Any | None
     # How long each split's texts were in tokens, and how many max_length cut (Lengths.to_json).
     lengths: dict[str, dict[str, Any]] = attrs.field(factory=dict)
+    # Which text of its split each row is, by split ("train", ...): one row a text, or with
+    # chunks one a window (truncation.per_text turns the rows' probabilities into the texts').
+    text_rows: dict[str, np.ndarray] = attrs.field(factory=dict)
 
 
 def tokenize_splits(
@@ -298,35 +302,48 @@ def tokenize_splits(
     by training.truncation, and label ids; and how long the texts were (said when many were
     cut)."""
     splits = job.splits
-    keep = set(tokenizer.model_input_names) | {truncation.TEXT_TOKENS}
+    added = {truncation.TEXT_TOKENS, truncation.TEXT_ROW}
+    keep = set(tokenizer.model_input_names) | added
     if not request.tokenizer.token_type_ids:
         keep.discard("token_type_ids")
     max_length = request.tokenizer.max_length
     strategy = job.settings.truncation or truncation.DEFAULT
+    stride = truncation.stride_for(max_length, job.settings.chunk_stride)
     specials = truncation.special_tokens(tokenizer)  # found once, not once a batch
 
-    def tokenize(batch):
+    def tokenize(batch, indices):
         encoded = truncation.encode(
-            tokenizer, batch["text"], max_length=max_length, strategy=strategy, specials=specials
+            tokenizer,
+            batch["text"],
+            max_length=max_length,
+            strategy=strategy,
+            specials=specials,
+            stride=stride,
         )
+        # encode numbers the batch's texts from 0; the split's numbers are the map's indices
+        encoded[truncation.TEXT_ROW] = [indices[i] for i in encoded[truncation.TEXT_ROW]]
         return {k: v for k, v in encoded.items() if k in keep}
 
     progress.message("tokenizing")
-    key = _tokenizer_key(tokenizer, request.tokenizer, keep, truncation.cache_key(strategy))
+    cut = truncation.cache_key(strategy, stride)
+    key = _tokenizer_key(tokenizer, request.tokenizer, keep, cut)
     parts = {"train": splits.train, "validation": splits.validation, "test": splits.test}
-    found, lengths = {}, {}
+    found, lengths, text_rows = {}, {}, {}
     for name, rows in parts.items():
         if rows is None:
             found[name] = None
             continue
         dataset = _dataset(rows, splits.labels, tokenize, key)
-        measured = truncation.Lengths.of(dataset[truncation.TEXT_TOKENS], max_length, sum(specials))
+        text_rows[name] = np.asarray(dataset[truncation.TEXT_ROW], dtype=np.int64)
+        measured = truncation.Lengths.of(
+            dataset[truncation.TEXT_TOKENS], max_length, sum(specials), text_rows[name]
+        )
         lengths[name] = measured.to_json()
         warning = measured.warning(name, strategy)
         if warning:
             progress.message(f"warning: {warning}")
-        found[name] = dataset.remove_columns(truncation.TEXT_TOKENS)
-    return TokenizedSplits(**found, lengths=lengths)
+        found[name] = dataset.remove_columns(sorted(added))
+    return TokenizedSplits(**found, lengths=lengths, text_rows=text_rows)
 
 
 def build_trainer(
@@ -343,12 +360,18 @@ def build_trainer(
 
     settings, splits = job.settings, job.splits
     metric = ClassificationMetrics()
+    ids = {name: i for i, name in enumerate(splits.labels)}
+    references = np.asarray([ids[label] for label in splits.validation.labels])
 
     def compute_metrics(prediction) -> dict[str, float]:
+        # Scored by text: with chunks, the mean of each text's windows.
+        probabilities = truncation.per_text(
+            softmax(prediction.predictions), datasets.text_rows["validation"], len(references)
+        )
         return metric.compute(
-            predictions=prediction.predictions.argmax(axis=-1),
-            references=prediction.label_ids,
-            probabilities=softmax(prediction.predictions),
+            predictions=probabilities.argmax(axis=-1),
+            references=references,
+            probabilities=probabilities,
             labels=splits.labels,
             metrics=job.metrics,
         )
@@ -393,8 +416,11 @@ def train_and_evaluate(
         trainer.train(resume_from_checkpoint=str(job.resume_from) if job.resume_from else None)
         train_seconds = time.perf_counter() - started
         progress.message("evaluating the best checkpoint")
-        validation = _evaluate(trainer, datasets.validation, splits.validation, job)
-        test = _evaluate(trainer, datasets.test, splits.test, job) if splits.test else NOT_SCORED
+        # compute_metrics scores the validation split during training; these final scores come
+        # from score_split, text by text, for each split.
+        trainer.compute_metrics = None
+        validation = _evaluate(trainer, datasets, "validation", job)
+        test = _evaluate(trainer, datasets, "test", job) if splits.test else NOT_SCORED
     return Trained(validation=validation, test=test, train_seconds=train_seconds, peak=peak)
 
 
@@ -417,6 +443,9 @@ def save_model(trainer: Any, model: Any, run_dir: Path, checkpoints: Path) -> No
         shutil.rmtree(checkpoints, ignore_errors=True)
 
 
-def _evaluate(trainer: Any, dataset: Any, rows: LabelledTexts, job: TrainJob):
-    logits = trainer.predict(dataset).predictions
-    return score_split(softmax(logits), rows.labels, job.splits.labels, job.metrics)
+def _evaluate(trainer: Any, datasets: TokenizedSplits, split: str, job: TrainJob):
+    """One split scored by text (with chunks, the mean of each text's windows)."""
+    rows: LabelledTexts = getattr(job.splits, split)
+    logits = trainer.predict(getattr(datasets, split)).predictions
+    probabilities = truncation.per_text(softmax(logits), datasets.text_rows[split], len(rows))
+    return score_split(probabilities, rows.labels, job.splits.labels, job.metrics)

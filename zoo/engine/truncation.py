@@ -4,9 +4,13 @@
 Each text is encoded whole, with its special tokens, and then cut to `max_length` by keeping
 its special tokens and: its first tokens (`head`, what the tokenizer's own truncation keeps),
 its last ones (`tail`), or a quarter of the room from the start and the rest from the end
-(`head+tail`, the split that Sun et al. 2019 found best for long reviews: 128 + 382 of 510).
-Every list the tokenizer returns (input ids, attention mask, token type ids) is cut at the
-same positions. Training, evaluation and `zoo predict` cut through this one function.
+(`head+tail`, the split that Sun et al. 2019 found best for long reviews: 128 + 382 of 510);
+or by splitting it into overlapping windows of `max_length` tokens that together hold all of
+it (`chunks`, each window with the text's special tokens; consecutive windows share `stride`
+tokens, and the last one ends where the text ends). Every list the tokenizer returns (input
+ids, attention mask, token type ids) is cut at the same positions. Training, evaluation and
+`zoo predict` cut through this one function, and turn the windows' probabilities into the
+text's through `per_text`.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import attrs
+import numpy as np
 
 from zoo.spec import DEFAULT_TRUNCATION, TRUNCATIONS
 
@@ -24,14 +29,25 @@ DEFAULT = DEFAULT_TRUNCATION
 HEAD_SHARE = 0.25
 # More cut texts than this share, and the run says so.
 WARN_SHARE = 0.10
-# What `encode` adds to the tokenizer's lists: each text's length before the cut.
+# The share of max_length that consecutive chunks share when training.chunk_stride is unset.
+STRIDE_SHARE = 0.25
+# What `encode` adds to the tokenizer's lists: each text's length before the cut, and which of
+# the texts each of its rows is (one row a text, but one a window with `chunks`).
 TEXT_TOKENS = "text_tokens"
+TEXT_ROW = "text_row"
 
 
-def cache_key(strategy: str) -> str:
-    """What of the cut decides the tokens besides max_length: the strategy, and the share of
-    the room head+tail gives the start (a cache keyed by this never serves another cut)."""
-    return f"{strategy}/{HEAD_SHARE}"
+def stride_for(max_length: int, chunk_stride: int | None) -> int:
+    """The tokens that consecutive chunks share: training.chunk_stride, else a quarter of
+    max_length."""
+    return int(max_length * STRIDE_SHARE) if chunk_stride is None else chunk_stride
+
+
+def cache_key(strategy: str, stride: int = 0) -> str:
+    """What of the cut decides the tokens besides max_length: the strategy, the share of the
+    room head+tail gives the start, and the chunks' stride (a cache keyed by this never serves
+    another cut)."""
+    return f"{strategy}/{HEAD_SHARE}/{stride if strategy == 'chunks' else 0}"
 
 
 def special_tokens(tokenizer: Any) -> tuple[int, int]:
@@ -69,6 +85,23 @@ def kept_positions(length: int, max_length: int, strategy: str, specials: tuple[
     )
 
 
+def chunk_positions(
+    length: int, max_length: int, specials: tuple[int, int], stride: int
+) -> list[list[int]]:
+    """The windows of an encoded text of `length` tokens (special ones included): each holds
+    the text's special tokens and up to `max_length` in all; together they hold every token,
+    consecutive ones share `stride` of them, and the last ends where the text ends."""
+    if length <= max_length:
+        return [list(range(length))]
+    before, after = specials
+    room = max(max_length - before - after, 1)
+    content = length - before - after
+    step = max(room - stride, 1)
+    starts = [*range(0, content - room, step), content - room]
+    first, last = list(range(before)), list(range(length - after, length))
+    return [first + list(range(before + s, before + s + room)) + last for s in starts]
+
+
 def encode(
     tokenizer: Any,
     texts: Sequence[str],
@@ -76,21 +109,43 @@ def encode(
     max_length: int,
     strategy: str,
     specials: tuple[int, int] | None = None,
+    stride: int = 0,
 ) -> dict[str, list[list[int]]]:
-    """The texts as the model reads them, cut to `max_length` by `strategy`, plus
-    TEXT_TOKENS: each text's length in tokens before the cut (special tokens left out).
-    `specials`: the tokenizer's `special_tokens`, when the caller has found them already."""
+    """The texts as the model reads them, cut to `max_length` by `strategy` (with `chunks`,
+    several rows a text, `stride` tokens shared), plus TEXT_TOKENS: each text's length in
+    tokens before the cut (special tokens left out), and TEXT_ROW: which text (its position in
+    `texts`) each row is. `specials`: the tokenizer's `special_tokens`, when the caller has
+    found them already."""
     specials = specials or special_tokens(tokenizer)
     encoded = tokenizer(list(texts), truncation=False)
-    out: dict[str, list[list[int]]] = {key: [] for key in encoded}
-    out[TEXT_TOKENS] = []
+    out: dict[str, list[Any]] = {key: [] for key in encoded}
+    out[TEXT_TOKENS], out[TEXT_ROW] = [], []
     for i, ids in enumerate(encoded["input_ids"]):
-        keep = kept_positions(len(ids), max_length, strategy, specials)
-        for key in encoded:
-            values = encoded[key][i]
-            out[key].append([values[p] for p in keep])
-        out[TEXT_TOKENS].append(len(ids) - sum(specials))
+        if strategy == "chunks":
+            pieces = chunk_positions(len(ids), max_length, specials, stride)
+        else:
+            pieces = [kept_positions(len(ids), max_length, strategy, specials)]
+        for keep in pieces:
+            for key in encoded:
+                values = encoded[key][i]
+                out[key].append([values[p] for p in keep])
+            out[TEXT_TOKENS].append(len(ids) - sum(specials))
+            out[TEXT_ROW].append(i)
     return out
+
+
+def per_text(probabilities: np.ndarray, text_rows: Sequence[int], texts: int) -> np.ndarray:
+    """Each text's class probabilities: the mean over its rows (its windows with `chunks`;
+    with any other cut, one row a text, returned as it is)."""
+    rows = np.asarray(text_rows, dtype=np.int64)
+    if len(rows) == texts and np.array_equal(rows, np.arange(texts)):
+        return probabilities
+    counts = np.bincount(rows, minlength=texts)
+    if (counts == 0).any():
+        raise ValueError(f"no rows for texts {np.flatnonzero(counts == 0)[:5].tolist()}")
+    sums = np.zeros((texts, probabilities.shape[1]), dtype=np.float64)
+    np.add.at(sums, rows, probabilities)
+    return sums / counts[:, None]
 
 
 @attrs.frozen(kw_only=True)
@@ -103,9 +158,21 @@ class Lengths:
     longest: int
     cut: int
     max_length: int
+    # The rows the model reads: one a text, or with `chunks` one a window.
+    windows: int
 
     @classmethod
-    def of(cls, lengths: Sequence[int], max_length: int, specials: int) -> Lengths:
+    def of(
+        cls,
+        lengths: Sequence[int],
+        max_length: int,
+        specials: int,
+        text_rows: Sequence[int] | None = None,
+    ) -> Lengths:
+        """From `encode`'s TEXT_TOKENS (and TEXT_ROW, when a text may have several rows)."""
+        windows = len(lengths)
+        if text_rows is not None:
+            lengths = list({row: n for row, n in zip(text_rows, lengths, strict=True)}.values())
         ordered = sorted(lengths)
         p95 = ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))] if ordered else 0
         return cls(
@@ -115,14 +182,16 @@ class Lengths:
             longest=ordered[-1] if ordered else 0,
             cut=sum(n + specials > max_length for n in ordered),
             max_length=max_length,
+            windows=windows,
         )
 
     def to_json(self) -> dict[str, Any]:
         return attrs.asdict(self)
 
     def warning(self, split: str, strategy: str) -> str | None:
-        """What a run says when more than WARN_SHARE of the split's texts were cut."""
-        if not self.texts or self.cut / self.texts <= WARN_SHARE:
+        """What a run says when more than WARN_SHARE of the split's texts were cut (with
+        `chunks` nothing is lost: nothing to say)."""
+        if strategy == "chunks" or not self.texts or self.cut / self.texts <= WARN_SHARE:
             return None
         share = self.cut / self.texts
         return (
