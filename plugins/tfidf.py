@@ -2,8 +2,9 @@
 
 Trained in seconds on a CPU, recorded and compared like any model: the "what a classic ML
 pipeline gets" row. Character n-grams within words suit Korean, whose words carry particles
-and endings. It is saved as plain JSON and NumPy arrays, not pickles, so loading it can never
-run code.
+and endings. Text pairs get one vectorizer per text, side by side (a question's n-grams are
+other features than the same n-grams in its reply). It is saved as plain JSON and NumPy
+arrays, not pickles, so loading it can never run code.
 """
 
 from __future__ import annotations
@@ -25,6 +26,14 @@ def _vectorizer(vocabulary=None):
     )
 
 
+def _features(vectorizers, texts, pairs=None):
+    """The texts' features, and beside them their second texts' (a text pair's)."""
+    from scipy.sparse import hstack
+
+    columns = [texts] if pairs is None else [texts, pairs]
+    return hstack([v.transform(c) for v, c in zip(vectorizers, columns, strict=True)]).tocsr()
+
+
 def _class_weight(setting, labels):
     if setting is None or setting == "balanced":
         return setting
@@ -44,8 +53,11 @@ def train(job, make_run_dir, progress):
     with zoo.PeakMemory(device) as peak:
         started = time.perf_counter()
         progress.start("fitting TF-IDF + logistic regression", 1)
-        vectorizer = _vectorizer()
-        features = vectorizer.fit_transform(splits.train.texts)
+        vectorizers = [_vectorizer() for _ in range(1 if splits.train.pairs is None else 2)]
+        columns = (splits.train.texts, splits.train.pairs)
+        for vectorizer, texts in zip(vectorizers, columns, strict=False):
+            vectorizer.fit(texts)
+        features = _features(vectorizers, splits.train.texts, splits.train.pairs)
         classifier = LogisticRegression(
             max_iter=2000,
             random_state=job.seed,
@@ -57,7 +69,7 @@ def train(job, make_run_dir, progress):
         seconds = time.perf_counter() - started
 
     def evaluate(rows):
-        features = vectorizer.transform(rows.texts)
+        features = _features(vectorizers, rows.texts, rows.pairs)
         probabilities = _full_probabilities(classifier, features, labels)
         return zoo.score_split(probabilities, rows.labels, labels, job.metrics)
 
@@ -65,7 +77,7 @@ def train(job, make_run_dir, progress):
     # One fit, one evaluation: what the run listeners hear (zoo's engine reports each one).
     job.events.evaluated(step=1, epoch=1.0, metrics=validation[0])
     test = evaluate(splits.test) if splits.test else zoo.NOT_SCORED
-    _save(run_dir / "model", vectorizer, classifier, labels)
+    _save(run_dir / "model", vectorizers, classifier, labels)
     return run_dir, zoo.TrainResult.scored(
         validation,
         test,
@@ -90,7 +102,7 @@ def _full_probabilities(classifier, features, labels):
     return full
 
 
-def _save(model_dir: Path, vectorizer, classifier, labels) -> None:
+def _save(model_dir: Path, vectorizers, classifier, labels) -> None:
     import numpy as np
 
     model_dir.mkdir()
@@ -98,31 +110,50 @@ def _save(model_dir: Path, vectorizer, classifier, labels) -> None:
         "kind": "zoo-tfidf-logreg",
         "labels": list(labels),
         "ngram_range": list(NGRAMS),
-        "vocabulary": {term: int(i) for term, i in vectorizer.vocabulary_.items()},
+        "vocabulary": _vocabulary(vectorizers[0]),
         "classes": [int(c) for c in classifier.classes_],
     }
+    idf = {"idf": vectorizers[0].idf_}
+    if len(vectorizers) == 2:  # a text pair: the second text's vectorizer
+        meta["pair_vocabulary"] = _vocabulary(vectorizers[1])
+        idf["pair_idf"] = vectorizers[1].idf_
     (model_dir / "tfidf.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
     np.savez(
-        model_dir / "weights.npz",
-        idf=vectorizer.idf_,
-        coef=classifier.coef_,
-        intercept=classifier.intercept_,
+        model_dir / "weights.npz", **idf, coef=classifier.coef_, intercept=classifier.intercept_
     )
 
 
+def _vocabulary(vectorizer):
+    return {term: int(i) for term, i in vectorizer.vocabulary_.items()}
+
+
 def predict(model_dir: Path, texts):
+    """Probabilities for texts, or for (first, second) pairs when the model learned pairs."""
     import numpy as np
     from sklearn.linear_model import LogisticRegression
 
     meta = json.loads((model_dir / "tfidf.json").read_text(encoding="utf-8"))
     weights = np.load(model_dir / "weights.npz", allow_pickle=False)
-    vectorizer = _vectorizer(vocabulary=meta["vocabulary"])
-    vectorizer.idf_ = weights["idf"]
+    vectorizers = []
+    for prefix in ("", "pair_") if "pair_vocabulary" in meta else ("",):
+        vectorizer = _vectorizer(vocabulary=meta[f"{prefix}vocabulary"])
+        vectorizer.idf_ = weights[f"{prefix}idf"]
+        vectorizers.append(vectorizer)
     classifier = LogisticRegression()
     classifier.coef_ = weights["coef"]
     classifier.intercept_ = weights["intercept"]
     classifier.classes_ = np.asarray(meta["classes"])
-    return _full_probabilities(classifier, vectorizer.transform(list(texts)), meta["labels"])
+    texts = list(texts)
+    pairs = [isinstance(t, tuple) and len(t) == 2 for t in texts]
+    if not all(pairs) if len(vectorizers) == 2 else any(pairs):
+        # A pair's two texts read as one, or one text's characters as a pair: a wrong number.
+        learned = "text pairs" if len(vectorizers) == 2 else "single texts"
+        raise ValueError(f"this TF-IDF model learned {learned}; give it {learned}")
+    if len(vectorizers) == 2:
+        features = _features(vectorizers, [t[0] for t in texts], [t[1] for t in texts])
+    else:
+        features = _features(vectorizers, texts)
+    return _full_probabilities(classifier, features, meta["labels"])
 
 
 @zoo.hookimpl
@@ -134,6 +165,6 @@ def register_models(register):
             source=zoo.NoWeights(),
             family="other",
             resources=zoo.Resources(methods=("full",)),
-            engine=zoo.CustomEngine(train=train, predict=predict),
+            engine=zoo.CustomEngine(train=train, predict=predict, text_pairs=True),
         )
     )

@@ -823,7 +823,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--text-column",
         metavar="NAME",
-        help="the input column with the texts (default: the run's data.text_column)",
+        nargs="+",
+        help="the input column with the texts, or the two columns of each text pair for a run "
+        "that read pairs (default: the run's data.text_column)",
     )
     p.add_argument(
         "--encoding",

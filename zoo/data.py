@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,18 +57,32 @@ class LabelledTexts:
     rows: tuple[int, ...] = attrs.field(default=attrs.Factory(_positions, takes_self=True))
     # The line of its file where each row starts (quoted texts may span lines).
     lines: tuple[int, ...] = attrs.field(default=attrs.Factory(_one_line_each, takes_self=True))
+    # With a text pair (data.text_column = [first, second]): each row's second text; `texts`
+    # holds the first ones.
+    pairs: tuple[str, ...] | None = None
 
     def __attrs_post_init__(self) -> None:
         if not len(self.texts) == len(self.labels) == len(self.rows) == len(self.lines):
             raise ValueError("texts, labels, rows and lines must have the same length")
+        if self.pairs is not None and len(self.pairs) != len(self.texts):
+            raise ValueError("a text pair's second texts must be as many as its first ones")
+
+    @property
+    def inputs(self) -> tuple[str | tuple[str, str], ...]:
+        """What the model reads of each row: its text, or its pair of texts."""
+        if self.pairs is None:
+            return self.texts
+        return tuple(zip(self.texts, self.pairs, strict=True))
 
     def take(self, indices) -> LabelledTexts:
         """The rows at these positions, in this order, with their provenance."""
+        indices = list(indices)
         return LabelledTexts(
             tuple(self.texts[i] for i in indices),
             tuple(self.labels[i] for i in indices),
             tuple(self.rows[i] for i in indices),
             tuple(self.lines[i] for i in indices),
+            None if self.pairs is None else tuple(self.pairs[i] for i in indices),
         )
 
     def __len__(self) -> int:
@@ -105,40 +120,50 @@ class FileRows:
     notices: tuple[str, ...] = ()
 
 
+def text_columns(text_column: str | Sequence[str]) -> dict[str, str]:
+    """The `columns` entries (Table's) of a text column, or of the two of a text pair."""
+    names = [text_column] if isinstance(text_column, str) else list(text_column)
+    return dict(zip(("text_column", "pair_column"), map(clean, names), strict=False))
+
+
 def read_table(
     path: Path,
     *,
-    text_column: str,
+    text_column: str | Sequence[str],
     label_column: str,
     encoding: str = "auto",
     setting: str,
     empty_texts: str = "fail",
     options: Options = RECIPE,
 ) -> FileRows:
-    """Read one labelled file; rows with an empty or missing text or label are an error, or
-    left out with `empty_texts="drop"`."""
-    text_column, label_column = clean(text_column), clean(label_column)
+    """Read one labelled file; rows with an empty or missing text (either text of a pair) or
+    label are an error, or left out with `empty_texts="drop"`."""
+    label_column = clean(label_column)
+    columns = text_columns(text_column)
     table, used = _table(
         path,
         encoding,
         setting,
         options,
-        columns={"text_column": text_column, "label_column": label_column},
+        columns=columns | {"label_column": label_column},
         keys=(label_column,),
     )
-    texts, labels, rows, lines = [], [], [], []
+    texts, pairs, labels, rows, lines = [], [], [], [], []
     empty, missing_words, renamed = [], set(), Counter()
-    text_at, label_at = table.header.index(text_column), table.header.index(label_column)
+    texts_at = [table.header.index(name) for name in columns.values()]
+    label_at = table.header.index(label_column)
     for position, record in enumerate(table.records):
-        raw_text, raw_label = record.fields[text_at], record.fields[label_at]
-        text_value, label_value = clean(raw_text), clean(raw_label)
-        missing_words |= {v for v in (text_value, label_value) if v and is_missing(v)}
-        if is_missing(text_value) or is_missing(label_value):
+        raw_label = record.fields[label_at]
+        values = [clean(record.fields[at]) for at in texts_at]
+        label_value = clean(raw_label)
+        missing_words |= {v for v in (*values, label_value) if v and is_missing(v)}
+        if any(map(is_missing, values)) or is_missing(label_value):
             empty.append(record.line)
             continue
         if label_value != raw_label.strip():
             renamed[label_value] += 1
-        texts.append(text_value)
+        texts.append(values[0])
+        pairs.extend(values[1:])
         labels.append(label_value)
         rows.append(position)
         lines.append(record.line)
@@ -164,7 +189,8 @@ def read_table(
             f"{setting}: labels spelled in another Unicode form than NFC (such as NFD) are "
             f"read in NFC, one label with their NFC spelling: {listed}"
         )
-    read = LabelledTexts(tuple(texts), tuple(labels), tuple(rows), tuple(lines))
+    second = tuple(pairs) if len(columns) == 2 else None
+    read = LabelledTexts(tuple(texts), tuple(labels), tuple(rows), tuple(lines), second)
     return FileRows(read, used, len(empty), tuple(notices))
 
 
@@ -206,21 +232,23 @@ class InputTexts:
     lines: tuple[int, ...]
     encoding: str
     notices: tuple[str, ...] = ()
+    # With a text pair: each row's second text (`texts` holds the first ones).
+    pairs: tuple[str, ...] | None = None
 
 
 def read_input(
     path: Path,
     *,
-    text_column: str,
+    text_column: str | Sequence[str],
     id_column: str | None = None,
     encoding: str = "auto",
     setting: str,
     options: Options = PREDICT,
 ) -> InputTexts:
-    """Read the texts to classify from a data file, as strictly as training data: the same
-    encodings, structure checks, NFC and whitespace; a missing text is an empty one. Ids are
-    kept as the file has them, to be written back."""
-    columns = {"text_column": clean(text_column)}
+    """Read the texts to classify (one column, or the two of a text pair) from a data file,
+    as strictly as training data: the same encodings, structure checks, NFC and whitespace; a
+    missing text is an empty one. Ids are kept as the file has them, to be written back."""
+    columns = text_columns(text_column)
     if id_column is not None:
         columns["id_column"] = clean(id_column)
     table, used = _table(path, encoding, setting, options, columns=columns, keys=None)
@@ -229,19 +257,26 @@ def read_input(
             f"{setting}: {path} has no data rows",
             hint="add one row per text to classify below the header line",
         )
-    texts = tuple(
-        "" if is_missing(value := clean(raw)) else value
-        for raw in table.values(columns["text_column"])
-    )
+
+    def texts_of(option: str) -> tuple[str, ...] | None:
+        if option not in columns:
+            return None
+        return tuple(
+            "" if is_missing(value := clean(raw)) else value
+            for raw in table.values(columns[option])
+        )
+
     ids = table.values(columns["id_column"]) if id_column is not None else None
     lines = tuple(record.line for record in table.records)
-    return InputTexts(texts, ids, lines, used, table.notices)
+    texts = texts_of("text_column")
+    assert texts is not None
+    return InputTexts(texts, ids, lines, used, table.notices, texts_of("pair_column"))
 
 
 def read_texts(
     path: Path,
     *,
-    text_column: str,
+    text_column: str | Sequence[str],
     id_column: str | None,
     encoding: str = "auto",
     setting: str,
@@ -349,7 +384,11 @@ def preprocessed(
     if not preprocess.steps:
         return rows, None
     texts = tuple(preprocess(text) for text in rows.texts)
-    empty = [line for text, line in zip(texts, rows.lines, strict=True) if not text.strip()]
+    pairs = None if rows.pairs is None else tuple(preprocess(text) for text in rows.pairs)
+    blank = [not t.strip() for t in texts]
+    if pairs is not None:
+        blank = [b or not t.strip() for b, t in zip(blank, pairs, strict=True)]
+    empty = [line for b, line in zip(blank, rows.lines, strict=True) if b]
     listed = ", ".join(preprocess.names)
     if empty:
         shown = ", ".join(map(str, empty[:5])) + (" ..." if len(empty) > 5 else "")
@@ -359,9 +398,10 @@ def preprocessed(
             hint="a model cannot learn from an empty text: change data.preprocess, or remove "
             "those rows",
         )
-    changed = sum(old != new for old, new in zip(rows.texts, texts, strict=True))
+    preprocessed = attrs.evolve(rows, texts=texts, pairs=pairs)
+    changed = sum(old != new for old, new in zip(rows.inputs, preprocessed.inputs, strict=True))
     notice = f"{setting}: data.preprocess ({listed}) changed {changed} of {len(texts)} texts"
-    return attrs.evolve(rows, texts=texts), notice
+    return preprocessed, notice
 
 
 # What one run trains on: its seed, and its fold (None without cross-validation).

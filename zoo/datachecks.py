@@ -78,7 +78,7 @@ def label_notices(rows: LabelledTexts, setting: str) -> list[str]:
 def conflict_notices(rows: LabelledTexts, setting: str) -> list[str]:
     """Texts that appear more than once with different labels."""
     labels: dict[str, dict[str, int]] = defaultdict(dict)
-    for text, label, line in zip(rows.texts, rows.labels, rows.lines, strict=True):
+    for text, label, line in zip(rows.inputs, rows.labels, rows.lines, strict=True):
         labels[text].setdefault(label, line)
     conflicts = [found for found in labels.values() if len(found) > 1]
     if not conflicts:
@@ -93,7 +93,7 @@ def duplicate_notices(rows: LabelledTexts, setting: str) -> list[str]:
     another in validation, which then scores a text the model has seen."""
     first: dict[tuple[str, str], int] = {}
     again = []
-    for text, label, line in zip(rows.texts, rows.labels, rows.lines, strict=True):
+    for text, label, line in zip(rows.inputs, rows.labels, rows.lines, strict=True):
         if (text, label) in first:
             again.append((first[(text, label)], line))
         else:
@@ -121,8 +121,8 @@ def spelled_like(label: str, known: Iterable[str]) -> str | None:
 def overlap_notices(train: LabelledTexts, other: LabelledTexts, setting: str) -> list[str]:
     """Rows of a validation or test file whose text is also a training text: their scores are
     not those of unseen text."""
-    seen = set(train.texts)
-    lines = [line for text, line in zip(other.texts, other.lines, strict=True) if text in seen]
+    seen = set(train.inputs)
+    lines = [line for text, line in zip(other.inputs, other.lines, strict=True) if text in seen]
     if not lines:
         return []
     return [

@@ -17,7 +17,7 @@ from typing import Any
 
 from zoo.cells import clean
 from zoo.errors import DataError
-from zoo.options import Options
+from zoo.options import TEXT_OPTIONS, Options
 from zoo.table import Record, Table
 
 SUFFIXES = (".jsonl", ".ndjson")
@@ -52,7 +52,7 @@ def parse_jsonl(
                     hint=f"give every line that key, or set {getattr(options, option)} to the "
                     "key that holds it",
                 )
-            fields.append(_text(found[name], where, name, text_only=option == "text_column"))
+            fields.append(_text(found[name], where, name, text_only=option in TEXT_OPTIONS))
         records.append(Record(tuple(fields), number, number))
     if not records:
         raise DataError(f"{setting}: {path} has no JSON objects", hint=HINT)

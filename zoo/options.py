@@ -13,6 +13,8 @@ class Options:
 
     text_column: str
     encoding: str
+    # A text pair's second column is named by the same setting as its first.
+    pair_column: str | None = None
     label_column: str | None = None
     id_column: str | None = None
     empty_texts: str | None = None
@@ -24,14 +26,19 @@ class Options:
         return f"give {name} {value}" if self.on_command_line else f"set {name} to {value}"
 
 
+# The `columns` keys (Table's) of the columns that hold texts, not labels or ids.
+TEXT_OPTIONS = frozenset({"text_column", "pair_column"})
+
 RECIPE = Options(
     text_column="data.text_column",
+    pair_column="data.text_column",
     label_column="data.label_column",
     encoding="data.encoding",
     empty_texts="data.empty_texts",
 )
 PREDICT = Options(
     text_column="--text-column",
+    pair_column="--text-column",
     encoding="--encoding",
     id_column="--id-column",
     on_command_line=True,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from zoo.cells import clean
 from zoo.errors import DataError
-from zoo.options import Options
+from zoo.options import TEXT_OPTIONS, Options
 from zoo.table import Record, Table
 
 SUFFIXES = (".parquet", ".pq")
@@ -65,9 +65,9 @@ def read_parquet(path: Path, *, setting: str, options: Options, columns: dict[st
         if pa.types.is_dictionary(kind):
             kind = kind.value_type
         text = pa.types.is_string(kind) or pa.types.is_large_string(kind)
-        whole = pa.types.is_integer(kind) and option != "text_column"
+        whole = pa.types.is_integer(kind) and option not in TEXT_OPTIONS
         if not (text or whole):
-            allowed = "strings" if option == "text_column" else "strings or integers"
+            allowed = "strings" if option in TEXT_OPTIONS else "strings or integers"
             raise DataError(
                 f"{setting}: column {name!r} of {path} holds {kind}, not {allowed}",
                 hint=f"write {name!r} as {allowed} (a float label would be read back as "

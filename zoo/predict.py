@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, get_args
 
@@ -31,14 +32,15 @@ def predict_run(
     progress: Any,
     transforms: TransformRegistry | None = None,
     id_column: str | None = None,
-    text_column: str | None = None,
+    text_column: str | Sequence[str] | None = None,
     encoding: str | None = None,
     proba: bool = False,
     overwrite: bool = False,
 ) -> int:
     """Write predictions for every row of `input_path`; returns the number of rows.
 
-    `text_column` and `encoding` default to the run's recipe, whose data.preprocess is applied
+    `text_column` (one column, or two for a run that read text pairs) and `encoding` default
+    to the run's recipe, whose data.preprocess is applied
     to every text as in training (from `transforms`, the registered text transforms; zoo's own
     when not given). Everything is checked before the model loads, and nothing is written
     unless every row was predicted.
@@ -61,7 +63,7 @@ def predict_run(
     # The same reading as training data (its hints name zoo predict's options).
     read = read_input(
         input_path,
-        text_column=text_column or _setting(run, data, "data", "text_column"),
+        text_column=_text_columns(run, data, text_column),
         id_column=id_column,
         encoding=encoding or _setting(run, data, "data", "encoding"),
         setting="--input",
@@ -78,10 +80,12 @@ def predict_run(
     where = f"{run.path / RECIPE}: data.preprocess"
     preprocess = (transforms or builtin_transforms()).pipeline(names, where=where)
     texts = [preprocess(text) if text else text for text in read.texts]
+    pairs = None if read.pairs is None else [preprocess(t) if t else t for t in read.pairs]
     ids = None if read.ids is None else list(read.ids)
     spec = registry.models.get(run.record.get("registered_model", ""))
     if spec is not None and spec.spec.engine is not None:
-        probabilities = np.asarray(spec.spec.engine.predict(run.model_dir, texts))
+        inputs = texts if pairs is None else list(zip(texts, pairs, strict=True))
+        probabilities = np.asarray(spec.spec.engine.predict(run.model_dir, inputs))
     else:
         training = _section(run, "training")
         batch_size = training.get("eval_batch_size") or 2 * _setting(
@@ -98,6 +102,7 @@ def predict_run(
             chunk_stride=stride,
             batch_size=batch_size,
             progress=progress,
+            pairs=pairs,
         )
     labels = run.labels
     assert labels is not None
@@ -114,6 +119,33 @@ def _section(run: RunDir, name: str) -> dict[str, Any]:
             "directory",
         )
     return section
+
+
+def _text_columns(
+    run: RunDir, data: dict[str, Any], given: str | Sequence[str] | None
+) -> str | tuple[str, str]:
+    """The input's text column (or the two of a text pair): as given, else as the run read
+    its training data; a run that read pairs needs two, one that read single texts one."""
+    recorded = _setting(run, data, "data", "text_column")
+    pair = isinstance(recorded, list) and len(recorded) == 2
+    if not (isinstance(recorded, str) or pair) or not all(isinstance(c, str) for c in recorded):
+        raise RunDirError(
+            f"{run.path / RECIPE}: data.text_column is {recorded!r}, not a column name or the "
+            "two of a text pair",
+            hint="zoo run writes it as the recipe had it; restore it from a copy of the run "
+            "directory",
+        )
+    if given is None:
+        return (recorded[0], recorded[1]) if pair else recorded
+    names = [given] if isinstance(given, str) else list(given)
+    if len(names) != (2 if pair else 1):
+        what = f"text pairs ({', '.join(recorded)})" if pair else "one text a row"
+        raise UsageError(
+            f"--text-column names {len(names)} {'column' if len(names) == 1 else 'columns'}, "
+            f"but the run read {what}",
+            hint=f"give --text-column {'the two columns of each pair' if pair else 'one column'}",
+        )
+    return (names[0], names[1]) if pair else names[0]
 
 
 def _cut(run: RunDir, training: dict[str, Any]) -> tuple[str, int | None]:

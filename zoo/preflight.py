@@ -86,6 +86,8 @@ def entry_problems(
             )
         )
     problems += chunk_problems(recipe, index, entry, settings)
+    if recipe.data.pairs:
+        problems += pair_problems(recipe, index, entry, spec, settings)
     limit, where = position_limit(recipe, entry, spec)
     if limit is not None and settings.max_length > limit:
         problems.append(
@@ -119,6 +121,42 @@ def chunk_problems(recipe: Recipe, index: int, entry: ModelEntry, settings: Any)
                 where,
                 f"{stride} tokens shared is more than half of max_length "
                 f"({settings.max_length}); use {settings.max_length // 2} or less",
+            )
+        ]
+    return []
+
+
+def pair_problems(
+    recipe: Recipe, index: int, entry: ModelEntry, spec: Any, settings: Any
+) -> list[Problem]:
+    """What cannot read a text pair (data.text_column = [first, second]): zero-shot scoring and
+    a custom engine that does not say it reads pairs (both would read the first texts alone),
+    and a truncation other than the tokenizer's own pair cut."""
+    pair = f"data.text_column names a text pair ({', '.join(recipe.data.text_columns)})"
+    if entry.training_method == "zero-shot":
+        return [
+            Problem(
+                f"models[{index}].method",
+                f"zero-shot scoring reads one text, but {pair}; fine-tune the model instead",
+            )
+        ]
+    if spec.engine is not None:
+        if spec.engine.text_pairs:
+            return []
+        return [
+            Problem(
+                f"models[{index}].model",
+                f"{entry.model!r} reads one text a row (its engine takes no text pairs), but "
+                f"{pair}; choose another model, or give data.text_column one column",
+            )
+        ]
+    strategy = settings.truncation
+    if strategy is not None and strategy != "head":
+        return [
+            Problem(
+                _origin(recipe, index, entry, "truncation"),
+                f"{strategy!r} cuts one text, but {pair}: the tokenizer cuts a pair, the longer "
+                "text first ('head'); remove it",
             )
         ]
     return []

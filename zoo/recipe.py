@@ -52,6 +52,8 @@ TrainerTable = NewType("TrainerTable", object)
 TrackerNames = NewType("TrackerNames", object)
 # A list of registered text transforms by name (hook register_text_transforms), in order.
 TransformNames = NewType("TransformNames", object)
+# data.text_column: one column's name, or the two of a text pair.
+TextColumns = NewType("TextColumns", object)
 
 
 def doc(text: str, **kwargs: Any) -> Any:
@@ -94,7 +96,11 @@ class Folds:
 class DataSection:
     train: str = doc("training data file (CSV, TSV, .jsonl or .parquet), relative to the recipe")
     test: str | None = doc("test file (optional), as train", default=None)
-    text_column: str = doc("column with the text", default="text")
+    text_column: TextColumns = doc(
+        "column with the text, or two columns with a text pair (['question', 'reply']: both "
+        "read by the model as the tokenizer's pair, sharing max_length)",
+        default="text",
+    )
     label_column: str = doc("column with the label", default="label")
     validation: Ratio | str | Folds = doc(
         "fraction of train held out (stratified), a file with the validation rows, or "
@@ -113,6 +119,15 @@ class DataSection:
         "plugin's (zoo plugins lists them)",
         default=None,
     )
+
+    @property
+    def text_columns(self) -> tuple[str, ...]:
+        """The text column, or the two columns of a text pair."""
+        return (self.text_column,) if isinstance(self.text_column, str) else self.text_column
+
+    @property
+    def pairs(self) -> bool:
+        return len(self.text_columns) == 2
 
 
 @attrs.frozen(kw_only=True)
@@ -541,7 +556,26 @@ def make_converter(
         [t.name for t in BUILTIN_TRANSFORMS] if transform_names is None else transform_names
     )
     conv.register_structure_hook(TransformNames, _transform_names(known_transforms))
+    conv.register_structure_hook(TextColumns, _text_columns)
     return conv
+
+
+def _text_columns(value: Any, _type: Any) -> str | tuple[str, str]:
+    if isinstance(value, str):
+        return value
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise ValueError(
+            "expected a column name, or a list of two for a text pair such as "
+            f"['question', 'reply'], got {describe_value(value)}"
+        )
+    if len(value) != 2:
+        raise ValueError(
+            f"a text pair is two columns, not {len(value)}: {list(value)}; give one column, or two"
+        )
+    first, second = value
+    if first.strip() == second.strip():
+        raise ValueError(f"names the column {first!r} twice: a pair needs two columns")
+    return first, second
 
 
 def _transform_names(known: Sequence[str]) -> Callable[[Any, Any], tuple[str, ...]]:
@@ -904,12 +938,17 @@ def missing_files(recipe: Recipe) -> list[Problem]:
 
 def column_problems(data: DataSection) -> list[Problem]:
     """Column settings that cannot describe a labelled table."""
-    if data.text_column == data.label_column:
+    if data.label_column in data.text_columns:
+        where = (
+            f"is a column of the text pair data.text_column ({list(data.text_columns)})"
+            if data.pairs
+            else f"is the same column as data.text_column ({data.text_column!r})"
+        )
         return [
             Problem(
                 "data.label_column",
-                f"is the same column as data.text_column ({data.text_column!r}): a model would "
-                "learn to read its answer; name the column that holds the labels",
+                f"{where}: a model would learn to read its answer; name the column that holds "
+                "the labels",
             )
         ]
     return []

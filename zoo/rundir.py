@@ -95,6 +95,8 @@ Need = Literal[
     "predictions",
 ]
 PREDICTION_COLUMNS = ("row", "line", "text", "label", "predicted", "confidence")
+# A run that read text pairs: the second text of each pair after the first.
+PAIR_PREDICTION_COLUMNS = ("row", "line", "text", "pair", "label", "predicted", "confidence")
 
 
 class RunDirError(UsageError):
@@ -263,14 +265,15 @@ def predictions_csv(splits: Splits, predicted: tuple[int, ...], probabilities) -
     writer = csv.writer(out, lineterminator="\n")
     # row and line point at the test file: its data row (0 = the first below the header,
     # counting rows left out) and the line where that row starts.
-    writer.writerow(PREDICTION_COLUMNS)
     test = splits.test
     assert test is not None
+    writer.writerow(PREDICTION_COLUMNS if test.pairs is None else PAIR_PREDICTION_COLUMNS)
     for i, text in enumerate(test.texts):
         p = predicted[i]
         confidence = f"{probabilities[i][p]:.6f}"
+        texts = [text] if test.pairs is None else [text, test.pairs[i]]
         writer.writerow(
-            [test.rows[i], test.lines[i], text, test.labels[i], splits.labels[p], confidence]
+            [test.rows[i], test.lines[i], *texts, test.labels[i], splits.labels[p], confidence]
         )
     return out.getvalue()
 
@@ -588,16 +591,17 @@ def _predictions(path: Path) -> Predictions:
             hint=_restore_hint(path),
         )
     reader = csv.reader(io.StringIO(_text(path, PREDICTIONS), newline=""))
-    if tuple(next(reader, ())) != PREDICTION_COLUMNS:
+    header = tuple(next(reader, ()))
+    if header not in (PREDICTION_COLUMNS, PAIR_PREDICTION_COLUMNS):
         what = f"line 1 is not the header {','.join(PREDICTION_COLUMNS)}"
         raise _damaged(path, PREDICTIONS, what)
     columns: list[list[Any]] = [[], [], [], []]
     for fields in reader:
         where = f"line {reader.line_num}"
-        if len(fields) != len(PREDICTION_COLUMNS):
-            what = f"{where} has {len(fields)} fields, not {len(PREDICTION_COLUMNS)}"
+        if len(fields) != len(header):
+            what = f"{where} has {len(fields)} fields, not {len(header)}"
             raise _damaged(path, PREDICTIONS, what)
-        row, line, _text_, label, predicted, confidence = fields
+        (row, line), (label, predicted, confidence) = fields[:2], fields[-3:]
         try:
             numbers = int(row), int(line)
             float(confidence)

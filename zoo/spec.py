@@ -145,10 +145,15 @@ class CustomEngine:
     `train(job, make_run_dir, progress)` returns ``(run_dir, zoo.engine.jobs.TrainResult)`` and
     saves what it learned under ``run_dir / "model"``; `predict(model_dir, texts)` returns the
     class probabilities, one row per text, columns in label order.
+
+    `text_pairs`: the engine reads text pairs (data.text_column = [first, second]): its job's
+    rows carry `pairs`, and `predict` is given (first, second) tuples. An engine that does not
+    say so is never handed a pair recipe (it would read the first texts alone).
     """
 
     train: Callable[..., Any] = attrs.field(eq=False)
     predict: Callable[..., Any] = attrs.field(eq=False)
+    text_pairs: bool = False
 
 
 @attrs.frozen(kw_only=True)

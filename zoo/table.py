@@ -30,7 +30,7 @@ import attrs
 
 from zoo.cells import clean, is_missing
 from zoo.errors import DataError
-from zoo.options import Options
+from zoo.options import TEXT_OPTIONS, Options
 from zoo.textfile import LINE_BREAK, NOT_A_TABLE
 
 QUOTE = '"'
@@ -290,11 +290,11 @@ class _Reading:
     def _key_columns(self, data: list[Record], header: tuple[str, ...]) -> list[int]:
         if self.keys is not None:
             return [header.index(name) for name in self.keys]
-        text_at = header.index(self.columns["text_column"])
+        texts_at = {header.index(self.columns[o]) for o in TEXT_OPTIONS if o in self.columns}
         repeating = []
         for at in range(len(header)):
             counts = Counter(clean(r.fields[at]) for r in data)
-            if at != text_at and any(n > 1 for v, n in counts.items() if not is_missing(v)):
+            if at not in texts_at and any(n > 1 for v, n in counts.items() if not is_missing(v)):
                 repeating.append(at)
         return repeating
 
@@ -352,8 +352,7 @@ class _Reading:
     def _check_unquoted(self, header_record: Record, data: list[Record], header) -> None:
         """Reading without quoting is for files that use none: no quote may start a column
         name or a value zoo reads besides the text, and no field may hold CSV's escape."""
-        read = {header.index(name) for option, name in self.columns.items()}
-        read.discard(header.index(self.columns["text_column"]))
+        read = {header.index(n) for o, n in self.columns.items() if o not in TEXT_OPTIONS}
         for record in (header_record, *data):
             for index, field in enumerate(record.fields):
                 value = field.strip()

@@ -18,10 +18,11 @@ def transformer_probabilities(
     batch_size: int,
     progress: Any,
     chunk_stride: int | None = None,
+    pairs: list[str] | None = None,
 ) -> np.ndarray:
     """Class probabilities from a saved transformer (a full model or LoRA adapters), each
-    text cut to `max_length` as in training (`truncation`; with chunks, the mean of its
-    windows' probabilities, `chunk_stride` tokens shared)."""
+    text (or with `pairs`, each text pair) cut to `max_length` as in training (`truncation`;
+    with chunks, the mean of its windows' probabilities, `chunk_stride` tokens shared)."""
     import torch
 
     from zoo.engine import truncation as cuts
@@ -33,19 +34,29 @@ def transformer_probabilities(
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model.to(device).eval()
     specials = cuts.special_tokens(tokenizer)
+    paired = cuts.pair_specials(tokenizer) if pairs is not None else None
     stride = cuts.stride_for(max_length, chunk_stride)
     found = []
     progress.start("predicting", len(texts))
     for start in range(0, len(texts), batch_size):
         some = texts[start : start + batch_size]
-        encoded = cuts.encode(
-            tokenizer,
-            some,
-            max_length=max_length,
-            strategy=truncation,
-            specials=specials,
-            stride=stride,
-        )
+        if pairs is not None:
+            encoded = cuts.encode_pairs(
+                tokenizer,
+                some,
+                pairs[start : start + batch_size],
+                max_length=max_length,
+                specials=paired,
+            )
+        else:
+            encoded = cuts.encode(
+                tokenizer,
+                some,
+                max_length=max_length,
+                strategy=truncation,
+                specials=specials,
+                stride=stride,
+            )
         del encoded[cuts.TEXT_TOKENS]
         text_rows = encoded.pop(cuts.TEXT_ROW)
         rows = []  # a batch of texts may be more windows than a batch: batch_size at a time

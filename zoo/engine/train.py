@@ -54,17 +54,22 @@ def _dataset(
     import datasets
 
     digest = hashlib.sha256(f"{TOKENIZED_CACHE_FORMAT}\0{tokenizer_key}\0".encode())
-    for text in rows.texts:
-        digest.update(f"{len(text)}:{text}".encode())
+    columns = {"text": list(rows.texts)}
+    if rows.pairs is not None:
+        columns["pair"] = list(rows.pairs)
+    for name, texts in columns.items():
+        digest.update(f"{name}\0".encode())
+        for text in texts:
+            digest.update(f"{len(text)}:{text}".encode())
     cached = cache_dir() / "tokenized" / f"{digest.hexdigest()[:40]}.arrow"
     cached.parent.mkdir(parents=True, exist_ok=True)
     # Several processes only pay off on large files; each one imports the tokenizer anew.
     workers = min(4, os.cpu_count() or 1) if len(rows) >= 20_000 else None
-    tokens = datasets.Dataset.from_dict({"text": list(rows.texts)}).map(
+    tokens = datasets.Dataset.from_dict(columns).map(
         tokenize,
         batched=True,
         with_indices=True,  # TEXT_ROW: a window's text among all of the split's
-        remove_columns=["text"],
+        remove_columns=list(columns),
         cache_file_name=str(cached),
         load_from_cache_file=True,
         num_proc=workers,
@@ -309,17 +314,31 @@ def tokenize_splits(
     max_length = request.tokenizer.max_length
     strategy = job.settings.truncation or truncation.DEFAULT
     stride = truncation.stride_for(max_length, job.settings.chunk_stride)
-    specials = truncation.special_tokens(tokenizer)  # found once, not once a batch
+    pairs = splits.train.pairs is not None
+    if pairs and strategy != "head":  # preflight refuses it; this says why here
+        raise ValueError(f"a text pair is cut by the tokenizer ('head'), not {strategy!r}")
+    # Found once, not once a batch: [CLS] a [SEP] is 2, [CLS] a [SEP] b [SEP] 3.
+    specials = truncation.special_tokens(tokenizer)
+    specials_count = truncation.pair_specials(tokenizer) if pairs else sum(specials)
 
     def tokenize(batch, indices):
-        encoded = truncation.encode(
-            tokenizer,
-            batch["text"],
-            max_length=max_length,
-            strategy=strategy,
-            specials=specials,
-            stride=stride,
-        )
+        if pairs:
+            encoded = truncation.encode_pairs(
+                tokenizer,
+                batch["text"],
+                batch["pair"],
+                max_length=max_length,
+                specials=specials_count,
+            )
+        else:
+            encoded = truncation.encode(
+                tokenizer,
+                batch["text"],
+                max_length=max_length,
+                strategy=strategy,
+                specials=specials,
+                stride=stride,
+            )
         # encode numbers the batch's texts from 0; the split's numbers are the map's indices
         encoded[truncation.TEXT_ROW] = [indices[i] for i in encoded[truncation.TEXT_ROW]]
         return {k: v for k, v in encoded.items() if k in keep}
@@ -336,7 +355,7 @@ def tokenize_splits(
         dataset = _dataset(rows, splits.labels, tokenize, key)
         text_rows[name] = np.asarray(dataset[truncation.TEXT_ROW], dtype=np.int64)
         measured = truncation.Lengths.of(
-            dataset[truncation.TEXT_TOKENS], max_length, sum(specials), text_rows[name]
+            dataset[truncation.TEXT_TOKENS], max_length, specials_count, text_rows[name]
         )
         lengths[name] = measured.to_json()
         warning = measured.warning(name, strategy)

@@ -10,7 +10,8 @@ it (`chunks`, each window with the text's special tokens; consecutive windows sh
 tokens, and the last one ends where the text ends). Every list the tokenizer returns (input
 ids, attention mask, token type ids) is cut at the same positions. Training, evaluation and
 `zoo predict` cut through this one function, and turn the windows' probabilities into the
-text's through `per_text`.
+text's through `per_text`. A text pair (data.text_column = [first, second]) is cut by the
+tokenizer's own pair truncation (`encode_pairs`), which only `head` describes.
 """
 
 from __future__ import annotations
@@ -131,6 +132,36 @@ def encode(
                 out[key].append([values[p] for p in keep])
             out[TEXT_TOKENS].append(len(ids) - sum(specials))
             out[TEXT_ROW].append(i)
+    return out
+
+
+def pair_specials(tokenizer: Any) -> int:
+    """How many special tokens the tokenizer puts around a pair of texts ([CLS] a [SEP] b
+    [SEP]: 3; <s> a </s></s> b </s>: 4), found by encoding a probe pair."""
+    first, second = "zoo probe text", "another probe"
+    bare = sum(len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in (first, second))
+    return len(tokenizer(first, second)["input_ids"]) - bare
+
+
+def encode_pairs(
+    tokenizer: Any,
+    texts: Sequence[str],
+    pairs: Sequence[str],
+    *,
+    max_length: int,
+    specials: int | None = None,
+) -> dict[str, list[Any]]:
+    """Text pairs as the model reads them: the tokenizer's pair encoding, cut to `max_length`
+    by its own truncation, which shortens the longer of the two texts first (so the pair
+    shares max_length); with TEXT_TOKENS and TEXT_ROW as `encode` gives them. `specials`: the
+    tokenizer's `pair_specials`, when the caller has found them already."""
+    specials = pair_specials(tokenizer) if specials is None else specials
+    whole = tokenizer(list(texts), list(pairs), truncation=False)["input_ids"]
+    out: dict[str, list[Any]] = dict(
+        tokenizer(list(texts), list(pairs), truncation="longest_first", max_length=max_length)
+    )
+    out[TEXT_TOKENS] = [len(ids) - specials for ids in whole]
+    out[TEXT_ROW] = list(range(len(whole)))
     return out
 
 
