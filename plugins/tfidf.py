@@ -58,44 +58,93 @@ def train(job, make_run_dir, progress):
         for vectorizer, texts in zip(vectorizers, columns, strict=False):
             vectorizer.fit(texts)
         features = _features(vectorizers, splits.train.texts, splits.train.pairs)
-        classifier = LogisticRegression(
-            max_iter=2000,
-            random_state=job.seed,
-            class_weight=_class_weight(job.settings.class_weights, labels),
-        )
-        classifier.fit(features, [ids[label] for label in splits.train.labels])
+        if job.multi_label:
+            classifier = _fit_per_label(
+                features, splits.multi_hot(splits.train), job.class_weights(), job.seed
+            )
+        else:
+            classifier = LogisticRegression(
+                max_iter=2000,
+                random_state=job.seed,
+                class_weight=_class_weight(job.settings.class_weights, labels),
+            )
+            classifier.fit(features, [ids[label] for label in splits.train.labels])
         progress.advance()
         progress.stop()
         seconds = time.perf_counter() - started
 
+    def probabilities(rows):
+        return _full_probabilities(
+            classifier, _features(vectorizers, rows.texts, rows.pairs), labels
+        )
+
+    # Multi-label: each label's decision threshold, from the validation rows (training.threshold).
+    thresholds = job.thresholds(probabilities(splits.validation))
+
     def evaluate(rows):
-        features = _features(vectorizers, rows.texts, rows.pairs)
-        probabilities = _full_probabilities(classifier, features, labels)
-        return zoo.score_split(probabilities, rows.labels, labels, job.metrics)
+        return zoo.score_split(
+            probabilities(rows),
+            rows.labels,
+            labels,
+            job.metrics,
+            separator=splits.separator,
+            thresholds=thresholds,
+        )
 
     validation = evaluate(splits.validation)
     # One fit, one evaluation: what the run listeners hear (zoo's engine reports each one).
     job.events.evaluated(step=1, epoch=1.0, metrics=validation[0])
     test = evaluate(splits.test) if splits.test else zoo.NOT_SCORED
     _save(run_dir / "model", vectorizers, classifier, labels)
+    weights = int(np.asarray(classifier.coef_).size + np.asarray(classifier.intercept_).size)
     return run_dir, zoo.TrainResult.scored(
         validation,
         test,
         log_history=[],
-        parameters=int(np.asarray(classifier.coef_).size + np.asarray(classifier.intercept_).size),
-        trainable_parameters=int(classifier.coef_.size + classifier.intercept_.size),
+        parameters=weights,
+        trainable_parameters=weights,
         train_seconds=seconds,
         peak_memory_bytes=peak.peak,
         peak_memory_kind=peak.kind,
         device=device.name,
         precision="fp64",
+        thresholds=thresholds,
     )
 
 
+class _PerLabel:
+    """Multi-label: one binary logistic regression per label (one-vs-rest), as two arrays."""
+
+    def __init__(self, coef, intercept):
+        self.coef_, self.intercept_ = coef, intercept
+
+    def probabilities(self, features):
+        import numpy as np
+
+        return 1.0 / (1.0 + np.exp(-(features @ self.coef_.T + self.intercept_)))
+
+
+def _fit_per_label(features, targets, positive_weights, seed):
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    coefs, intercepts = [], []
+    for label in range(targets.shape[1]):
+        weight = None if positive_weights is None else {0: 1.0, 1: float(positive_weights[label])}
+        fitted = LogisticRegression(max_iter=2000, random_state=seed, class_weight=weight)
+        fitted.fit(features, targets[:, label])
+        coefs.append(fitted.coef_[0])
+        intercepts.append(fitted.intercept_[0])
+    return _PerLabel(np.vstack(coefs), np.asarray(intercepts))
+
+
 def _full_probabilities(classifier, features, labels):
-    """Probabilities over every label, also for labels the classifier never saw in training."""
+    """Probabilities over every label, also for labels the classifier never saw in training
+    (multi-label: each label's own)."""
     import numpy as np
 
+    if isinstance(classifier, _PerLabel):
+        return classifier.probabilities(features)
     seen = classifier.predict_proba(features)
     full = np.zeros((features.shape[0], len(labels)))
     full[:, classifier.classes_] = seen
@@ -111,8 +160,11 @@ def _save(model_dir: Path, vectorizers, classifier, labels) -> None:
         "labels": list(labels),
         "ngram_range": list(NGRAMS),
         "vocabulary": _vocabulary(vectorizers[0]),
-        "classes": [int(c) for c in classifier.classes_],
     }
+    if isinstance(classifier, _PerLabel):
+        meta["multi_label"] = True
+    else:
+        meta["classes"] = [int(c) for c in classifier.classes_]
     idf = {"idf": vectorizers[0].idf_}
     if len(vectorizers) == 2:  # a text pair: the second text's vectorizer
         meta["pair_vocabulary"] = _vocabulary(vectorizers[1])
@@ -139,10 +191,13 @@ def predict(model_dir: Path, texts):
         vectorizer = _vectorizer(vocabulary=meta[f"{prefix}vocabulary"])
         vectorizer.idf_ = weights[f"{prefix}idf"]
         vectorizers.append(vectorizer)
-    classifier = LogisticRegression()
-    classifier.coef_ = weights["coef"]
-    classifier.intercept_ = weights["intercept"]
-    classifier.classes_ = np.asarray(meta["classes"])
+    if meta.get("multi_label"):
+        classifier = _PerLabel(weights["coef"], weights["intercept"])
+    else:
+        classifier = LogisticRegression()
+        classifier.coef_ = weights["coef"]
+        classifier.intercept_ = weights["intercept"]
+        classifier.classes_ = np.asarray(meta["classes"])
     texts = list(texts)
     pairs = [isinstance(t, tuple) and len(t) == 2 for t in texts]
     if not all(pairs) if len(vectorizers) == 2 else any(pairs):
@@ -165,6 +220,8 @@ def register_models(register):
             source=zoo.NoWeights(),
             family="other",
             resources=zoo.Resources(methods=("full",)),
-            engine=zoo.CustomEngine(train=train, predict=predict, text_pairs=True),
+            engine=zoo.CustomEngine(
+                train=train, predict=predict, text_pairs=True, multi_label=True
+            ),
         )
     )

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from zoo.engine.train import class_weight_vector, weighted_loss  # noqa: E402
+from zoo.engine.jobs import class_weight_vector  # noqa: E402
+from zoo.engine.train import weighted_loss  # noqa: E402
 from zoo.errors import ZooError
 
 

@@ -49,10 +49,14 @@ class AnotherErrorRatePlugin:
 
 def test_the_builtins_register_accuracy_and_both_f1s_in_table_order():
     metrics = collect_metrics(get_plugin_manager(entry_points=False))
-    assert [(m.name, m.label, m.higher_is_better) for m in metrics] == [
-        ("f1_macro", "macro-F1", True),
-        ("accuracy", "accuracy", True),
-        ("f1_weighted", "weighted F1", True),
+    assert [(m.name, m.label, m.higher_is_better, sorted(m.tasks)) for m in metrics] == [
+        ("f1_macro", "macro-F1", True, ["multi-label", "single-label"]),
+        ("accuracy", "accuracy", True, ["single-label"]),
+        ("f1_weighted", "weighted F1", True, ["single-label"]),
+        # multi-label runs' own (data.label_separator)
+        ("f1_micro", "micro-F1", True, ["multi-label"]),
+        ("f1_samples", "samples-F1", True, ["multi-label"]),
+        ("subset_accuracy", "subset accuracy", True, ["multi-label"]),
     ]
     assert {e.plugin for e in metrics.registered.values()} == {"zoo.metrics"}
 
@@ -60,7 +64,8 @@ def test_the_builtins_register_accuracy_and_both_f1s_in_table_order():
 def test_a_plugin_metric_comes_after_the_builtins(pm):
     pm.register(ErrorRatePlugin(), name="errors")  # registered first, listed last
     pm.register(zoo.metrics, name="zoo.metrics")
-    assert collect_metrics(pm).names() == ["f1_macro", "accuracy", "f1_weighted", "error_rate"]
+    builtins = ["f1_macro", "accuracy", "f1_weighted", "f1_micro", "f1_samples", "subset_accuracy"]
+    assert collect_metrics(pm).names() == [*builtins, "error_rate"]
 
 
 def test_the_same_metric_name_from_two_plugins_names_both(pm):

@@ -485,6 +485,7 @@ LAYERS = {
     "max_length": (64, 256, 512),
     "truncation": ("tail", "head+tail", "head"),
     "chunk_stride": (8, 16, 32),
+    "threshold": (0.3, 0.4, "tuned"),
     "class_weights": ((1.0, 2.0), "balanced", (3.0, 1.0)),
     "torch_compile": (True, False, True),
     "gradient_checkpointing": (False, True, False),
@@ -555,6 +556,7 @@ def test_zoo_defaults():
         "max_length": None,
         "truncation": None,  # "head": the tokenizer's own cut
         "chunk_stride": None,  # a quarter of max_length
+        "threshold": None,  # multi-label: tuned on the validation split
         "class_weights": None,
         "torch_compile": False,
         "gradient_checkpointing": False,

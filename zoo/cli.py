@@ -173,14 +173,14 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     return 0
 
 
-def _prepare(recipe, registry, transforms):
+def _prepare(recipe, registry, transforms, metrics):
     """Every seed's data, read and checked against the recipe before anything trains."""
     from zoo.preflight import check_before_training
     from zoo.runner import load_all_splits
 
     splits_for = load_all_splits(recipe, transforms)
     first = next(iter(splits_for.values()))
-    check_before_training(recipe, registry, first.labels)
+    check_before_training(recipe, registry, first.labels, metrics.metrics)
     return splits_for
 
 
@@ -197,7 +197,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
             known = _known_names(registry, metrics, transforms)
             recipe = load_recipe(path, overrides=args.set, **known)
             _check_trackers(recipe)
-            splits = next(iter(_prepare(recipe, registry, transforms).values()))
+            splits = next(iter(_prepare(recipe, registry, transforms, metrics).values()))
         except ZooError as exc:
             if args.debug:
                 err.print_exception()
@@ -277,7 +277,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         _check_trackers(recipe)
     # Every recipe's data too, and the recipe against it: a bad file in the last recipe stops
     # the run before any training.
-    prepared = [(recipe, _prepare(recipe, registry, transforms)) for recipe in recipes]
+    prepared = [(recipe, _prepare(recipe, registry, transforms, metrics)) for recipe in recipes]
     for recipe, splits_for in prepared:
         _say_notices(recipe.run.name, next(iter(splits_for.values())).notices)
     # And whether each model fits in memory, before any model loads.
@@ -464,7 +464,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         if report:
             out.print(f"\n[bold]{split}[/]: {escape(score_line(report, registered))}")
             out.print(per_class_table(report, f"{split}: per class"))
-            out.print(confusion_table(report))
+            if "confusion_matrix" in report:  # none for multi-label runs
+                out.print(confusion_table(report))
     return 0
 
 
@@ -814,7 +815,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="classify the rows of a file with a finished run's model",
         description="Classify every row of a CSV/TSV file with the model a run saved, and write "
         "a submission file in the input's row order: the id column (if given) and the label "
-        "column named as in the training data, optionally one probability column per label.",
+        "column named as in the training data (a multi-label run: each row's labels joined by "
+        "its separator), optionally one probability column per label.",
     )
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory that 'zoo run' made")
     p.add_argument("--input", required=True, metavar="FILE", help="CSV/TSV file with the texts")

@@ -173,8 +173,17 @@ def _per_class_picture(items: Sequence[Entry]) -> bytes | None:
     return drawing.png(fig)
 
 
+def _has_confusion(entry: Entry) -> bool:
+    """Whether the entry's run has a confusion matrix to draw (multi-label runs have none)."""
+    if entry.run is None or not entry.run.metrics:
+        return False
+    metrics = entry.run.metrics
+    split = entry.row.split if metrics.get(entry.row.split) else "validation"
+    return "confusion_matrix" in (metrics.get(split) or {})
+
+
 def _confusion_picture(items: Sequence[Entry]) -> bytes | None:
-    shown_items = [e for e in items if e.run is not None and e.run.metrics]
+    shown_items = [e for e in items if _has_confusion(e)]
     if not shown_items:
         return None
     columns = min(3, len(shown_items))

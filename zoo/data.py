@@ -106,6 +106,16 @@ class Splits:
     # With data.validation = { folds = K }: which fold (1 to K) is the validation split.
     fold: int | None = None
     folds: int | None = None
+    # Multi-label data (data.label_separator): what joins a row's labels, which `labels` then
+    # lists one by one.
+    separator: str | None = None
+
+    def multi_hot(self, rows: LabelledTexts) -> Any:
+        """rows x labels 0/1 of multi-label rows."""
+        from zoo.multilabel import multi_hot
+
+        assert self.separator is not None
+        return multi_hot(rows.labels, self.labels, self.separator)
 
 
 @attrs.frozen
@@ -135,9 +145,11 @@ def read_table(
     setting: str,
     empty_texts: str = "fail",
     options: Options = RECIPE,
+    label_separator: str | None = None,
 ) -> FileRows:
     """Read one labelled file; rows with an empty or missing text (either text of a pair) or
-    label are an error, or left out with `empty_texts="drop"`."""
+    label are an error, or left out with `empty_texts="drop"`. With `label_separator`, a
+    label cell names several labels; each row's are written in label order (`label_set`)."""
     label_column = clean(label_column)
     columns = text_columns(text_column)
     table, used = _table(
@@ -162,6 +174,8 @@ def read_table(
             continue
         if label_value != raw_label.strip():
             renamed[label_value] += 1
+        if label_separator is not None:
+            label_value = label_set(label_value, label_separator, f"{setting}: {path}", record)
         texts.append(values[0])
         pairs.extend(values[1:])
         labels.append(label_value)
@@ -192,6 +206,26 @@ def read_table(
     second = tuple(pairs) if len(columns) == 2 else None
     read = LabelledTexts(tuple(texts), tuple(labels), tuple(rows), tuple(lines), second)
     return FileRows(read, used, len(empty), tuple(notices))
+
+
+def label_set(cell: str, separator: str, where: str, record: Any) -> str:
+    """A multi-label cell with its labels in label order (`label_order`), so that one set is
+    one spelling; an empty label or one named twice is refused with its line."""
+    from zoo.multilabel import split_labels
+
+    names = split_labels(cell, separator)
+    problem = None
+    if "" in names:
+        problem = f"an empty label between separators {separator!r}"
+    elif len(set(names)) != len(names):
+        twice = next(name for name in names if names.count(name) > 1)
+        problem = f"the label {twice!r} twice"
+    if problem:
+        raise DataError(
+            f"{where} line {record.line} has {problem} in its labels {cell!r}",
+            hint=f"name each of the row's labels once, joined by {separator!r}",
+        )
+    return separator.join(label_order(tuple(names)))
 
 
 def _table(path, encoding, setting, options, *, columns, keys) -> tuple[Table, str]:
@@ -307,6 +341,40 @@ def label_order(labels: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(sorted(names))
 
 
+def each_label(rows: LabelledTexts, separator: str) -> LabelledTexts:
+    """Multi-label rows as one row per (row, label): what the checks of single labels read."""
+    from zoo.multilabel import split_labels
+
+    pairs = [
+        (i, name) for i, cell in enumerate(rows.labels) for name in split_labels(cell, separator)
+    ]
+    taken = rows.take([i for i, _ in pairs])
+    return attrs.evolve(taken, labels=tuple(name for _, name in pairs))
+
+
+def multi_label_split(
+    rows: LabelledTexts, fraction: float, seed: int, separator: str
+) -> tuple[LabelledTexts, LabelledTexts]:
+    """Hold out `fraction` of multi-label rows at random (a row's label set is too fine to
+    stratify by); each label must keep a training row."""
+    from sklearn.model_selection import train_test_split
+
+    train_at, validation_at = train_test_split(
+        range(len(rows)), test_size=fraction, random_state=seed
+    )
+    train, validation = rows.take(train_at), rows.take(validation_at)
+    missing = sorted(
+        set(each_label(rows, separator).labels) - set(each_label(train, separator).labels)
+    )
+    if missing:
+        raise DataError(
+            f"data.validation = {fraction} leaves the label {missing[0]!r} without a training "
+            f"row (seed {seed})",
+            hint="add rows of that label, lower data.validation, or give data.validation a file",
+        )
+    return train, validation
+
+
 def stratified_split(
     rows: LabelledTexts, fraction: float, seed: int
 ) -> tuple[LabelledTexts, LabelledTexts]:
@@ -337,11 +405,29 @@ def stratified_split(
 
 
 def fold_splits(
-    rows: LabelledTexts, folds: int, seed: int
+    rows: LabelledTexts, folds: int, seed: int, separator: str | None = None
 ) -> list[tuple[LabelledTexts, LabelledTexts]]:
     """Stratified K-fold: for each fold (in order), the other folds' rows and the fold's rows.
-    The folds are disjoint, cover every row, and keep each class's share; the seed shuffles."""
-    from sklearn.model_selection import StratifiedKFold
+    The folds are disjoint, cover every row, and keep each class's share; the seed shuffles.
+    Multi-label rows (`separator`) are folded at random, each label kept in every fold's
+    training rows."""
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    if separator is not None:
+        parts = []
+        splitter = KFold(n_splits=folds, shuffle=True, random_state=seed)
+        every = set(each_label(rows, separator).labels)
+        for fold, (train_at, validation_at) in enumerate(splitter.split(range(len(rows))), 1):
+            train = rows.take(train_at)
+            missing = sorted(every - set(each_label(train, separator).labels))
+            if missing:
+                raise DataError(
+                    f"data.validation = {{ folds = {folds} }}: fold {fold} leaves the label "
+                    f"{missing[0]!r} without a training row (seed {seed})",
+                    hint="use fewer folds, or add rows of that label",
+                )
+            parts.append((train, rows.take(validation_at)))
+        return parts
 
     few = sorted((n, label) for label, n in Counter(rows.labels).items() if n < folds)
     if few:
@@ -373,6 +459,20 @@ def _check_known(rows: LabelledTexts, known: tuple[str, ...], setting: str) -> N
         raise DataError(
             f"{setting}: labels not seen in data.train: {', '.join(map(repr, unseen[:5]))}",
             hint=hint,
+        )
+
+
+def _check_learnable(train: LabelledTexts, labels: tuple[str, ...], separator: str) -> None:
+    """A label that every training row carries tells the model nothing to learn."""
+    from zoo.multilabel import multi_hot
+
+    carried = multi_hot(train.labels, labels, separator).all(axis=0)
+    everywhere = [name for name, every in zip(labels, carried, strict=True) if every]
+    if everywhere:
+        raise DataError(
+            f"data.train: every row has the label {everywhere[0]!r} (among its others): there is "
+            "nothing to learn about it",
+            hint="remove it from the label cells, or add rows without it",
         )
 
 
@@ -421,7 +521,12 @@ def load_units(
     only the validation split (and with folds, the training rows) differ. `preprocess` (the
     recipe's data.preprocess) is applied to every text as it is read, before any check."""
     columns = {"text_column": data.text_column, "label_column": data.label_column}
+    separator = getattr(data, "label_separator", None)
     encodings, dropped, notices = {}, {}, []
+
+    def one_each(rows: LabelledTexts) -> LabelledTexts:
+        """The rows as the checks of labels read them: one row per label of a row."""
+        return rows if separator is None else each_label(rows, separator)
 
     def read(relative: str, key: str) -> LabelledTexts:
         path = (base_dir / relative).resolve()
@@ -430,10 +535,11 @@ def load_units(
             encoding=data.encoding,
             setting=f"data.{key}",
             empty_texts=data.empty_texts,
+            label_separator=separator,
             **columns,
         )
         rows, changed = preprocessed(read.rows, preprocess, f"data.{key}", path)
-        check_labels(rows, f"data.{key}", path)
+        check_labels(one_each(rows), f"data.{key}", path)
         encodings[key], dropped[key] = read.encoding, read.dropped
         notices.extend(read.notices)
         if changed is not None:
@@ -441,24 +547,28 @@ def load_units(
         return rows
 
     train = read(data.train, "train")
-    notices.extend(label_notices(train, "data.train") + conflict_notices(train, "data.train"))
-    labels = label_order(train.labels)
+    notices.extend(
+        label_notices(one_each(train), "data.train") + conflict_notices(train, "data.train")
+    )
+    labels = label_order(one_each(train).labels)
     if len(labels) < 2:
         raise DataError(
             f"data.train: every row has the label {labels[0]!r}; a classifier needs two or more",
             hint="add rows of another label, or check that data.label_column names the labels",
         )
+    if separator is not None:
+        _check_learnable(train, labels, separator)
     validation_file = None
     if isinstance(data.validation, str):
         validation_file = read(data.validation, "validation")
-        _check_known(validation_file, labels, "data.validation")
+        _check_known(one_each(validation_file), labels, "data.validation")
         notices.extend(overlap_notices(train, validation_file, "data.validation"))
     else:
         notices.extend(duplicate_notices(train, "data.train"))
     test = None
     if data.test is not None:
         test = read(data.test, "test")
-        _check_known(test, labels, "data.test")
+        _check_known(one_each(test), labels, "data.test")
         notices.extend(overlap_notices(train, test, "data.test"))
 
     def splits(train_part: LabelledTexts, validation: LabelledTexts, **fold: Any) -> Splits:
@@ -470,6 +580,7 @@ def load_units(
             encodings=encodings,
             dropped=dropped,
             notices=tuple(notices),
+            separator=separator,
             **fold,
         )
 
@@ -477,10 +588,12 @@ def load_units(
     for seed in seeds:
         if validation_file is not None:
             units[seed, None] = splits(train, validation_file)
+        elif isinstance(data.validation, float) and separator is not None:
+            units[seed, None] = splits(*multi_label_split(train, data.validation, seed, separator))
         elif isinstance(data.validation, float):
             units[seed, None] = splits(*stratified_split(train, data.validation, seed))
         else:
-            parts = fold_splits(train, data.validation.folds, seed)
+            parts = fold_splits(train, data.validation.folds, seed, separator)
             for fold in data.validation.numbers:
                 units[seed, fold] = splits(*parts[fold - 1], fold=fold, folds=data.validation.folds)
     return units

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from zoo.files import new_run_dir, write_json, write_text
-from zoo.metrics import Metric
+from zoo.metrics import THRESHOLDS, Metric
 from zoo.recipe import ModelEntry, Recipe, TrainingConfig
 from zoo.rundir import (
     ENSEMBLE_OF,
@@ -27,6 +27,7 @@ from zoo.rundir import (
     RECIPE,
     effective_recipe,
     effective_recipe_data,
+    labels_json,
     predictions_csv,
     run_record,
     start_record,
@@ -48,6 +49,13 @@ def mean_probabilities(fold_runs: Sequence[ModelRun]) -> np.ndarray:
     return stacked.mean(axis=0)
 
 
+def mean_thresholds(fold_runs: Sequence[ModelRun], labels: Sequence[str]) -> tuple[float, ...]:
+    """Multi-label: each label's decision threshold, the mean of the fold models' (each tuned
+    on its own fold's validation rows)."""
+    found = [run.reports["test"][THRESHOLDS] for run in fold_runs]
+    return tuple(float(np.mean([each[name] for each in found])) for name in labels)
+
+
 def ensemble_run(
     recipe: Recipe,
     entry: ModelEntry,
@@ -66,8 +74,14 @@ def ensemble_run(
     assert splits.test is not None
     clock = time.perf_counter()
     seed, folds = recipe.run.seed, len(fold_runs)
+    thresholds = mean_thresholds(fold_runs, splits.labels) if splits.separator else None
     report, predicted, probabilities = score_split(
-        mean_probabilities(fold_runs), splits.test.labels, splits.labels, metrics
+        mean_probabilities(fold_runs),
+        splits.test.labels,
+        splits.labels,
+        metrics,
+        separator=splits.separator,
+        thresholds=thresholds,
     )
     report = test_report_with_intervals(report, splits, predicted, probabilities, metrics, seed)
     run_dir = new_run_dir(
@@ -103,7 +117,7 @@ def ensemble_run(
         versions=versions(),
     )
     write_text(run_dir / RECIPE, effective_recipe(recipe, entry, settings))
-    write_json(run_dir / LABELS, {"id2label": dict(enumerate(splits.labels))})
+    write_json(run_dir / LABELS, labels_json(splits, thresholds))
     write_json(run_dir / METRICS, {"validation": None, "test": report})
     write_json(run_dir / LOG_HISTORY, [])
     write_text(run_dir / PREDICTIONS, predictions_csv(splits, predicted, probabilities))

@@ -35,6 +35,7 @@ from zoo.metrics import (
     DEFAULT_METRIC,
     F1_MACRO,
     F1_WEIGHTED,
+    THRESHOLDS,
     Metric,
     label_of,
 )
@@ -231,8 +232,9 @@ def _pictures(run: _Run) -> list[Picture]:
         pictures.append(
             Picture(name=CURVES_PNG, alt="loss and validation metric per epoch", png=curves)
         )
-    confusion = _confusion_picture(run)
-    pictures.append(Picture(name=CONFUSION_PNG, alt="confusion matrix", png=confusion))
+    if "confusion_matrix" in run.metrics[run.confusion_split]:  # none for multi-label runs
+        confusion = _confusion_picture(run)
+        pictures.append(Picture(name=CONFUSION_PNG, alt="confusion matrix", png=confusion))
     return pictures
 
 
@@ -291,6 +293,22 @@ def _classification_table(report: dict[str, Any]) -> str:
             f'<tr class="summary"><th scope="row">{name}</th><td>{_score(s["precision"])}</td>'
             f"<td>{_score(s['recall'])}</td><td>{_score(s['f1'])}</td><td>{s['support']}</td></tr>"
         )
+    return (
+        f'<table class="scores"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+def _label_table(report: dict[str, Any]) -> str:
+    """A multi-label split's per-label precision, recall, F1, support and threshold."""
+    columns = ("label", "precision", "recall", "F1", "support", "threshold")
+    head = "".join(f"<th>{c}</th>" for c in columns)
+    rows = [
+        f'<tr><th scope="row">{escape(label)}</th><td>{_score(s["precision"])}</td>'
+        f"<td>{_score(s['recall'])}</td><td>{_score(s['f1'])}</td><td>{escape(s['support'])}</td>"
+        f"<td>{report[THRESHOLDS][label]:.3f}</td></tr>"
+        for label, s in report["per_class"].items()
+    ]
     return (
         f'<table class="scores"><thead><tr>{head}</tr></thead>'
         f"<tbody>{''.join(rows)}</tbody></table>"
@@ -386,6 +404,17 @@ def _page(run: _Run, pictures: Sequence[Picture], missing_glyphs: bool) -> str:
     ]
     for split in run.splits:
         report = run.metrics[split]
+        if THRESHOLDS in report:  # multi-label: per label, no confusion matrix
+            parts += [
+                f"<h2>{split.capitalize()} split</h2>",
+                f"<p>{escape(score_line(report, run.registered))}</p>",
+                "<h3>Per label</h3>",
+                _label_table(report),
+                '<p class="note">Several labels per text: each label is decided by its own '
+                "threshold (tuned on the validation split unless training.threshold fixes it); "
+                "support counts the rows that carry the label.</p>",
+            ]
+            continue
         parts += [
             f"<h2>{split.capitalize()} split</h2>",
             f"<p>{escape(score_line(report, run.registered))}</p>",

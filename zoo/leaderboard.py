@@ -23,8 +23,18 @@ import attrs
 from rich.table import Table
 from rich.text import Text
 
-from zoo.errors import ZooError
-from zoo.metrics import BUILTIN_METRICS, DEFAULT_METRIC, INTERVALS, Metric, label_of, named
+from zoo.errors import UsageError, ZooError
+from zoo.metrics import (
+    BUILTIN_METRICS,
+    DEFAULT_METRIC,
+    INTERVALS,
+    THRESHOLDS,
+    Metric,
+    for_task,
+    label_of,
+    named,
+    shown,
+)
 from zoo.recipe import LOGGING_KEYS
 from zoo.report import (
     CI_NOTE,
@@ -224,6 +234,8 @@ def _row(
     # One split for the whole group, so that a mean never mixes test and validation scores.
     used = split if all(r.metrics.get(split) for r in ok) else "validation"
     scores = [r.metrics.get(used) or {} for r in ok]
+    # The metrics of the runs' task: multi-label runs' reports carry their thresholds.
+    metrics = for_task(metrics, multi_label=any(THRESHOLDS in s for s in scores))
     classes = [s.get("per_class") or {} for s in scores]
     labels = dict.fromkeys(label for c in classes for label in c)  # first seen, in label order
     per_class = {
@@ -323,6 +335,7 @@ def leaderboard_table(
     rows: Sequence[Row], *, title: str, metrics: Sequence[Metric] = BUILTIN_METRICS
 ) -> Table:
     """One row per (model, method), best first; the best value of each column bold with '*'."""
+    metrics = shown(metrics, [row.scores for row in rows])  # a multi-label row: micro-F1, ...
     columns = [
         attrs.evolve(column, number=lambda row, value=column.value: _mean_of(value(row)))
         for column in result_columns(metrics, _shown, lambda shown: _score(*shown))
@@ -458,7 +471,7 @@ def to_csv(rows: Sequence[Row], *, metrics: Sequence[Metric] = BUILTIN_METRICS) 
     columns `f1_<label>`."""
     labels = list(dict.fromkeys(label for row in rows for label in row.per_class_f1))
     header = ["model", "method", "status", "runs", "not_ok", "seeds", "folds", "ensemble", "split"]
-    names = [m.name for m in metrics]
+    names = [m.name for m in shown(metrics, [row.scores for row in rows])]
     header += [f"{m}{part}" for m in names for part in ("", "_std", "_ci95_low", "_ci95_high")]
     header += [f"vs_best_{key}" for key in VS_BEST_COLUMNS] + ["tied"]
     header += ["train_seconds", "peak_memory_bytes", "parameters", "settings"]
@@ -503,10 +516,17 @@ NEEDS_PROBABILITIES = (
 ReadPredictions = Callable[[str], Any]
 
 
+# Why a multi-label run's row has no paired test: predictions.csv holds label sets.
+MULTI_LABEL_UNPAIRED = "it is multi-label, and zoo does not pair label sets row by row yet"
+
+
 def _read_predictions(run_dir: str) -> Any:
     from zoo.rundir import read_run
 
-    return read_run(run_dir, needs=("finished", "predictions")).predictions
+    run = read_run(run_dir, needs=("finished", "predictions"))
+    if run.record.get("label_separator") is not None:  # its label sets are no classes to count
+        raise UsageError(MULTI_LABEL_UNPAIRED)
+    return run.predictions
 
 
 def vs_best(

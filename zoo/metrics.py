@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -28,11 +28,18 @@ ComputeFn = Callable[[Sequence[int], Sequence[int], "np.ndarray", Sequence[str]]
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 # A split's 95% bootstrap interval of each score (zoo.uncertainty): {"f1_macro": [low, high]}.
 INTERVALS = "ci95"
+# A multi-label split's decision threshold of each label (zoo.multilabel): {"code": 0.42}.
+THRESHOLDS = "thresholds"
 # The parts of a split's report that are not scores.
-REPORT_TABLES = ("per_class", "confusion_matrix", INTERVALS)
+REPORT_TABLES = ("per_class", "confusion_matrix", INTERVALS, THRESHOLDS)
+# What a metric scores: one label per text (class ids), or several (multi-hot rows x labels).
+SINGLE_LABEL, MULTI_LABEL = "single-label", "multi-label"
 # fn(counts) -> scores: the same score from a stack of confusion matrices (resamples x true x
 # predicted label counts), one score per matrix, vectorised with numpy.
 FromConfusionFn = Callable[["np.ndarray"], "np.ndarray"]
+# fn(draws, references, predictions) -> scores: a multi-label score of each resample, given
+# how often each row is drawn (resamples x rows) and the rows x labels 0/1 matrices.
+FromDrawsFn = Callable[["np.ndarray", "np.ndarray", "np.ndarray"], "np.ndarray"]
 
 
 def _name(_instance: Any, _attribute: Any, value: str) -> None:
@@ -55,6 +62,10 @@ class Metric:
     the same score from a stack of confusion matrices at once. A metric that depends on
     anything else (the probabilities, say) has none; the bootstrap then calls ``compute`` once
     per resample.
+
+    ``tasks``: what the metric scores. A multi-label metric's ``compute`` gets rows x labels
+    0/1 arrays as references and predictions (scikit-learn's indicator format) and each
+    label's own probability; multi-label runs are scored with those metrics alone.
     """
 
     name: str = attrs.field(validator=_name)
@@ -62,10 +73,24 @@ class Metric:
     higher_is_better: bool = True
     compute: ComputeFn = attrs.field(eq=False, repr=False)
     from_confusion: FromConfusionFn | None = attrs.field(default=None, eq=False, repr=False)
+    tasks: frozenset[str] = attrs.field(default=frozenset({SINGLE_LABEL}), converter=frozenset)
+    # The multi-label fast path of the bootstrap, as `from_confusion` is the single-label one.
+    from_draws: FromDrawsFn | None = attrs.field(default=None, eq=False, repr=False)
+
+    @tasks.validator
+    def _known_tasks(self, _attribute: Any, value: frozenset[str]) -> None:
+        if not value or not value <= {SINGLE_LABEL, MULTI_LABEL}:
+            raise ValueError(f"a metric's tasks are {SINGLE_LABEL!r} and/or {MULTI_LABEL!r}")
 
 
 def _accuracy(references, predictions, probabilities, labels) -> float:
     from sklearn.metrics import accuracy_score
+
+    return float(accuracy_score(references, predictions))
+
+
+def _subset_accuracy(references, predictions, probabilities, labels) -> float:
+    from sklearn.metrics import accuracy_score  # on indicator rows: every label right
 
     return float(accuracy_score(references, predictions))
 
@@ -118,11 +143,55 @@ def _f1_weighted_from_confusion(counts: np.ndarray) -> np.ndarray:
     return np.divide(weighted, total, out=np.zeros(len(counts)), where=total > 0)
 
 
+# The multi-label fast paths: scikit-learn's scores from per-label counts of the drawn rows
+# (tested to agree exactly).
+def _label_counts(draws, references, predictions):
+    """resamples x labels true positives, false positives and false negatives."""
+    return (
+        draws @ (references * predictions),
+        draws @ ((1 - references) * predictions),
+        draws @ (references * (1 - predictions)),
+    )
+
+
+def _f1_macro_from_draws(draws, references, predictions):
+    import numpy as np
+
+    tp, fp, fn = _label_counts(draws, references, predictions)
+    denominator = 2 * tp + fp + fn  # every label counts, 0 where it is nowhere (zero_division)
+    f1 = np.divide(2 * tp, denominator, out=np.zeros(tp.shape), where=denominator > 0)
+    return f1.mean(axis=1)
+
+
+def _f1_micro_from_draws(draws, references, predictions):
+    import numpy as np
+
+    tp, fp, fn = (c.sum(axis=1) for c in _label_counts(draws, references, predictions))
+    denominator = 2 * tp + fp + fn
+    return np.divide(2 * tp, denominator, out=np.zeros(tp.shape), where=denominator > 0)
+
+
+def _f1_samples_from_draws(draws, references, predictions):
+    import numpy as np
+
+    both = (references * predictions).sum(axis=1)
+    sizes = references.sum(axis=1) + predictions.sum(axis=1)
+    row_f1 = np.divide(2 * both, sizes, out=np.zeros(len(sizes)), where=sizes > 0)
+    return draws @ row_f1 / draws.sum(axis=1)
+
+
+def _subset_accuracy_from_draws(draws, references, predictions):
+    exact = (references == predictions).all(axis=1).astype(float)
+    return draws @ exact / draws.sum(axis=1)
+
+
 F1_MACRO = Metric(
     name="f1_macro",
     label="macro-F1",
     compute=_f1("macro"),
     from_confusion=_f1_macro_from_confusion,
+    tasks={SINGLE_LABEL, MULTI_LABEL},  # the mean of the classes' (the labels') F1
+    from_draws=_f1_macro_from_draws,
 )
 ACCURACY = Metric(
     name="accuracy", label="accuracy", compute=_accuracy, from_confusion=_accuracy_from_confusion
@@ -133,16 +202,53 @@ F1_WEIGHTED = Metric(
     compute=_f1("weighted"),
     from_confusion=_f1_weighted_from_confusion,
 )
-# In the order the tables show them; every run's metrics.json holds these.
+F1_MICRO = Metric(
+    name="f1_micro",
+    label="micro-F1",
+    compute=_f1("micro"),
+    tasks={MULTI_LABEL},
+    from_draws=_f1_micro_from_draws,
+)
+F1_SAMPLES = Metric(
+    name="f1_samples",
+    label="samples-F1",
+    compute=_f1("samples"),
+    tasks={MULTI_LABEL},
+    from_draws=_f1_samples_from_draws,
+)
+SUBSET_ACCURACY = Metric(
+    name="subset_accuracy",
+    label="subset accuracy",
+    compute=_subset_accuracy,
+    tasks={MULTI_LABEL},
+    from_draws=_subset_accuracy_from_draws,
+)
+# In the order the tables show them; every single-label run's metrics.json holds these.
 BUILTIN_METRICS = (F1_MACRO, ACCURACY, F1_WEIGHTED)
+# Every multi-label run's (data.label_separator) metrics.json holds these.
+MULTI_LABEL_METRICS = (F1_MACRO, F1_MICRO, F1_SAMPLES, SUBSET_ACCURACY)
 # What picks the best checkpoint unless a recipe says otherwise, and what `zoo compare` sorts by.
 DEFAULT_METRIC = F1_MACRO.name
 
 
 @hookimpl
 def register_metrics(register: Callable[..., None]) -> None:
-    for metric in BUILTIN_METRICS:
+    for metric in dict.fromkeys((*BUILTIN_METRICS, *MULTI_LABEL_METRICS)):
         register(metric)
+
+
+def for_task(metrics: Sequence[Metric], multi_label: bool) -> tuple[Metric, ...]:
+    """The metrics that score a single-label or a multi-label run."""
+    task = MULTI_LABEL if multi_label else SINGLE_LABEL
+    return tuple(m for m in metrics if task in m.tasks)
+
+
+def shown(metrics: Sequence[Metric], scores: Sequence[Mapping[str, Any]]) -> tuple[Metric, ...]:
+    """The metrics a table of these runs' scores shows: those that any of them has (a
+    multi-label run has no accuracy, a single-label one no micro-F1); the single-label ones
+    when none has a score."""
+    found = tuple(m for m in metrics if any(s.get(m.name) is not None for s in scores))
+    return found or for_task(metrics, multi_label=False)
 
 
 def named(metrics: Sequence[Metric], name: str) -> Metric:

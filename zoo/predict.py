@@ -14,6 +14,7 @@ import numpy as np
 from zoo.data import read_input
 from zoo.errors import UsageError
 from zoo.files import check_output, write_text
+from zoo.multilabel import decide, joined
 from zoo.recipe import Encoding
 from zoo.registry import Registry
 from zoo.rundir import RECIPE, RunDir, RunDirError, read_run
@@ -103,10 +104,19 @@ def predict_run(
             batch_size=batch_size,
             progress=progress,
             pairs=pairs,
+            multi_label=run.label_separator is not None,
         )
     labels = run.labels
     assert labels is not None
-    write_text(output_path, _submission(ids, id_column, label_column, labels, probabilities, proba))
+    if run.label_separator is not None:  # multi-label: each label that reaches its threshold
+        assert run.thresholds is not None
+        decided = decide(probabilities, run.thresholds)
+        named = [joined(row, labels, run.label_separator) for row in decided]
+    else:
+        named = [labels[int(row.argmax())] for row in probabilities]
+    write_text(
+        output_path, _submission(ids, id_column, label_column, labels, named, probabilities, proba)
+    )
     return len(texts)
 
 
@@ -177,14 +187,14 @@ def _setting(run: RunDir, section: dict[str, Any], name: str, key: str) -> Any:
     return section[key]
 
 
-def _submission(ids, id_column, label_column, labels, probabilities, proba: bool) -> str:
+def _submission(ids, id_column, label_column, labels, named, probabilities, proba: bool) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     header = ([id_column] if id_column else []) + [label_column]
     header += [f"proba_{label}" for label in labels] if proba else []
     writer.writerow(header)
     for i, row in enumerate(probabilities):
-        cells = ([ids[i]] if ids is not None else []) + [labels[int(row.argmax())]]
+        cells = ([ids[i]] if ids is not None else []) + [named[i]]
         cells += [f"{p:.6f}" for p in row] if proba else []
         writer.writerow(cells)
     return out.getvalue()

@@ -9,10 +9,11 @@ anything loads, trains or is recorded. Every problem is a recipe problem (exit 2
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from zoo.errors import Problem, RecipeError
+from zoo.metrics import BUILTIN_METRICS, MULTI_LABEL_METRICS, Metric, for_task
 from zoo.recipe import ModelEntry, Recipe
 from zoo.registry import Registry
 
@@ -23,13 +24,68 @@ OFFSET_POSITIONS = frozenset({"roberta", "xlm-roberta", "camembert", "data2vec-t
 ROTARY_KEYS = ("rotary_pct", "rotary_emb_base", "rope_theta", "rope_scaling", "rope_parameters")
 
 
-def check_before_training(recipe: Recipe, registry: Registry, labels: tuple[str, ...]) -> None:
-    """Raise `RecipeError` with every problem that would stop or spoil training later."""
+def check_before_training(
+    recipe: Recipe,
+    registry: Registry,
+    labels: tuple[str, ...],
+    metrics: Sequence[Metric] = (*BUILTIN_METRICS, *MULTI_LABEL_METRICS),
+) -> None:
+    """Raise `RecipeError` with every problem that would stop or spoil training later
+    (`metrics`: the registered ones)."""
     problems = output_problems(recipe)
     for index, entry in enumerate(recipe.models):
         problems += entry_problems(recipe, index, entry, registry, labels)
+        problems += task_problems(recipe, index, entry, registry, metrics)
     if problems:
         raise RecipeError(recipe.source, problems)
+
+
+def task_problems(
+    recipe: Recipe, index: int, entry: ModelEntry, registry: Registry, metrics: Sequence[Metric]
+) -> list[Problem]:
+    """What does not fit the data's task: on multi-label data (data.label_separator), zero-shot
+    scoring and a custom engine that does not learn several labels, and a training.metric of
+    the other task; a training.threshold on single-label data."""
+    from zoo.recipe import settings_for
+
+    spec = registry.spec_for(recipe, entry)
+    settings = settings_for(recipe, entry, spec)
+    multi_label = recipe.data.label_separator is not None
+    problems = []
+    if multi_label and entry.training_method == "zero-shot":
+        problems.append(
+            Problem(
+                f"models[{index}].method",
+                "zero-shot scoring picks one label per text, but data.label_separator makes the "
+                "data multi-label; fine-tune the model instead",
+            )
+        )
+    elif multi_label and spec.engine is not None and not spec.engine.multi_label:
+        problems.append(
+            Problem(
+                f"models[{index}].model",
+                f"{entry.model!r} learns one label per text (its engine is not multi-label), but "
+                "data.label_separator makes the data multi-label; choose another model",
+            )
+        )
+    fitting = [m.name for m in for_task(metrics, multi_label)]
+    if settings.metric not in fitting:
+        kind = "multi-label" if multi_label else "single-label"
+        problems.append(
+            Problem(
+                _origin(recipe, index, entry, "metric"),
+                f"{settings.metric!r} does not score {kind} data; use one of "
+                f"{', '.join(map(repr, fitting))}",
+            )
+        )
+    if not multi_label and settings.threshold is not None:
+        problems.append(
+            Problem(
+                _origin(recipe, index, entry, "threshold"),
+                "applies to multi-label data (data.label_separator); remove it",
+            )
+        )
+    return problems
 
 
 def output_problems(recipe: Recipe) -> list[Problem]:

@@ -54,6 +54,10 @@ TrackerNames = NewType("TrackerNames", object)
 TransformNames = NewType("TransformNames", object)
 # data.text_column: one column's name, or the two of a text pair.
 TextColumns = NewType("TextColumns", object)
+# data.label_separator: a non-empty string without surrounding whitespace.
+LabelSeparator = NewType("LabelSeparator", str)
+# training.threshold: "tuned" or a probability strictly between 0 and 1.
+Threshold = NewType("Threshold", object)
 
 
 def doc(text: str, **kwargs: Any) -> Any:
@@ -102,6 +106,11 @@ class DataSection:
         default="text",
     )
     label_column: str = doc("column with the label", default="label")
+    label_separator: LabelSeparator | None = doc(
+        "makes the data set multi-label: each label cell names a text's labels joined by this "
+        "separator ('code;web'); a model then gives each label a probability of its own",
+        default=None,
+    )
     validation: Ratio | str | Folds = doc(
         "fraction of train held out (stratified), a file with the validation rows, or "
         "{ folds = K } for stratified K-fold cross-validation (one run per fold)",
@@ -165,6 +174,12 @@ class TrainingConfig:
         "rest from its end) or 'chunks' (all of them, in overlapping windows of max_length: "
         "training reads every window with the text's label, a prediction is the mean of the "
         "windows' probabilities); zoo predict reads the same",
+        default=None,
+    )
+    threshold: Threshold | None = doc(
+        "multi-label data (data.label_separator): 'tuned' (the default: each label's decision "
+        "threshold is the one that maximises its F1 on the validation split) or one "
+        "probability, between 0 and 1, for every label",
         default=None,
     )
     chunk_stride: NonNegativeInt | None = doc(
@@ -557,7 +572,29 @@ def make_converter(
     )
     conv.register_structure_hook(TransformNames, _transform_names(known_transforms))
     conv.register_structure_hook(TextColumns, _text_columns)
+    conv.register_structure_hook(LabelSeparator, _label_separator)
+    conv.register_structure_hook(Threshold, _threshold)
     return conv
+
+
+def _label_separator(value: Any, _type: Any) -> str:
+    if not isinstance(value, str) or not value.strip() or value != value.strip():
+        raise ValueError(
+            "expected the characters that join a text's labels, such as ';' or '|' (not empty, "
+            f"no surrounding spaces), got {describe_value(value)}"
+        )
+    return value
+
+
+def _threshold(value: Any, _type: Any) -> str | float:
+    if value == "tuned":
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool) and 0 < value < 1:
+        return float(value)
+    raise ValueError(
+        f"expected 'tuned' or a probability between 0 and 1 (such as 0.5), got "
+        f"{describe_value(value)}"
+    )
 
 
 def _text_columns(value: Any, _type: Any) -> str | tuple[str, str]:

@@ -19,7 +19,15 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from zoo.metrics import BUILTIN_METRICS, INTERVALS, Metric, label_of, scores_of
+from zoo.metrics import (
+    BUILTIN_METRICS,
+    INTERVALS,
+    THRESHOLDS,
+    Metric,
+    label_of,
+    scores_of,
+    shown,
+)
 from zoo.plugins import PluginInfo
 from zoo.registry import Registry
 
@@ -229,6 +237,8 @@ def comparison_table(
     has_test = any(r.metrics.get("test") for r in runs)
     split = "test" if has_test else "validation"
     several_seeds = len({getattr(run, "seed", None) for run in runs}) > 1
+    # The columns of the metrics these runs have (a multi-label run: micro-F1, not accuracy).
+    metrics = shown(metrics, [s for run in runs for s in run.metrics.values() if s])
 
     def lead_cells(run: Any) -> list[Any]:
         name = run_name(run, seed=several_seeds)
@@ -282,9 +292,12 @@ def _status(run: Any) -> Text:
 
 
 def per_class_table(report: dict[str, Any], title: str) -> Table:
+    """Each class's (multi-label: each label's, with its decision threshold) precision,
+    recall, F1 and support."""
+    thresholds = report.get(THRESHOLDS)
     table = Table(title=title, title_justify="left")
     table.add_column("label", style="bold")
-    for column in ("precision", "recall", "F1", "support"):
+    for column in ("precision", "recall", "F1", "support", *(("threshold",) if thresholds else ())):
         table.add_column(column, justify="right")
     for label, scores in report["per_class"].items():
         table.add_row(
@@ -293,6 +306,7 @@ def per_class_table(report: dict[str, Any], title: str) -> Table:
             f"{scores['recall']:.4f}",
             f"{scores['f1']:.4f}",
             str(scores["support"]),
+            *((f"{thresholds[label]:.3f}",) if thresholds else ()),
         )
     return table
 

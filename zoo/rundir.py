@@ -30,7 +30,7 @@ import zoo
 from zoo.data import Splits
 from zoo.errors import UsageError
 from zoo.files import write_json, write_text
-from zoo.metrics import BUILTIN_METRICS
+from zoo.metrics import BUILTIN_METRICS, MULTI_LABEL_METRICS, THRESHOLDS
 from zoo.recipe import (
     LOGGING_KEYS,
     TRAINING_KEYS,
@@ -63,6 +63,7 @@ WEIGHT_FILES = (
 )
 # The scores every finished run has (a plugin's metrics come on top, where it was installed).
 SUMMARY_METRICS = tuple(sorted(m.name for m in BUILTIN_METRICS))
+MULTI_LABEL_SUMMARY = tuple(sorted(m.name for m in MULTI_LABEL_METRICS))
 # What a results-store record needs from run.json beyond the results (see RunIdentity).
 IDENTITY_KEYS = ("recipe_name", "recipe_hash", "data_fingerprint", "model", "method", "seed")
 # What run.json of an ensemble of fold models names: their run directories.
@@ -270,12 +271,25 @@ def predictions_csv(splits: Splits, predicted: tuple[int, ...], probabilities) -
     writer.writerow(PREDICTION_COLUMNS if test.pairs is None else PAIR_PREDICTION_COLUMNS)
     for i, text in enumerate(test.texts):
         p = predicted[i]
-        confidence = f"{probabilities[i][p]:.6f}"
+        if splits.separator is None:
+            named, confidence = splits.labels[p], f"{probabilities[i][p]:.6f}"
+        else:  # multi-label: the labels chosen, and the least probability among them
+            named = splits.separator.join(splits.labels[j] for j in p)
+            confidence = f"{min(probabilities[i][j] for j in p):.6f}"
         texts = [text] if test.pairs is None else [text, test.pairs[i]]
-        writer.writerow(
-            [test.rows[i], test.lines[i], *texts, test.labels[i], splits.labels[p], confidence]
-        )
+        writer.writerow([test.rows[i], test.lines[i], *texts, test.labels[i], named, confidence])
     return out.getvalue()
+
+
+def labels_json(splits: Splits, thresholds: tuple[float, ...] | None) -> dict[str, Any]:
+    """labels.json: the label of each class id; multi-label, also what joins a row's labels
+    and each label's decision threshold (what zoo predict needs)."""
+    found: dict[str, Any] = {"id2label": dict(enumerate(splits.labels))}
+    if splits.separator is not None:
+        assert thresholds is not None, "a multi-label run has its thresholds"
+        found["label_separator"] = splits.separator
+        found["thresholds"] = list(thresholds)
+    return found
 
 
 def write_outputs(
@@ -289,7 +303,7 @@ def write_outputs(
 ) -> None:
     """The results of a finished run; run.json last, so that "ok" means every file is there."""
     write_text(run_dir / RECIPE, effective_recipe(recipe, entry, settings))
-    write_json(run_dir / LABELS, {"id2label": dict(enumerate(splits.labels))})
+    write_json(run_dir / LABELS, labels_json(splits, result.thresholds))
     write_json(run_dir / METRICS, {"validation": result.validation, "test": result.test})
     write_json(run_dir / LOG_HISTORY, result.log_history)
     if result.test_predictions is not None:
@@ -344,6 +358,10 @@ class RunDir:
     recipe: dict[str, Any] | None = None
     metrics: dict[str, Any] | None = None
     labels: tuple[str, ...] | None = None
+    # Multi-label runs (read with "labels"): what joins a row's labels, and each label's
+    # decision threshold in label order; None for single-label ones.
+    label_separator: str | None = None
+    thresholds: tuple[float, ...] | None = None
     log_history: list[dict[str, Any]] | None = None
     predictions: Predictions | None = None
 
@@ -384,7 +402,7 @@ def read_run(run_dir: Path | str, *, needs: Collection[Need] = ()) -> RunDir:
     if ("metrics" in needs or "identity" in needs) and finished:
         parts["metrics"] = _metrics(path, record)
     if "labels" in needs:
-        parts["labels"] = _labels(path)
+        parts["labels"], parts["label_separator"], parts["thresholds"] = _labels(path)
     if "log_history" in needs:
         parts["log_history"] = _log_history(path)
     if "model" in needs:
@@ -527,12 +545,19 @@ def _split_problem(split: str, report: Any) -> str | None:
     """What is wrong with one split's scores in metrics.json, or None."""
     if not isinstance(report, dict):
         return f"the {split} scores are {_kind(report)}, not an object"
-    for key in SUMMARY_METRICS:
+    multi_label = THRESHOLDS in report  # a multi-label split: its thresholds, no confusion matrix
+    for key in MULTI_LABEL_SUMMARY if multi_label else SUMMARY_METRICS:
         value = report.get(key)
         if not isinstance(value, int | float) or isinstance(value, bool):
             return f"the {split} scores have no {key}"
     if not isinstance(report.get("per_class"), dict):
         return f"the {split} scores have no per_class table"
+    if multi_label:
+        if not isinstance(report[THRESHOLDS], dict) or set(report[THRESHOLDS]) != set(
+            report["per_class"]
+        ):
+            return f"the {split} thresholds and per_class table name different labels"
+        return None
     matrix = report.get("confusion_matrix")
     try:
         labels, rows = matrix["labels"], matrix["matrix"]
@@ -561,7 +586,9 @@ def _metrics(path: Path, record: dict[str, Any]) -> dict[str, Any]:
     return metrics
 
 
-def _labels(path: Path) -> tuple[str, ...]:
+def _labels(path: Path) -> tuple[tuple[str, ...], str | None, tuple[float, ...] | None]:
+    """labels.json: the label names in id order, and for a multi-label run its separator and
+    each label's threshold (a probability between 0 and 1), all checked."""
     data = _json_object(path, LABELS)
     id2label = data.get("id2label")
     try:
@@ -573,7 +600,19 @@ def _labels(path: Path) -> tuple[str, ...]:
         ok = False
     if not ok:
         raise _damaged(path, LABELS, "no id2label map from 0, 1, ... to distinct label names")
-    return names
+    if "label_separator" not in data and "thresholds" not in data:
+        return names, None, None
+    separator, thresholds = data.get("label_separator"), data.get("thresholds")
+    if not isinstance(separator, str) or not separator:
+        raise _damaged(path, LABELS, f"label_separator is {separator!r}, not a separator")
+    if (
+        not isinstance(thresholds, list)
+        or len(thresholds) != len(names)
+        or not all(type(t) in (int, float) and 0 <= t <= 1 for t in thresholds)
+    ):
+        what = f"thresholds are not {len(names)} probabilities, one per label: {thresholds!r}"
+        raise _damaged(path, LABELS, what)
+    return names, separator, tuple(float(t) for t in thresholds)
 
 
 def _log_history(path: Path) -> list[dict[str, Any]]:

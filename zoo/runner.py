@@ -24,7 +24,8 @@ from zoo.engine.distributed import check_strategy, is_main, on_main, world
 from zoo.errors import EXIT_RUN_FAILED, RunRefused, ZooError
 from zoo.events import RunEvents, RunListeners
 from zoo.files import new_run_dir, write_text
-from zoo.metrics import BUILTIN_METRICS, INTERVALS, Metric, scores_of
+from zoo.metrics import BUILTIN_METRICS, INTERVALS, Metric, for_task, scores_of
+from zoo.multilabel import multi_hot_ids
 from zoo.recipe import (
     Folds,
     ModelEntry,
@@ -139,7 +140,11 @@ def test_report_with_intervals(
     from zoo.uncertainty import intervals
 
     assert splits.test is not None
-    references = [splits.labels.index(label) for label in splits.test.labels]
+    if splits.separator is not None:  # multi-label: rows x labels 0/1
+        references = splits.multi_hot(splits.test)
+        predicted = multi_hot_ids(predicted, len(splits.labels))
+    else:
+        references = [splits.labels.index(label) for label in splits.test.labels]
     found = intervals(references, predicted, probabilities, splits.labels, metrics, seed=seed)
     return {**report, INTERVALS: found}
 
@@ -423,7 +428,7 @@ def _job(
         distributed=recipe.distributed,
         device=device,
         events=events,
-        metrics=options.metrics,
+        metrics=for_task(options.metrics, multi_label=splits.separator is not None),
     )
 
 
@@ -550,6 +555,13 @@ def _outcome(result, job, splits, recipe, entry, options, retries, clock) -> dic
             else None
         ),
         "text_tokens": dict(result.text_tokens),
+        # Multi-label: what joins a row's labels, and each label's decision threshold.
+        "label_separator": splits.separator,
+        "thresholds": (
+            None
+            if result.thresholds is None
+            else dict(zip(splits.labels, result.thresholds, strict=True))
+        ),
         "dropped_rows": splits.dropped,
         "data_notices": list(splits.notices),
         "settings": attrs.asdict(settings),
@@ -744,7 +756,7 @@ def _ensembles(
                 sorted(mine, key=lambda r: r.fold or 0),
                 splits,
                 identity,
-                options.metrics,
+                for_task(options.metrics, multi_label=splits.separator is not None),
             )
         )
     return made

@@ -149,11 +149,18 @@ class CustomEngine:
     `text_pairs`: the engine reads text pairs (data.text_column = [first, second]): its job's
     rows carry `pairs`, and `predict` is given (first, second) tuples. An engine that does not
     say so is never handed a pair recipe (it would read the first texts alone).
+
+    `multi_label`: the engine learns several labels per text (data.label_separator): its job
+    says `multi_label`, its probabilities are each label's own (rows x labels, not summing to
+    1), and it scores each split with `score_split(..., separator=, thresholds=)`, the
+    thresholds from `job.thresholds(validation probabilities)`; the result carries them
+    (`TrainResult.scored(..., thresholds=)`). Any other engine is refused multi-label data.
     """
 
     train: Callable[..., Any] = attrs.field(eq=False)
     predict: Callable[..., Any] = attrs.field(eq=False)
     text_pairs: bool = False
+    multi_label: bool = False
 
 
 @attrs.frozen(kw_only=True)

@@ -53,6 +53,14 @@ def confusion_counts(
     return counts.reshape(len(indices), classes, classes)
 
 
+def row_draws(indices: np.ndarray, rows: int) -> np.ndarray:
+    """resamples x rows: how often each row is drawn in each resample."""
+    flat = (indices + rows * np.arange(len(indices))[:, None]).ravel()
+    return (
+        np.bincount(flat, minlength=len(indices) * rows).reshape(len(indices), rows).astype(float)
+    )
+
+
 def resampled_scores(
     metric: Metric,
     references: np.ndarray,
@@ -61,10 +69,14 @@ def resampled_scores(
     labels: Sequence[str],
     indices: np.ndarray,
 ) -> np.ndarray:
-    """The metric on each resample (one score per row of `indices`)."""
-    if metric.from_confusion is not None:
+    """The metric on each resample (one score per row of `indices`). Multi-label references
+    (rows x labels) have no confusion matrix: their metrics compute each resample."""
+    if metric.from_confusion is not None and references.ndim == 1:
         counts = confusion_counts(references, predictions, indices, len(labels))
         return np.asarray(metric.from_confusion(counts), dtype=float)
+    if metric.from_draws is not None and references.ndim == 2:
+        draws = row_draws(indices, len(references))
+        return np.asarray(metric.from_draws(draws, references, predictions), dtype=float)
     labels = list(labels)
     return np.array(
         [

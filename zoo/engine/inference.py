@@ -19,6 +19,7 @@ def transformer_probabilities(
     progress: Any,
     chunk_stride: int | None = None,
     pairs: list[str] | None = None,
+    multi_label: bool = False,
 ) -> np.ndarray:
     """Class probabilities from a saved transformer (a full model or LoRA adapters), each
     text (or with `pairs`, each text pair) cut to `max_length` as in training (`truncation`;
@@ -65,7 +66,9 @@ def transformer_probabilities(
             batch = tokenizer.pad(window, padding=True, return_tensors="pt").to(device)
             with torch.no_grad():
                 logits = model(**batch).logits.float()
-            rows.append(torch.softmax(logits, dim=-1).cpu().numpy())
+            # multi-label: each label's own probability (training's sigmoid), else a softmax
+            outputs = torch.sigmoid(logits) if multi_label else torch.softmax(logits, dim=-1)
+            rows.append(outputs.cpu().numpy())
         found.append(cuts.per_text(np.concatenate(rows), text_rows, len(some)))
         progress.advance(len(some))
     progress.stop()

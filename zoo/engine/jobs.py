@@ -57,9 +57,32 @@ class TrainJob:
 
     def class_weights(self) -> np.ndarray | None:
         """The loss weight of each class id from training.class_weights (None without it);
-        a list of weights that does not match the labels is an error."""
+        a list of weights that does not match the labels is an error. Multi-label: each
+        label's weight of its positive rows (binary cross-entropy's pos_weight)."""
         splits = self.splits
+        if splits.separator is not None:
+            return positive_weight_vector(
+                self.settings.class_weights, splits.labels, splits.multi_hot(splits.train)
+            )
         return class_weight_vector(self.settings.class_weights, splits.labels, splits.train.labels)
+
+    @property
+    def multi_label(self) -> bool:
+        return self.splits.separator is not None
+
+    def thresholds(self, validation_probabilities: np.ndarray) -> tuple[float, ...] | None:
+        """Multi-label: each label's decision threshold, tuned on the validation split's
+        probabilities (rows in file order) or as training.threshold fixes it; None for
+        single-label data."""
+        from zoo.multilabel import TUNED, tune_thresholds
+
+        if not self.multi_label:
+            return None
+        fixed = self.settings.threshold
+        if fixed is not None and fixed != TUNED:
+            return (float(fixed),) * len(self.splits.labels)
+        references = self.splits.multi_hot(self.splits.validation)
+        return tune_thresholds(np.asarray(validation_probabilities), references)
 
     # The registered metrics: each split is scored with all of them; settings.metric is one.
     metrics: tuple[Metric, ...] = BUILTIN_METRICS
@@ -85,6 +108,8 @@ class TrainResult:
     # How long each split's texts were in tokens ("train", "validation", "test": texts, median,
     # p95, longest, cut, max_length), where the engine tokenizes; run.json keeps it.
     text_tokens: Mapping[str, Any] = attrs.field(factory=dict)
+    # Multi-label: each label's decision threshold (label order), which zoo predict applies.
+    thresholds: tuple[float, ...] | None = None
 
     @classmethod
     def scored(cls, validation: Scored, test: Scored | tuple[None, None, None], **facts: Any):
@@ -98,8 +123,9 @@ class TrainResult:
         )
 
 
-# What an evaluated split yields: its report, the predicted class ids, the probabilities.
-Scored = tuple[dict[str, Any], tuple[int, ...], np.ndarray]
+# What an evaluated split yields: its report, the predicted class ids (multi-label: each row's
+# tuple of label ids), the probabilities.
+Scored = tuple[dict[str, Any], tuple[Any, ...], np.ndarray]
 NOT_SCORED: tuple[None, None, None] = (None, None, None)
 
 
@@ -113,12 +139,41 @@ def score_split(
     gold: tuple[str, ...],
     labels: tuple[str, ...],
     metrics: tuple[Metric, ...] = BUILTIN_METRICS,
+    *,
+    separator: str | None = None,
+    thresholds: tuple[float, ...] | None = None,
 ) -> Scored:
-    """The metrics of one split from the model's class probabilities (rows in file order)."""
+    """The metrics of one split from the model's class probabilities (rows in file order).
+
+    Multi-label (`separator`, the data's label separator): `probabilities` are each label's
+    own, `gold` the label cells, and a row gets the labels whose probability reaches their
+    `thresholds` (`TrainJob.thresholds`; zoo.multilabel.decide)."""
+    if separator is not None:
+        from zoo import multilabel
+
+        assert thresholds is not None, "multi-label scores need the labels' thresholds"
+        references = multilabel.multi_hot(gold, labels, separator)
+        decided = multilabel.decide(probabilities, thresholds)
+        report = multilabel.report(references, decided, probabilities, labels, thresholds, metrics)
+        return report, tuple(tuple(np.flatnonzero(row).tolist()) for row in decided), probabilities
     predicted = probabilities.argmax(axis=-1)
     references = [labels.index(label) for label in gold]
     report = full_report(references, predicted.tolist(), labels, probabilities, metrics=metrics)
     return report, tuple(int(p) for p in predicted), probabilities
+
+
+def positive_weight_vector(
+    setting: str | tuple[float, ...] | None, labels: tuple[str, ...], targets: np.ndarray
+) -> np.ndarray | None:
+    """Multi-label: the weight of each label's positive rows in its binary cross-entropy.
+    'balanced' gives negatives / positives (a rare label's rows count as much as the rest); a
+    list gives one weight per label in label order."""
+    if setting is None:
+        return None
+    if setting == "balanced":
+        positives = targets.sum(axis=0).astype(float)
+        return (len(targets) - positives) / np.maximum(positives, 1)
+    return class_weight_vector(setting, labels, ())
 
 
 def class_weight_vector(

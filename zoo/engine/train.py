@@ -27,7 +27,6 @@ from zoo.engine.jobs import (
     Progress,
     TrainJob,
     TrainResult,
-    class_weight_vector,
     score_split,
     softmax,
 )
@@ -35,6 +34,8 @@ from zoo.engine.loading import LoadRequest, load_for_classification
 from zoo.engine.metrics import ClassificationMetrics
 from zoo.errors import ZooError
 from zoo.events import RunEvents
+from zoo.metrics import scores_of
+from zoo.multilabel import DEFAULT_THRESHOLD, TUNED, multi_hot, sigmoid
 from zoo.trackers import TENSORBOARD_DIR
 
 # Bump when what a cache file holds changes, so that no older file is read as a newer one.
@@ -42,7 +43,11 @@ TOKENIZED_CACHE_FORMAT = "tokens-v4"  # v4: which text each row is ("text_row", 
 
 
 def _dataset(
-    rows: LabelledTexts, labels: tuple[str, ...], tokenize: Callable, tokenizer_key: str
+    rows: LabelledTexts,
+    labels: tuple[str, ...],
+    tokenize: Callable,
+    tokenizer_key: str,
+    separator: str | None = None,
 ) -> Any:
     """The tokenized rows (one a text, or with chunks one a window) with this run's label ids.
 
@@ -74,8 +79,12 @@ def _dataset(
         load_from_cache_file=True,
         num_proc=workers,
     )
-    ids = {name: i for i, name in enumerate(labels)}
-    return tokens.add_column("label", [ids[rows.labels[i]] for i in tokens[truncation.TEXT_ROW]])
+    if separator is not None:  # multi-label: each label's 0/1, as binary cross-entropy reads it
+        targets = multi_hot(rows.labels, labels, separator).astype(np.float32).tolist()
+    else:
+        ids = {name: i for i, name in enumerate(labels)}
+        targets = [ids[label] for label in rows.labels]
+    return tokens.add_column("label", [targets[i] for i in tokens[truncation.TEXT_ROW]])
 
 
 def _tokenizer_key(tokenizer: Any, settings: Any, keep: set[str], truncation: str) -> str:
@@ -190,6 +199,23 @@ def tensorboard_logging_dir(path: Path) -> Iterator[None]:
             os.environ["TENSORBOARD_LOGGING_DIR"] = before
 
 
+def multi_label_loss(positive_weights: np.ndarray | None):
+    """A Trainer `compute_loss_func` for multi-label data: binary cross-entropy of each label
+    (sigmoid outputs), its positive rows weighted by `positive_weights` when given."""
+    import torch
+
+    table = None if positive_weights is None else torch.tensor(positive_weights)
+
+    def loss(outputs, labels, num_items_in_batch=None):
+        logits = outputs["logits"] if isinstance(outputs, dict) else outputs[0]
+        weight = None if table is None else table.to(device=logits.device, dtype=logits.dtype)
+        return torch.nn.functional.binary_cross_entropy_with_logits(
+            logits, labels.to(logits.dtype), pos_weight=weight
+        )
+
+    return loss
+
+
 def weighted_loss(weights: np.ndarray):
     """A Trainer `compute_loss_func`: cross-entropy with per-class weights (a weighted mean)."""
     import torch
@@ -257,6 +283,7 @@ def train_model(
         device=device.name,
         precision=precision,
         text_tokens=datasets.lengths,
+        thresholds=outcome.thresholds,
     )
     return run_dir, result
 
@@ -283,6 +310,8 @@ def load_model(job: TrainJob, device: Any, precision: str) -> tuple[Any, Any, Lo
     )
     loader = job.spec.loader or load_for_classification
     model, tokenizer = loader(request)
+    if job.multi_label:  # saved with the model: sigmoid outputs, one per label
+        model.config.problem_type = "multi_label_classification"
     if job.method in {"lora", "qlora"}:
         model = apply_lora(model, job.spec, job.lora, quantized=job.method == "qlora")
     return model, tokenizer, request
@@ -352,7 +381,7 @@ def tokenize_splits(
         if rows is None:
             found[name] = None
             continue
-        dataset = _dataset(rows, splits.labels, tokenize, key)
+        dataset = _dataset(rows, splits.labels, tokenize, key, splits.separator)
         text_rows[name] = np.asarray(dataset[truncation.TEXT_ROW], dtype=np.int64)
         measured = truncation.Lengths.of(
             dataset[truncation.TEXT_TOKENS], max_length, specials_count, text_rows[name]
@@ -379,14 +408,29 @@ def build_trainer(
 
     settings, splits = job.settings, job.splits
     metric = ClassificationMetrics()
-    ids = {name: i for i, name in enumerate(splits.labels)}
-    references = np.asarray([ids[label] for label in splits.validation.labels])
+    rows = len(splits.validation)
+    if not job.multi_label:
+        ids = {name: i for i, name in enumerate(splits.labels)}
+        references = np.asarray([ids[label] for label in splits.validation.labels])
 
     def compute_metrics(prediction) -> dict[str, float]:
         # Scored by text: with chunks, the mean of each text's windows.
-        probabilities = truncation.per_text(
-            softmax(prediction.predictions), datasets.text_rows["validation"], len(references)
-        )
+        text_rows = datasets.text_rows["validation"]
+        if job.multi_label:
+            # During training at a fixed threshold; the tuned ones come from the best checkpoint.
+            fixed = settings.threshold if settings.threshold not in (None, TUNED) else None
+            probabilities = truncation.per_text(sigmoid(prediction.predictions), text_rows, rows)
+            thresholds = (fixed or DEFAULT_THRESHOLD,) * len(splits.labels)
+            report, _, _ = score_split(
+                probabilities,
+                splits.validation.labels,
+                splits.labels,
+                job.metrics,
+                separator=splits.separator,
+                thresholds=thresholds,
+            )
+            return scores_of(report)
+        probabilities = truncation.per_text(softmax(prediction.predictions), text_rows, rows)
         return metric.compute(
             predictions=probabilities.argmax(axis=-1),
             references=references,
@@ -395,7 +439,11 @@ def build_trainer(
             metrics=job.metrics,
         )
 
-    weights = class_weight_vector(settings.class_weights, splits.labels, splits.train.labels)
+    weights = job.class_weights()
+    if job.multi_label:
+        loss = multi_label_loss(weights)
+    else:
+        loss = weighted_loss(weights) if weights is not None else None
     callbacks = [_progress_callback(progress), _events_callback(job.events)]
     if settings.early_stopping_patience:
         # Counts evaluations (training.eval_every), not epochs.
@@ -408,7 +456,7 @@ def build_trainer(
         eval_dataset=datasets.validation,
         processing_class=tokenizer,
         compute_metrics=compute_metrics,
-        compute_loss_func=weighted_loss(weights) if weights is not None else None,
+        compute_loss_func=loss,
         callbacks=callbacks,
     )
     # With tqdm off, the Trainer prints every log line to stdout; zoo keeps stdout for results.
@@ -422,6 +470,7 @@ class Trained:
     test: Any
     train_seconds: float
     peak: devices.PeakMemory
+    thresholds: tuple[float, ...] | None = None
 
 
 def train_and_evaluate(
@@ -438,9 +487,29 @@ def train_and_evaluate(
         # compute_metrics scores the validation split during training; these final scores come
         # from score_split, text by text, for each split.
         trainer.compute_metrics = None
-        validation = _evaluate(trainer, datasets, "validation", job)
-        test = _evaluate(trainer, datasets, "test", job) if splits.test else NOT_SCORED
-    return Trained(validation=validation, test=test, train_seconds=train_seconds, peak=peak)
+        validation = _probabilities(trainer, datasets, "validation", job)
+        test = _probabilities(trainer, datasets, "test", job) if splits.test else None
+    # Multi-label: each label's threshold, tuned on the validation split (training.threshold).
+    thresholds = job.thresholds(validation)
+
+    def scored(split: str, probabilities: np.ndarray):
+        rows = getattr(splits, split)
+        return score_split(
+            probabilities,
+            rows.labels,
+            splits.labels,
+            job.metrics,
+            separator=splits.separator,
+            thresholds=thresholds,
+        )
+
+    return Trained(
+        validation=scored("validation", validation),
+        test=scored("test", test) if test is not None else NOT_SCORED,
+        train_seconds=train_seconds,
+        peak=peak,
+        thresholds=thresholds,
+    )
 
 
 def save_model(trainer: Any, model: Any, run_dir: Path, checkpoints: Path) -> None:
@@ -462,9 +531,10 @@ def save_model(trainer: Any, model: Any, run_dir: Path, checkpoints: Path) -> No
         shutil.rmtree(checkpoints, ignore_errors=True)
 
 
-def _evaluate(trainer: Any, datasets: TokenizedSplits, split: str, job: TrainJob):
-    """One split scored by text (with chunks, the mean of each text's windows)."""
+def _probabilities(trainer: Any, datasets: TokenizedSplits, split: str, job: TrainJob):
+    """One split's probabilities by text (with chunks, the mean of each text's windows):
+    a softmax over the labels, or multi-label each label's sigmoid."""
     rows: LabelledTexts = getattr(job.splits, split)
     logits = trainer.predict(getattr(datasets, split)).predictions
-    probabilities = truncation.per_text(softmax(logits), datasets.text_rows[split], len(rows))
-    return score_split(probabilities, rows.labels, job.splits.labels, job.metrics)
+    probabilities = sigmoid(logits) if job.multi_label else softmax(logits)
+    return truncation.per_text(probabilities, datasets.text_rows[split], len(rows))
