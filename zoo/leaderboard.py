@@ -379,9 +379,12 @@ def legend(rows: Sequence[Row], metrics: Sequence[Metric]) -> str | None:
     if not compared:
         return None
     best, metric = compared[0].model, label_of(compared[0].metric, metrics)
-    lines = [
-        f"{TIED} tied with {best} on {metric}: the paired 95% interval of the difference holds 0"
-    ]
+    lines = []
+    if any(not paired.unpaired for paired in compared):  # what ≈ means, where a row was paired
+        lines.append(
+            f"{TIED} tied with {best} on {metric}: the paired 95% interval of the difference "
+            "holds 0"
+        )
     lines += [
         f"not paired with {best}: {label(row)}: {row.vs_best.unpaired}"
         for row in rows

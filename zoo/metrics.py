@@ -311,6 +311,25 @@ def scores_of(report: dict[str, Any]) -> dict[str, float]:
     return {key: value for key, value in report.items() if key not in REPORT_TABLES}
 
 
+def per_class_scores(references: Any, predictions: Any, labels: Sequence[str]) -> dict:
+    """Each class's precision, recall, F1 and support, by label name: from class ids, or from
+    multi-label rows x labels 0/1 (support: the rows that carry the label)."""
+    from sklearn.metrics import precision_recall_fscore_support
+
+    precision, recall, f1, support = precision_recall_fscore_support(
+        references, predictions, labels=list(range(len(labels))), average=None, zero_division=0
+    )
+    return {
+        name: {
+            "precision": float(precision[i]),
+            "recall": float(recall[i]),
+            "f1": float(f1[i]),
+            "support": int(support[i]),
+        }
+        for i, name in enumerate(labels)
+    }
+
+
 def full_report(
     references: Sequence[int],
     predictions: Sequence[int],
@@ -324,25 +343,12 @@ def full_report(
     Every label of the training set gets a row, also one missing from this split (support 0).
     """
     import numpy as np
-    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+    from sklearn.metrics import confusion_matrix
 
-    ids = list(range(len(labels)))
-    precision, recall, f1, support = precision_recall_fscore_support(
-        references, predictions, labels=ids, zero_division=0
-    )
-    per_class = {
-        name: {
-            "precision": float(precision[i]),
-            "recall": float(recall[i]),
-            "f1": float(f1[i]),
-            "support": int(support[i]),
-        }
-        for i, name in enumerate(labels)
-    }
-    matrix = confusion_matrix(references, predictions, labels=ids)
+    matrix = confusion_matrix(references, predictions, labels=list(range(len(labels))))
     return {
         **summary_scores(references, predictions, probabilities, labels, metrics=metrics),
-        "per_class": per_class,
+        "per_class": per_class_scores(references, predictions, labels),
         # rows: true label, columns: predicted label, both in `labels` order
         "confusion_matrix": {"labels": list(labels), "matrix": np.asarray(matrix).tolist()},
     }

@@ -88,24 +88,6 @@ def joined(row: np.ndarray, labels: Sequence[str], separator: str) -> str:
     return separator.join(labels[i] for i in np.flatnonzero(row))
 
 
-def per_label(references: np.ndarray, predictions: np.ndarray, labels: Sequence[str]) -> dict:
-    """Each label's precision, recall, F1 and support (rows that carry it)."""
-    from sklearn.metrics import precision_recall_fscore_support
-
-    precision, recall, f1, support = precision_recall_fscore_support(
-        references, predictions, average=None, zero_division=0
-    )
-    return {
-        name: {
-            "precision": float(precision[i]),
-            "recall": float(recall[i]),
-            "f1": float(f1[i]),
-            "support": int(support[i]),
-        }
-        for i, name in enumerate(labels)
-    }
-
-
 def report(
     references: np.ndarray,
     predictions: np.ndarray,
@@ -116,7 +98,7 @@ def report(
 ) -> dict[str, Any]:
     """A multi-label split's report: the metrics' scores, the per-label table and the
     thresholds it was decided with (no confusion matrix: a row may have several labels)."""
-    from zoo.metrics import THRESHOLDS
+    from zoo.metrics import THRESHOLDS, per_class_scores
 
     scores = {
         m.name: float(m.compute(references, predictions, probabilities, list(labels)))
@@ -124,6 +106,6 @@ def report(
     }
     return {
         **dict(sorted(scores.items())),
-        "per_class": per_label(references, predictions, labels),
+        "per_class": per_class_scores(references, predictions, labels),
         THRESHOLDS: dict(zip(labels, map(float, thresholds), strict=True)),
     }
