@@ -199,12 +199,12 @@ def predict(model_dir: Path, texts):
         classifier.intercept_ = weights["intercept"]
         classifier.classes_ = np.asarray(meta["classes"])
     texts = list(texts)
-    pairs = [isinstance(t, tuple) and len(t) == 2 for t in texts]
-    if not all(pairs) if len(vectorizers) == 2 else any(pairs):
-        # A pair's two texts read as one, or one text's characters as a pair: a wrong number.
-        learned = "text pairs" if len(vectorizers) == 2 else "single texts"
+    learned_pairs = len(vectorizers) == 2
+    # A pair's two texts read as one, or one text's characters as a pair: a wrong number.
+    if any((isinstance(t, tuple) and len(t) == 2) != learned_pairs for t in texts):
+        learned = "text pairs" if learned_pairs else "single texts"
         raise ValueError(f"this TF-IDF model learned {learned}; give it {learned}")
-    if len(vectorizers) == 2:
+    if learned_pairs:
         features = _features(vectorizers, [t[0] for t in texts], [t[1] for t in texts])
     else:
         features = _features(vectorizers, texts)

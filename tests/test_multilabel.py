@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, f1_score
 from test_keyword_task import KEYWORDS, SHARED, TRAINING
-from tiny_models import read_rows
+from tiny_models import read_rows, zoo_predict
 
 import zoo.cli
 from zoo.data import read_table
@@ -186,14 +186,6 @@ def multi_run(directory: Path, name: str, models: str, extra: str = "") -> list[
     return runs
 
 
-def predicted_by_zoo_predict(run_dir: Path, input_csv: Path, capsys, *extra: str) -> list[dict]:
-    output = run_dir.parent / f"{run_dir.name}-{len(extra)}-submission.csv"
-    argv = ["predict", str(run_dir), "--input", str(input_csv), "--output", str(output), *extra]
-    assert zoo.cli.main(argv) == 0
-    capsys.readouterr()
-    return read_rows(output)
-
-
 # --- training and predict -------------------------------------------------------------------------
 
 
@@ -225,9 +217,7 @@ def test_the_tfidf_baseline_learns_label_sets_one_vs_rest(tfidf_run, multi_task,
     assert set(record["thresholds"]) == {"code", "system", "web"}
 
     # zoo predict writes the label sets the run predicted, and one probability per label.
-    rows = predicted_by_zoo_predict(
-        run_dir, multi_task / "test.csv", capsys, "--id-column", "id", "--proba"
-    )
+    rows = zoo_predict(run_dir, multi_task / "test.csv", capsys, "--id-column", "id", "--proba")
     assert [r["labels"] for r in rows] == [r["predicted"] for r in recorded]
     assert list(rows[0]) == ["id", "labels", "proba_code", "proba_system", "proba_web"]
     probabilities = np.array([[float(r[f"proba_{k}"]) for k in sorted(KEYWORDS)] for r in rows])
@@ -252,7 +242,7 @@ def test_a_tiny_bert_learns_label_sets_with_sigmoid_outputs(multi_task, capsys):
     run_dir = Path(run["run_dir"])
     config = json.loads((run_dir / "model" / "config.json").read_text())
     assert config["problem_type"] == "multi_label_classification"
-    rows = predicted_by_zoo_predict(run_dir, multi_task / "test.csv", capsys)
+    rows = zoo_predict(run_dir, multi_task / "test.csv", capsys)
     assert [r["labels"] for r in rows] == [
         r["predicted"] for r in read_rows(run_dir / "predictions.csv")
     ]
@@ -416,3 +406,16 @@ def test_predict_refuses_damaged_thresholds(tfidf_run, multi_task, tmp_path, cap
     assert zoo.cli.main([*argv, str(output)]) == 2
     assert "thresholds are not 3 probabilities, one per label" in capsys.readouterr().err
     assert not output.exists()
+
+
+def test_a_label_spelled_in_nfd_inside_a_set_is_the_nfc_label(tmp_path):
+    import unicodedata
+
+    path = tmp_path / "train.csv"
+    nfd = unicodedata.normalize("NFD", "웹")
+    path.write_text(f"text,label\na,코드;{nfd}\nb,웹\n", encoding="utf-8")
+    read = read_table(
+        path, text_column="text", label_column="label", setting="data.train", label_separator=";"
+    )
+    assert read.rows.labels == ("웹;코드", "웹")  # one label 웹, in label order
+    assert any("NFD" in notice for notice in read.notices)

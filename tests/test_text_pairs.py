@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from test_keyword_task import KEYWORDS, SHARED, TRAINING, keyword_text
-from tiny_models import read_rows
+from tiny_models import read_rows, zoo_predict
 
 import zoo.cli
 from zoo.data import read_input, read_table
@@ -61,14 +61,6 @@ def pair_run(directory: Path, name: str, models: str, text_column: str) -> dict:
     return run
 
 
-def predicted_by_zoo_predict(run_dir: Path, input_csv: Path, capsys, *extra: str) -> list[str]:
-    output = run_dir.parent / f"{run_dir.name}-{len(extra)}-submission.csv"
-    argv = ["predict", str(run_dir), "--input", str(input_csv), "--output", str(output), *extra]
-    assert zoo.cli.main(argv) == 0
-    capsys.readouterr()
-    return [row["label"] for row in read_rows(output)]
-
-
 PAIR = '["question", "reply"]'
 
 
@@ -87,7 +79,7 @@ def test_the_tfidf_baseline_reads_both_texts_and_predict_reads_the_pairs(reply_t
     assert [(r["text"], r["pair"]) for r in recorded] == [
         (r["question"], r["reply"]) for r in tests
     ]
-    predicted = predicted_by_zoo_predict(run_dir, reply_task / "test.csv", capsys)
+    predicted = [r["label"] for r in zoo_predict(run_dir, reply_task / "test.csv", capsys)]
     assert predicted == [row["predicted"] for row in recorded]
     # Other column names in the input: --text-column names both.
     renamed = reply_task / "renamed.csv"
@@ -95,7 +87,7 @@ def test_the_tfidf_baseline_reads_both_texts_and_predict_reads_the_pairs(reply_t
         (reply_task / "test.csv").read_text(encoding="utf-8").replace("question,reply", "q,a", 1),
         encoding="utf-8",
     )
-    again = predicted_by_zoo_predict(run_dir, renamed, capsys, "--text-column", "q", "a")
+    again = [r["label"] for r in zoo_predict(run_dir, renamed, capsys, "--text-column", "q", "a")]
     assert again == predicted
 
 
@@ -115,7 +107,7 @@ def test_a_tiny_bert_reads_the_pair_in_training_and_predict(reply_task, tiny_ber
     record = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
     # [CLS] question [SEP] reply [SEP]: the lengths count the pair's tokens, not the 3 specials.
     assert record["text_tokens"]["train"]["texts"] == 120
-    predicted = predicted_by_zoo_predict(run_dir, reply_task / "test.csv", capsys)
+    predicted = [r["label"] for r in zoo_predict(run_dir, reply_task / "test.csv", capsys)]
     assert predicted == [row["predicted"] for row in read_rows(run_dir / "predictions.csv")]
 
 
@@ -313,3 +305,12 @@ def test_predict_wants_as_many_text_columns_as_the_run_read(reply_task, tmp_path
         capsys.readouterr().err
     )
     assert not output.exists()
+
+
+def test_a_pair_column_named_twice_is_refused_with_both_places(tmp_path):
+    path = tmp_path / "train.csv"
+    path.write_text("question,reply,reply,label\n질문,답,다른 답,a\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"has 2 columns named 'reply' \(columns 2, 3 of the"):
+        read_table(
+            path, text_column=["question", "reply"], label_column="label", setting="data.train"
+        )

@@ -183,3 +183,15 @@ def save_tiny_encoder(directory: Path, texts: Iterable[str], model_type: str) ->
     AutoModel.from_config(config).save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return directory
+
+
+def zoo_predict(run_dir: Path, input_csv: Path, capsys, *extra: str) -> list[dict[str, str]]:
+    """`zoo predict RUN_DIR --input INPUT_CSV` (and `extra` options), into a file beside the
+    run directory: the submission's rows."""
+    import zoo.cli
+
+    output = run_dir.parent / f"{run_dir.name}-{len(extra)}-submission.csv"
+    argv = ["predict", str(run_dir), "--input", str(input_csv), "--output", str(output), *extra]
+    assert zoo.cli.main(argv) == 0
+    capsys.readouterr()
+    return read_rows(output)

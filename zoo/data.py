@@ -521,7 +521,7 @@ def load_units(
     only the validation split (and with folds, the training rows) differ. `preprocess` (the
     recipe's data.preprocess) is applied to every text as it is read, before any check."""
     columns = {"text_column": data.text_column, "label_column": data.label_column}
-    separator = getattr(data, "label_separator", None)
+    separator = data.label_separator
     encodings, dropped, notices = {}, {}, []
 
     def one_each(rows: LabelledTexts) -> LabelledTexts:

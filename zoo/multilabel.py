@@ -22,6 +22,11 @@ TUNED = "tuned"
 DEFAULT_THRESHOLD = 0.5
 
 
+def fixed_threshold(setting: str | float | None) -> float | None:
+    """training.threshold as one probability for every label; None when it is tuned."""
+    return None if setting is None or setting == TUNED else float(setting)
+
+
 def split_labels(cell: str, separator: str) -> list[str]:
     """A label cell's labels, each without surrounding whitespace, in the cell's order (empty
     parts and repeats left in, for the reader to refuse with their line)."""

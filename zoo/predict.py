@@ -137,8 +137,12 @@ def _text_columns(
     """The input's text column (or the two of a text pair): as given, else as the run read
     its training data; a run that read pairs needs two, one that read single texts one."""
     recorded = _setting(run, data, "data", "text_column")
-    pair = isinstance(recorded, list) and len(recorded) == 2
-    if not (isinstance(recorded, str) or pair) or not all(isinstance(c, str) for c in recorded):
+    pair = (
+        isinstance(recorded, list)
+        and len(recorded) == 2
+        and all(isinstance(c, str) for c in recorded)
+    )
+    if not (isinstance(recorded, str) or pair):
         raise RunDirError(
             f"{run.path / RECIPE}: data.text_column is {recorded!r}, not a column name or the "
             "two of a text pair",

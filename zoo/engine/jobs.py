@@ -74,13 +74,13 @@ class TrainJob:
         """Multi-label: each label's decision threshold, tuned on the validation split's
         probabilities (rows in file order) or as training.threshold fixes it; None for
         single-label data."""
-        from zoo.multilabel import TUNED, tune_thresholds
+        from zoo.multilabel import fixed_threshold, tune_thresholds
 
         if not self.multi_label:
             return None
-        fixed = self.settings.threshold
-        if fixed is not None and fixed != TUNED:
-            return (float(fixed),) * len(self.splits.labels)
+        fixed = fixed_threshold(self.settings.threshold)
+        if fixed is not None:
+            return (fixed,) * len(self.splits.labels)
         references = self.splits.multi_hot(self.splits.validation)
         return tune_thresholds(np.asarray(validation_probabilities), references)
 

@@ -35,7 +35,7 @@ from zoo.engine.metrics import ClassificationMetrics
 from zoo.errors import ZooError
 from zoo.events import RunEvents
 from zoo.metrics import scores_of
-from zoo.multilabel import DEFAULT_THRESHOLD, TUNED, multi_hot, sigmoid
+from zoo.multilabel import DEFAULT_THRESHOLD, fixed_threshold, multi_hot, sigmoid
 from zoo.trackers import TENSORBOARD_DIR
 
 # Bump when what a cache file holds changes, so that no older file is read as a newer one.
@@ -418,9 +418,9 @@ def build_trainer(
         text_rows = datasets.text_rows["validation"]
         if job.multi_label:
             # During training at a fixed threshold; the tuned ones come from the best checkpoint.
-            fixed = settings.threshold if settings.threshold not in (None, TUNED) else None
+            fixed = fixed_threshold(settings.threshold)
             probabilities = truncation.per_text(sigmoid(prediction.predictions), text_rows, rows)
-            thresholds = (fixed or DEFAULT_THRESHOLD,) * len(splits.labels)
+            thresholds = (DEFAULT_THRESHOLD if fixed is None else fixed,) * len(splits.labels)
             report, _, _ = score_split(
                 probabilities,
                 splits.validation.labels,
