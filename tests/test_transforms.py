@@ -211,7 +211,7 @@ def numbered(tmp_path: Path) -> Path:
 
 def test_the_run_directory_records_the_list_and_predict_applies_it(tmp_path, capsys):
     from zoo.plugins import get_plugin_manager
-    from zoo.predict import predict_run
+    from zoo.predicting import predict_run
     from zoo.report import NoProgress
 
     assert main(["run", str(numbered(tmp_path)), "--json"]) == 0

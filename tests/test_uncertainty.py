@@ -15,7 +15,7 @@ from rich.console import Console
 from zoo import uncertainty
 from zoo.leaderboard import leaderboard, leaderboard_table, to_json, vs_best
 from zoo.metrics import ACCURACY, BUILTIN_METRICS, F1_MACRO, Metric
-from zoo.rundir import Predictions, RunDirError, read_run
+from zoo.rundir import PredictionsCsv, RunDirError, read_run
 from zoo.store import ResultsStore, RunRecord
 from zoo.uncertainty import Scored, intervals, paired_difference
 
@@ -322,7 +322,7 @@ def test_old_runs_without_intervals_or_predictions_still_compare(tmp_path):
 def test_read_run_reads_predictions(tmp_path):
     record = write_run(tmp_path, "m", 1, [0, 1, 2], [0, 2, 2])
     found = read_run(record.run_dir, needs=("predictions",)).predictions
-    assert found == Predictions(
+    assert found == PredictionsCsv(
         rows=(0, 1, 2), lines=(2, 3, 4), labels=tuple("abc"), predicted=tuple("acc")
     )
 

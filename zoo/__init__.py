@@ -1,6 +1,19 @@
 """zoo: fine-tune and compare pretrained transformers on text classification.
 
-This module is the public face for plugin authors::
+The same road as the `zoo` command, from Python (a notebook, a script)::
+
+    import zoo
+
+    results = zoo.run("recipes/demo.toml", overrides={"training.epochs": 1})
+    results.to_pandas()                      # one row per run; shown as the CLI's table
+    zoo.check("recipes/koalpaca-full.toml", gpu="a100-40gb")
+    zoo.compare("runs")                      # the leaderboard of the recorded runs
+    zoo.predict(results[0].run_dir, ["로그인이 안 돼요"]).to_pandas()
+
+Problems raise `zoo.ZooError` subclasses (`zoo.RecipeError` lists every problem of a recipe)
+with the messages the command line prints.
+
+This module is also the public face for plugin authors::
 
     import zoo
 
@@ -17,12 +30,24 @@ so ``import zoo`` stays cheap.
 
 from typing import Any
 
+from zoo.api import check, compare, load_run, predict, run, validate
 from zoo.engine.device import DeviceInfo, PeakMemory
+from zoo.errors import (
+    DataError,
+    ModelUnavailableError,
+    PluginError,
+    RecipeError,
+    RunRefused,
+    UsageError,
+    WontFit,
+    ZooError,
+)
 from zoo.events import RunEvaluated, RunEvent, RunEvents, RunFailed, RunFinished, RunStarted
 from zoo.hookspecs import hookimpl
 from zoo.memory.families.base import ModelFamily
 from zoo.memory.probe import DeviceMemory
 from zoo.metrics import Metric
+from zoo.results import Estimate, Leaderboard, Predictions, Results, Run
 from zoo.spec import (
     CustomEngine,
     HubSource,
@@ -56,18 +81,28 @@ def __dir__() -> list[str]:
 __all__ = [
     "NOT_SCORED",
     "CustomEngine",
+    "DataError",
     "DeviceInfo",
     "DeviceMemory",
+    "Estimate",
     "HubSource",
+    "Leaderboard",
     "LocalSource",
     "Metric",
     "ModelFamily",
     "ModelSpec",
+    "ModelUnavailableError",
     "NoWeights",
     "PeakMemory",
+    "PluginError",
+    "Predictions",
     "Progress",
+    "RecipeError",
     "ResolvedSource",
     "Resources",
+    "Results",
+    "Run",
+    "RunRefused",
     "RunEvaluated",
     "RunEvent",
     "RunEvents",
@@ -78,7 +113,16 @@ __all__ = [
     "TokenizerSettings",
     "TrainJob",
     "TrainResult",
+    "UsageError",
+    "WontFit",
+    "ZooError",
     "__version__",
+    "check",
+    "compare",
     "hookimpl",
+    "load_run",
+    "predict",
+    "run",
     "score_split",
+    "validate",
 ]

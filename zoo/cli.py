@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import difflib
 import json
 import os
 import signal
@@ -15,13 +14,11 @@ import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-import attrs
 from rich.console import Console
 
 import zoo
-from zoo.errors import EXIT_INTERRUPTED, RecipeError, RunRefused, UsageError, WontFit, ZooError
+from zoo.errors import EXIT_INTERRUPTED, UsageError, WontFit, ZooError
 from zoo.files import check_output
 from zoo.metrics import DEFAULT_METRIC
 
@@ -71,63 +68,17 @@ def _consoles() -> tuple[Console, Console]:
     return Console(width=width), Console(stderr=True, width=width)
 
 
-def _check_trackers(recipe) -> None:
-    from zoo.trackers import missing_problems
+def _plugins():
+    from zoo.api import Plugins
 
-    problems = missing_problems(recipe)
-    if problems:
-        raise RecipeError(recipe.source, problems)
-
-
-def _registry():
-    from zoo.plugins import get_plugin_manager
-    from zoo.registry import collect_models
-
-    pm = get_plugin_manager()
-    return pm, collect_models(pm)
-
-
-def _metrics(pm):
-    from zoo.registry import collect_metrics
-
-    return collect_metrics(pm)
-
-
-def _transforms(pm):
-    from zoo.transforms import collect_transforms
-
-    return collect_transforms(pm)
-
-
-def _known_names(registry, metrics, transforms) -> dict:
-    return {
-        "model_names": registry.names(),
-        "model_methods": registry.methods(),
-        "metric_names": metrics.names(),
-        "transform_names": transforms.names(),
-    }
-
-
-def _warn_failed_plugins(pm, registry, *others) -> None:
-    """Say which plugins were left out: failed to load, or their registrations of models (and
-    of what `others` collected: metrics, text transforms) failed."""
-    problems = [(i.name, i.status) for i in pm.info if i.status.startswith("failed")]
-    for failures in [registry.failures, *(other.failures for other in others)]:
-        problems += [(name, f"failed: {reason}") for name, reason in failures]
-    for name, status in problems:
-        print(
-            f"warning: plugin {name!r} left out ({status}); "
-            f"set ZOO_BLOCK_PLUGINS={name} to skip it, see 'zoo plugins'",
-            file=sys.stderr,
-        )
+    return Plugins.load()
 
 
 def cmd_models(args: argparse.Namespace) -> int:
     from zoo.report import models_table
 
     out, err = _consoles()
-    pm, registry = _registry()
-    _warn_failed_plugins(pm, registry)
+    registry = _plugins().registry
     if args.json:
         rows = [
             {
@@ -152,7 +103,10 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     from zoo.report import plugins_table
 
     out, _err = _consoles()
-    pm, registry = _registry()
+    from zoo.api import Plugins
+
+    plugins = Plugins.load(warn=False)
+    pm, registry = plugins.pm, plugins.registry
     registered = what_each_registered(pm)
     if args.json:
         failed = dict(registry.failures)
@@ -173,38 +127,21 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     return 0
 
 
-def _prepare(recipe, registry, transforms, metrics):
-    """Every seed's data, read and checked against the recipe before anything trains."""
-    from zoo.preflight import check_before_training
-    from zoo.runner import load_all_splits
-
-    splits_for = load_all_splits(recipe, transforms)
-    first = next(iter(splits_for.values()))
-    check_before_training(recipe, registry, first.labels, metrics.metrics)
-    return splits_for
-
-
 def cmd_validate(args: argparse.Namespace) -> int:
-    from zoo.recipe import load_recipe
+    from zoo.api import _validated
 
     out, err = _consoles()
-    pm, registry = _registry()
-    metrics, transforms = _metrics(pm), _transforms(pm)
-    _warn_failed_plugins(pm, registry, metrics, transforms)
+    plugins = _plugins()
     failed = 0
     for path in args.recipes:
         try:
-            known = _known_names(registry, metrics, transforms)
-            recipe = load_recipe(path, overrides=args.set, **known)
-            _check_trackers(recipe)
-            splits = next(iter(_prepare(recipe, registry, transforms, metrics).values()))
+            recipe = _validated(plugins, Path(path), args.set, None)
         except ZooError as exc:
             if args.debug:
                 err.print_exception()
             _error(str(exc))
             failed = failed or exc.exit_code
             continue
-        _say_notices(recipe.run.name, splits.notices)
         models = ", ".join(entry.label for entry in recipe.models)
         print(f"ok {path}: run {recipe.run.name!r}, models: {models}")
     return failed
@@ -222,266 +159,89 @@ def _without_nproc(argv: list[str]) -> list[str]:
     return kept
 
 
-def _recipe_paths(recipes: list[str], resume: Path | None) -> list[Path]:
-    """The recipes given, or the one recipe an interrupted run directory holds (checked to be
-    resumable before anything loads; that it still matches is checked once its data is read)."""
-    from zoo.rundir import RECIPE, read_run
-
-    if resume is None:
-        if not recipes:
-            raise UsageError("give a recipe to run", hint="zoo run RECIPE...  (see zoo run --help)")
-        return [Path(p) for p in recipes]
-    if recipes:
-        raise UsageError(
-            "give either recipes to run or --resume RUN_DIR, not both",
-            hint="zoo run RECIPE...  or  zoo run --resume OUTPUT_DIR/RUN_NAME/MODEL-seedN-DATE",
-        )
-    read_run(resume, needs=("resumable", "recipe"))
-    return [resume / RECIPE]
-
-
-def _say_notices(run_name: str, notices: Sequence[str]) -> None:
-    for notice in notices:
-        print(f"{run_name}: {notice}", file=sys.stderr)
-
-
 def cmd_run(args: argparse.Namespace) -> int:
+    from zoo.api import run_recipes
     from zoo.engine.distributed import is_main, launch, world
-    from zoo.events import collect_run_listeners
-    from zoo.recipe import load_recipe
-    from zoo.report import NoProgress, RichProgress
-    from zoo.runner import (
-        RunOptions,
-        exit_code,
-        format_traceback,
-        is_out_of_memory,
-        run_recipe,
-    )
 
     if args.nproc > 1 and world()[1] == 1:
         # Start again under torchrun, one process per device; zoo runs in each of them.
         return launch(args.nproc, _without_nproc(args.argv))
     out, err = _consoles()
-    pm, registry = _registry()
-    metrics, transforms = _metrics(pm), _transforms(pm)
-    if is_main():
-        _warn_failed_plugins(pm, registry, metrics, transforms)
-    resume = Path(args.resume) if args.resume else None
-    # Check every recipe before training anything.
-    recipes = [
-        load_recipe(p, overrides=args.set, **_known_names(registry, metrics, transforms))
-        for p in _recipe_paths(args.recipes, resume)
-    ]
-    # And that the trackers they report to are installed, before any data or model loads.
-    for recipe in recipes:
-        _check_trackers(recipe)
-    # Every recipe's data too, and the recipe against it: a bad file in the last recipe stops
-    # the run before any training.
-    prepared = [(recipe, _prepare(recipe, registry, transforms, metrics)) for recipe in recipes]
-    for recipe, splits_for in prepared:
-        _say_notices(recipe.run.name, next(iter(splits_for.values())).notices)
-    # And whether each model fits in memory, before any model loads.
-    device = _device(pm, None, world()[1] if world()[1] > 1 else None)
-    memory: dict[str, Any] = {}
-    fitted = []
-    for recipe, splits_for in prepared:
-        labels = len(next(iter(splits_for.values())).labels)
-        recipe, records = _fit_to_memory(recipe, registry, device, labels, args, err)
-        memory |= {(recipe.run.name, label): check for label, check in records.items()}
-        fitted.append((recipe, splits_for))
-    prepared = fitted
-    options = RunOptions(
-        resume=resume,
-        oom_retries=args.oom_retries,
-        memory=memory,
-        device=device,
-        listeners=collect_run_listeners(pm),
-        metrics=metrics.metrics,
-    )
-
-    def on_failure(model: str, exc: BaseException) -> None:
-        verb = "refused" if isinstance(exc, RunRefused) else "failed"
-        text = str(exc) if isinstance(exc, ZooError) else f"{type(exc).__name__}: {exc}"
-        if is_out_of_memory(exc):
-            text += "\n  hint: --oom-retries 2 retries with a smaller batch (same effective batch)"
-        _error(f"model {model!r} {verb}: {text}")
-        if args.debug:
-            err.print(format_traceback(exc), markup=False, highlight=False)
-
-    runs = []
     # With --json, stdout carries the one JSON object alone: anything a library prints goes to
     # stderr.
     with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
-        for recipe, splits_for in prepared:
-            if is_main():
-                err.print(f"run {recipe.run.name!r}: {len(recipe.models)} model(s)", markup=False)
-            progress = (
-                (lambda label: RichProgress(err, label)) if is_main() else (lambda _: NoProgress())
-            )
-            runs += run_recipe(recipe, registry, progress, on_failure, options, splits_for)
+        results = run_recipes(
+            [Path(p) for p in args.recipes],
+            overrides=args.set,
+            resume=Path(args.resume) if args.resume else None,
+            oom_retries=args.oom_retries,
+            auto_fit=args.auto_fit,
+            force=args.force,
+            rough=args.rough,
+            console=err,
+            debug=args.debug,
+        )
     if not is_main():  # the main process reports for all of them
         return 0
-    against = _against_the_best(runs, metrics.metrics)
-    tables = _run_tables(runs, against, metrics.metrics)
+    tables = results.renderables()
     if args.json:
         err.print(*tables)
-        found = [r.to_json() | {"vs_best": _vs_best_of(r, against)} for r in runs]
-        print(json.dumps({"runs": found}, indent=2, ensure_ascii=False))
+        print(json.dumps(results.to_json(), indent=2, ensure_ascii=False))
     else:
         out.print(*tables)
-        for run in runs:
+        for run in results:
             if run.run_dir:
                 out.print(f"{run.model}: {run.run_dir}", style="dim", markup=False)
-    return exit_code(runs)
-
-
-def _against_the_best(runs, metrics):
-    """The leaderboard of these runs, each row against the best (`zoo.leaderboard.vs_best`)."""
-    from zoo.leaderboard import leaderboard, vs_best
-
-    if not any(run.metrics.get("test") for run in runs):  # nothing to pair them on
-        return []
-    records = [run.record for run in runs if run.record is not None]
-    return vs_best(leaderboard(records, metrics=metrics), metrics=metrics)
-
-
-def _run_tables(runs, against, metrics) -> list[Any]:
-    """`zoo run`'s tables: one row per run, with the rows the paired test ties with the best
-    marked when each model ran once; when some ran several times (seeds), the leaderboard of
-    these runs after it, which says the same over all their runs."""
-    from zoo.leaderboard import leaderboard_table, legend
-    from zoo.report import comparison_table
-
-    if all(row.runs <= 1 for row in against):
-        marked = {d for row in against if row.vs_best and row.vs_best.tied for d in row.run_dirs}
-        tied = {run.run_dir for run in runs if _stored_dir(run) in marked}
-        legend_line = legend(against, metrics)
-        return [
-            comparison_table(
-                runs, title="Comparison", metrics=metrics, tied=tied, legend=legend_line
-            )
-        ]
-    over = leaderboard_table(against, title="Over all runs", metrics=metrics)
-    return [comparison_table(runs, title="Comparison", metrics=metrics), over]
-
-
-def _vs_best_of(run, against) -> dict[str, Any] | None:
-    """The run's row against the best, when that row is this run alone."""
-    for row in against:
-        if row.runs == 1 and row.run_dirs == (_stored_dir(run),) and row.vs_best is not None:
-            return row.vs_best.to_json()
-    return None
-
-
-def _stored_dir(run) -> str | None:
-    """The run directory as its results-store record names it (resolved)."""
-    return None if run.run_dir is None else str(Path(run.run_dir).resolve())
-
-
-def _device(pm, gpu_memory: str | None, gpus: int | None):
-    """The device to plan for: one the user names, else what the device probes find."""
-    from zoo.memory.probe import named_gpu, probe_device
-
-    if gpu_memory:
-        return named_gpu(gpu_memory, gpus or 1)
-    found = probe_device(pm)
-    return attrs.evolve(found, count=gpus) if gpus else found
+    return results.exit_code
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from zoo.memory.check import check_recipe
-    from zoo.recipe import load_recipe
-    from zoo.report import memory_tables
+    from zoo.api import check_recipes
 
-    out, err = _consoles()
-    pm, registry = _registry()
-    known = _known_names(registry, _metrics(pm), _transforms(pm))
-    recipes = [load_recipe(p, overrides=args.set, **known) for p in args.recipes]
-    device = _device(pm, args.gpu_memory, args.gpus)
-    checks = [
-        check
-        for recipe in recipes
-        for check in check_recipe(recipe, registry, device, rough=args.rough)
-    ]
-    if args.json:
-        print(json.dumps({"models": [c.to_json() for c in checks]}, indent=2))
-    else:
-        for check in checks:
-            for table in memory_tables(check):
-                out.print(table)
-    return 0 if all(c.fits for c in checks) else WontFit.exit_code
-
-
-def _fit_to_memory(recipe, registry, device, labels: int, args, err) -> tuple[Any, dict]:
-    """Check every model of the recipe before anything loads (see `zoo.memory.check.fit`);
-    print what --auto-fit changed, and refuse with the tables what does not fit."""
-    from zoo.memory.check import fit, refusal
-    from zoo.report import memory_tables
-
-    fitted = fit(
-        recipe,
-        registry,
-        device,
-        labels=labels,
-        auto_fit=args.auto_fit,
-        force=args.force,
+    out, _err = _consoles()
+    estimates = check_recipes(
+        [Path(p) for p in args.recipes],
+        gpu=args.gpu,
+        gpu_memory=args.gpu_memory,
+        gpus=args.gpus,
         rough=args.rough,
+        overrides=args.set,
     )
-    for label, change in fitted.applied:
-        err.print(f"{label}: --auto-fit applies {change}", markup=False)
-    if fitted.refused:
-        for check in fitted.refused:
-            for table in memory_tables(check):
-                err.print(table)
-        raise refusal(recipe, fitted.refused, device)
-    return fitted.recipe, fitted.records
+    if args.json:
+        print(json.dumps({"models": [e.to_json() for e in estimates]}, indent=2))
+    else:
+        for table in (table for estimate in estimates for table in estimate.renderables()):
+            out.print(table)
+    return 0 if all(e.fits for e in estimates) else WontFit.exit_code
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from rich.markup import escape
-
-    from zoo.plugins import get_plugin_manager
-    from zoo.report import confusion_table, human_bytes, human_seconds, per_class_table, score_line
-    from zoo.rundir import read_run
+    from zoo.api import load_run
 
     out, _err = _consoles()
-    run = read_run(args.run_dir, needs=("metrics",))  # a run that did not finish has none
-    record, metrics = run.record, run.metrics or {}
+    run = load_run(args.run_dir)
     if args.json:
-        print(json.dumps({"run": record, "metrics": metrics}, indent=2, ensure_ascii=False))
+        found = {"run": run.record, "metrics": run.metrics}
+        print(json.dumps(found, indent=2, ensure_ascii=False))
         return 0
-    registered = _metrics(get_plugin_manager()).metrics  # the labels of a plugin's metrics
-    out.print(
-        f"{record.get('model')} ({record.get('status')}) on {record.get('device', '-')}, "
-        f"{record.get('precision', '-')}: trained in {human_seconds(record.get('train_seconds'))}, "
-        f"peak memory {human_bytes(record.get('peak_memory_bytes'))}",
-        markup=False,
-    )
-    if record.get("reason"):
-        out.print(f"reason: {record['reason']}", markup=False)
-    for split in ("validation", "test"):
-        report = metrics.get(split)
-        if report:
-            out.print(f"\n[bold]{split}[/]: {escape(score_line(report, registered))}")
-            out.print(per_class_table(report, f"{split}: per class"))
-            if "confusion_matrix" in report:  # none for multi-label runs
-                out.print(confusion_table(report))
+    for drawn in run.renderables():
+        out.print(drawn)
     return 0
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from zoo.predict import predict_run
+    from zoo.predicting import predict_run
     from zoo.report import RichProgress
 
     _out, err = _consoles()
-    pm, registry = _registry()
+    plugins = _plugins()
     rows = predict_run(
         Path(args.run_dir),
         Path(args.input),
         Path(args.output),
-        registry=registry,
+        registry=plugins.registry,
         progress=RichProgress(err, Path(args.run_dir).name),
-        transforms=_transforms(pm),
+        transforms=plugins.transforms,
         id_column=args.id_column,
         text_column=args.text_column,
         encoding=args.encoding,
@@ -492,135 +252,39 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
-COMPARE_HINT = (
-    "give the recipe you ran (zoo compare RECIPE: its output_dir, which is relative to the recipe "
-    "file) or its output directory (zoo compare --output-dir DIR)"
-)
-
-
-def _compare_where(args: argparse.Namespace) -> tuple[Path, str | None]:
-    """The output directory whose store `zoo compare` reads, and the run name to compare."""
-    from zoo.recipe import load_recipe
-
-    if args.recipe_file is None:
-        output_dir = Path(args.output_dir or "runs")
-        if not output_dir.is_dir():
-            what = "is a file, not a folder" if output_dir.exists() else "does not exist"
-            raise UsageError(f"no results in {output_dir}: the folder {what}", hint=COMPARE_HINT)
-        return output_dir, args.recipe
-    if args.output_dir is not None:
-        raise UsageError(
-            "give a recipe or --output-dir, not both",
-            hint="zoo compare RECIPE  or  zoo compare --output-dir DIR",
-        )
-    recipe = load_recipe(args.recipe_file)
-    return recipe.path(recipe.run.output_dir), args.recipe or recipe.run.name
-
-
 def cmd_compare(args: argparse.Namespace) -> int:
-    import attrs
-
-    from zoo.leaderboard import (
-        leaderboard,
-        leaderboard_table,
-        per_class_table,
-        sort_keys,
-        to_csv,
-        to_json,
-        unit_text,
-        vs_best,
-    )
-    from zoo.plugins import get_plugin_manager
-    from zoo.store import STORE_NAME, ResultsStore
+    from zoo.api import check_sort_key, compare
 
     out, _err = _consoles()
-    metrics = _metrics(get_plugin_manager()).metrics
-    keys = sort_keys(metrics)
-    if args.by not in keys:
-        guess = difflib.get_close_matches(args.by, list(keys), n=1)
-        hint = f"did you mean {guess[0]!r}? " if guess else ""
-        raise UsageError(
-            f"cannot sort by {args.by!r}",
-            hint=f"{hint}--by takes one of {', '.join(keys)}",
-        )
+    check_sort_key(args.by, _plugins().metrics.metrics)
     if args.html is not None:  # before any work, as zoo predict checks its --output
         check_output(Path(args.html), overwrite=args.force, option="--html", example="compare.html")
     elif args.force:
         raise UsageError("--force replaces the --html page; give --html FILE with it")
-    output_dir, recipe_name = _compare_where(args)
-    if not (output_dir / STORE_NAME).is_file():
-        if args.recipe_file is not None:
-            hint = f"run it first: zoo run {args.recipe_file}"
-        else:
-            hint = COMPARE_HINT
-        raise UsageError(
-            f"no results in {output_dir}: {output_dir / STORE_NAME} does not exist", hint=hint
-        )
-    # Read as it is: a command that only reads writes nothing, not even a schema.
-    records = ResultsStore.read_only(output_dir / STORE_NAME).runs(recipe_name=recipe_name)
-    data = args.data
-    if data is not None:
-        data = _one_fingerprint(data, {r.data_fingerprint for r in records})
-    elif not args.all_data and records:
-        data = records[-1].data_fingerprint  # compare like with like: the latest run's data
-    records = [r for r in records if data is None or r.data_fingerprint == data]
-    if args.each:  # one row per run instead of one per model and method
-        records = [
-            attrs.evolve(r, model=f"{r.model} ({unit_text((r.seed, r.fold))}, #{r.run_id})")
-            for r in records
-        ]
-    rows = leaderboard(records, by=args.by, split=args.split, metrics=metrics)
-    # Each row against the best on the same test rows (their run directories' predictions).
-    rows = vs_best(rows, by=args.by, metrics=metrics)
-    if args.json:
-        print(json.dumps(to_json(rows), indent=2, ensure_ascii=False))
-    elif args.csv:
-        sys.stdout.write(to_csv(rows, metrics=metrics))
-    else:
-        where = f"data {data[:12]}" if data else "all data"
-        if recipe_name:
-            where += f", recipe {recipe_name!r}"
-        title = f"Leaderboard: {len(records)} runs, {where}"
-        out.print(leaderboard_table(rows, title=title, metrics=metrics))
-        out.print(per_class_table(rows))
-    if args.html is not None:
-        from zoo.compare_page import write_compare_page
-
-        where = f"data {data[:12]}" if data else "all data"
-        if recipe_name:
-            where += f", recipe {recipe_name}"
-        metric = args.by if args.by in {m.name for m in metrics} else DEFAULT_METRIC
-        page = write_compare_page(
-            Path(args.html),
-            rows,
-            records,
-            metric=metric,
-            title=f"Leaderboard: {len(records)} runs, {where}",
-            metrics=metrics,
-        )
-        for note in page.skipped:
-            print(f"left out of the page's pictures: {note}", file=sys.stderr)
-        print(f"wrote {page.path}", file=sys.stderr)
-    return 0
-
-
-def _one_fingerprint(prefix: str, recorded: set[str]) -> str:
-    """The one recorded data fingerprint that `--data PREFIX` names: a prefix that fits several
-    would mix runs on different data in one leaderboard."""
-    matches = sorted(f for f in recorded if f.startswith(prefix))
-    if len(matches) == 1:
-        return matches[0]
-    listed = ", ".join(f[:12] for f in sorted(recorded)) or "none"
-    if not matches:
-        raise UsageError(
-            f"--data {prefix}: no recorded run is on data with this fingerprint",
-            hint=f"the recorded fingerprints begin {listed}",
-        )
-    raise UsageError(
-        f"--data {prefix}: {len(matches)} recorded data fingerprints begin with it "
-        f"({', '.join(f[:12] for f in matches)}); runs on different data are never compared",
-        hint="give more of the fingerprint",
+    board = compare(
+        args.output_dir,
+        recipe_file=args.recipe_file,
+        recipe=args.recipe,
+        data=args.data,
+        all_data=args.all_data,
+        by=args.by,
+        split=args.split,
+        each=args.each,
     )
+    if args.json:
+        print(json.dumps(board.to_json(), indent=2, ensure_ascii=False))
+    elif args.csv:
+        sys.stdout.write(board.to_csv())
+    else:
+        for table in board.renderables():
+            out.print(table)
+    if args.html is not None:
+        page = board.page()
+        saved = page.save(args.html, overwrite=True)  # checked above
+        for note in page.left_out:
+            print(f"left out of the page's pictures: {note}", file=sys.stderr)
+        print(f"wrote {saved}", file=sys.stderr)
+    return 0
 
 
 def cmd_record(args: argparse.Namespace) -> int:
@@ -642,9 +306,8 @@ def cmd_record(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from zoo.html_report import write_report
-    from zoo.plugins import get_plugin_manager
 
-    files = write_report(Path(args.run_dir), _metrics(get_plugin_manager()).metrics)
+    files = write_report(Path(args.run_dir), _plugins().metrics.metrics)
     cmd_show(argparse.Namespace(run_dir=args.run_dir, json=False))
     print(f"wrote {files.html}", file=sys.stderr)
     for picture in files.pictures:
@@ -789,7 +452,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("recipes", nargs="+", metavar="RECIPE", help="TOML recipe file(s)")
     _add_set(p)
-    p.add_argument(
+    gpu = p.add_mutually_exclusive_group()
+    gpu.add_argument(
+        "--gpu",
+        metavar="PRESET",
+        help="plan for a common GPU instead of this machine, by name (e.g. t4, a100-40gb, "
+        "h100-80gb; zoo gpus lists them): its usable memory, bf16 and TF32",
+    )
+    gpu.add_argument(
         "--gpu-memory",
         type=_memory_size,
         metavar="SIZE",

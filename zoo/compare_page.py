@@ -43,9 +43,9 @@ class Entry:
 
 @attrs.frozen(kw_only=True)
 class ComparePage:
-    """What `write_compare_page` wrote, and the run directories it could not read."""
+    """The page, and the run directories it could not read."""
 
-    path: Path
+    html: str
     skipped: tuple[str, ...]
 
 
@@ -392,6 +392,22 @@ def _page(
     return "\n".join(parts)
 
 
+def compare_page(
+    rows: Sequence[Row],
+    records: Sequence[RunRecord],
+    *,
+    metric: str,
+    title: str,
+    metrics: Sequence[Metric] = BUILTIN_METRICS,
+) -> ComparePage:
+    """The page for the leaderboard `rows` (built from `records`), its pictures drawn."""
+    items, skipped = entries(rows, records)
+    name = label_of(metric, metrics)
+    pictures, missing_glyphs = drawing.draw(lambda: _pictures(items, metric, name))
+    page = _page(title, items, pictures, skipped, missing_glyphs, metric, name)
+    return ComparePage(html=page, skipped=tuple(skipped))
+
+
 def write_compare_page(
     path: Path,
     rows: Sequence[Row],
@@ -403,8 +419,6 @@ def write_compare_page(
 ) -> ComparePage:
     """Write the page for the leaderboard `rows` (built from `records`) to `path`, replacing
     it (the caller checks first whether it may: zoo.files.check_output)."""
-    items, skipped = entries(rows, records)
-    name = label_of(metric, metrics)
-    pictures, missing_glyphs = drawing.draw(lambda: _pictures(items, metric, name))
-    write_text(path, _page(title, items, pictures, skipped, missing_glyphs, metric, name))
-    return ComparePage(path=path, skipped=tuple(skipped))
+    page = compare_page(rows, records, metric=metric, title=title, metrics=metrics)
+    write_text(path, page.html)
+    return page

@@ -452,21 +452,33 @@ def _page(run: _Run, pictures: Sequence[Picture], missing_glyphs: bool) -> str:
     return "\n".join(parts)
 
 
-def write_report(run_dir: Path, metrics: Sequence[Metric] = BUILTIN_METRICS) -> ReportFiles:
-    """Write `report.html` and its PNG pictures into `run_dir`, a directory that `zoo run` made.
+@attrs.frozen
+class ReportPage:
+    html: str
+    pictures: tuple[Picture, ...]
+
+
+def report_page(run_dir: Path, metrics: Sequence[Metric] = BUILTIN_METRICS) -> ReportPage:
+    """The report of `run_dir`, a directory that `zoo run` made, with its pictures drawn.
 
     The learning-rate and curve pictures are left out (and the page says why) when the run has
     no log history, as a zero-shot run has none. Raises `ZooError` for a directory that is not a
     finished zoo run.
     """
-    run_dir = Path(run_dir)
-    run = _read_run(run_dir, metrics)
+    run = _read_run(Path(run_dir), metrics)
     pictures, missing_glyphs = draw(lambda: _pictures(run))
+    return ReportPage(html=_page(run, pictures, missing_glyphs), pictures=tuple(pictures))
+
+
+def write_report(run_dir: Path, metrics: Sequence[Metric] = BUILTIN_METRICS) -> ReportFiles:
+    """Write `report.html` and its PNG pictures (`report_page`) into `run_dir`."""
+    run_dir = Path(run_dir)
+    page = report_page(run_dir, metrics)
     paths = []
-    for picture in pictures:
+    for picture in page.pictures:
         path = run_dir / picture.name
         write_bytes(path, picture.png)
         paths.append(path)
     html_path = run_dir / REPORT_NAME
-    write_text(html_path, _page(run, pictures, missing_glyphs))
+    write_text(html_path, page.html)
     return ReportFiles(html=html_path, pictures=tuple(paths))

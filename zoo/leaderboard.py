@@ -468,7 +468,19 @@ def to_json(rows: Sequence[Row]) -> dict[str, Any]:
 
 
 def to_csv(rows: Sequence[Row], *, metrics: Sequence[Metric] = BUILTIN_METRICS) -> str:
-    """One header line and one line per row; empty cells for missing values; seeds
+    """One header line and one line per row (`csv_table`)."""
+    header, lines = csv_table(rows, metrics=metrics)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(lines)
+    return out.getvalue()
+
+
+def csv_table(
+    rows: Sequence[Row], *, metrics: Sequence[Metric] = BUILTIN_METRICS
+) -> tuple[list[str], list[list[Any]]]:
+    """The columns of `zoo compare --csv` and one line per row: None for missing values; seeds
     space-separated; each metric's mean, std and 95% interval (`_ci95_low`, `_ci95_high`); the
     row against the best (`vs_best_*`, `tied`: empty on the best row); per-class F1 means in
     columns `f1_<label>`."""
@@ -479,9 +491,7 @@ def to_csv(rows: Sequence[Row], *, metrics: Sequence[Metric] = BUILTIN_METRICS) 
     header += [f"vs_best_{key}" for key in VS_BEST_COLUMNS] + ["tied"]
     header += ["train_seconds", "peak_memory_bytes", "parameters", "settings"]
     header += [f"f1_{label}" for label in labels]
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(header)
+    lines = []
     for row in rows:
         line: list[Any] = [row.model, row.method, row.status, row.runs, row.not_ok]
         line += [" ".join(map(str, row.seeds)), row.folds, row.ensemble, row.split]
@@ -493,8 +503,8 @@ def to_csv(rows: Sequence[Row], *, metrics: Sequence[Metric] = BUILTIN_METRICS) 
         line += [row.train_seconds, row.peak_memory_bytes, row.parameters]
         line += ["; ".join(f"{k}={v}" for k, v in row.settings.items())]
         line += [_mean(row, label) for label in labels]
-        writer.writerow(line)
-    return out.getvalue()
+        lines.append(line)
+    return header, lines
 
 
 VS_BEST_COLUMNS = ("model", "metric", "diff", "ci95_low", "ci95_high", "p_value")

@@ -824,19 +824,41 @@ def _set_override(
     return None
 
 
-def apply_overrides(raw: dict[str, Any], overrides: Sequence[str], source: str) -> dict[str, Any]:
-    """Apply ``--set KEY=VALUE`` overrides; KEY is a dotted path into the recipe
-    (``training.epochs``, ``models[0].learning_rate``, ``models[1].lora.r``) and VALUE is TOML
-    (``epochs=1``, ``name="x"``).
-
-    A bare word that is not valid TOML is taken as a string (``data.train=other.csv``).
+def apply_overrides(
+    raw: dict[str, Any], overrides: Sequence[str] | Mapping[str, Any], source: str
+) -> dict[str, Any]:
+    """Apply overrides: ``--set KEY=VALUE`` strings, KEY a dotted path into the recipe
+    (``training.epochs``, ``models[0].learning_rate``, ``models[1].lora.r``) and VALUE TOML
+    (``epochs=1``, ``name="x"``; a bare word that is not valid TOML is taken as a string,
+    ``data.train=other.csv``), or a mapping of such keys to values (the Python API's
+    ``overrides={"training.epochs": 1}``).
     """
     raw = copy.deepcopy(raw)
     problems = []
+    for where, key, value in _override_items(overrides, problems):
+        path = _override_path(key)
+        if path is None:
+            problems.append(Problem(where, "expected SECTION.KEY=VALUE (or models[N].KEY=VALUE)"))
+            continue
+        wrong = _set_override(raw, path, value)
+        if wrong is not None:
+            problems.append(Problem(where, wrong))
+    if problems:
+        raise RecipeError(source, problems)
+    return raw
+
+
+def _override_items(
+    overrides: Sequence[str] | Mapping[str, Any], problems: list[Problem]
+) -> Iterable[tuple[str, str, Any]]:
+    """(where, key, value) of each override; a --set without '=' is a problem."""
+    if isinstance(overrides, Mapping):
+        for key, value in overrides.items():
+            yield f"overrides[{key!r}]", str(key), value
+        return
     for item in overrides:
         key, sep, text = item.partition("=")
-        path = _override_path(key) if sep else None
-        if path is None:
+        if not sep:
             problems.append(
                 Problem(f"--set {item}", "expected SECTION.KEY=VALUE (or models[N].KEY=VALUE)")
             )
@@ -845,12 +867,7 @@ def apply_overrides(raw: dict[str, Any], overrides: Sequence[str], source: str) 
             value = tomllib.loads(f"v = {text}")["v"]
         except tomllib.TOMLDecodeError:
             value = text
-        wrong = _set_override(raw, path, value)
-        if wrong is not None:
-            problems.append(Problem(f"--set {item}", wrong))
-    if problems:
-        raise RecipeError(source, problems)
-    return raw
+        yield f"--set {item}", key, value
 
 
 def method_problems(recipe: Recipe, methods: Mapping[str, Sequence[str]]) -> list[Problem]:
@@ -892,7 +909,7 @@ def load_recipe(
     model_methods: Mapping[str, Sequence[str]] | None = None,
     metric_names: Sequence[str] | None = None,
     transform_names: Sequence[str] | None = None,
-    overrides: Sequence[str] = (),
+    overrides: Sequence[str] | Mapping[str, Any] = (),
 ) -> Recipe:
     """Read, override and validate a recipe file.
 
@@ -916,9 +933,38 @@ def load_recipe(
         line = raw.count(b"\n", 0, exc.start) + 1
         message = f"not UTF-8 text: line {line} has the byte 0x{raw[exc.start]:02x}"
         raise RecipeError(source, [Problem("", f"{message}; save the recipe as UTF-8")]) from None
-    raw = apply_overrides(parse_toml(text, source), overrides, source)
+    return recipe_from_raw(
+        parse_toml(text, source),
+        source,
+        path.resolve().parent,
+        overrides=overrides,
+        model_names=model_names,
+        model_methods=model_methods,
+        metric_names=metric_names,
+        transform_names=transform_names,
+    )
+
+
+def recipe_from_raw(
+    raw: Mapping[str, Any],
+    source: str,
+    base_dir: Path,
+    *,
+    overrides: Sequence[str] | Mapping[str, Any] = (),
+    model_names: Collection[str] | None = None,
+    model_methods: Mapping[str, Sequence[str]] | None = None,
+    metric_names: Sequence[str] | None = None,
+    transform_names: Sequence[str] | None = None,
+) -> Recipe:
+    """Override and validate a parsed recipe (a TOML document's tables, or the Python API's
+    dict) whose relative paths are relative to `base_dir`; `source` names it in messages."""
+    if not isinstance(raw, Mapping):
+        raise RecipeError(
+            source, [Problem("", f"expected a table of sections, got {type(raw).__name__}")]
+        )
+    raw = apply_overrides(dict(raw), overrides, source)
     recipe = structure_recipe(
-        raw, source, path.resolve().parent, model_names, metric_names, transform_names
+        raw, source, base_dir.resolve(), model_names, metric_names, transform_names
     )
     problems = missing_files(recipe) + column_problems(recipe.data) + trainer_table_problems(recipe)
     if model_methods is not None:

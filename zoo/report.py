@@ -322,6 +322,35 @@ def confusion_table(report: dict[str, Any]) -> Table:
     return table
 
 
+def run_tables(
+    record: Mapping[str, Any],
+    metrics: Mapping[str, Any],
+    registered: Sequence[Metric] = BUILTIN_METRICS,
+) -> list[Any]:
+    """What `zoo show` prints of a run (run.json and metrics.json): how it ran, then each
+    split's scores, per-class table and confusion matrix (none for multi-label runs)."""
+    drawn: list[Any] = [
+        Text(
+            f"{record.get('model')} ({record.get('status')}) on {record.get('device', '-')}, "
+            f"{record.get('precision', '-')}: trained in "
+            f"{human_seconds(record.get('train_seconds'))}, "
+            f"peak memory {human_bytes(record.get('peak_memory_bytes'))}"
+        )
+    ]
+    if record.get("reason"):
+        drawn.append(Text(f"reason: {record['reason']}"))
+    for split in ("validation", "test"):
+        report = metrics.get(split)
+        if report:
+            drawn.append(
+                Text.assemble("\n", (split, "bold"), f": {score_line(report, registered)}")
+            )
+            drawn.append(per_class_table(report, f"{split}: per class"))
+            if "confusion_matrix" in report:
+                drawn.append(confusion_table(report))
+    return drawn
+
+
 class RichProgress:
     """The engine's progress sink, drawn as a rich progress bar on `console` (stderr)."""
 
@@ -373,6 +402,47 @@ class NoProgress:
 
     def stop(self) -> None:
         pass
+
+
+class LineProgress:
+    """A progress sink that says each stage in one line when it starts and when it ends: for
+    a Jupyter notebook without ipywidgets, where rich cannot redraw a bar in place."""
+
+    def __init__(self, console: Console, label: str) -> None:
+        self.console = console
+        self.label = label
+        self._stage: tuple[str, int, int] | None = None
+
+    def start(self, description: str, total: int) -> None:
+        self.stop()
+        self._stage = (description, total, 0)
+        self.console.print(f"[bold]{self.label}[/] {description}: {total} steps")
+
+    def advance(self, steps: int = 1) -> None:
+        if self._stage is not None:
+            description, total, done = self._stage
+            self._stage = (description, total, done + steps)
+
+    def message(self, text: str) -> None:
+        self.console.print(f"[dim]{self.label}:[/] {text}")
+
+    def stop(self) -> None:
+        if self._stage is not None:
+            description, total, done = self._stage
+            self.console.print(f"[bold]{self.label}[/] {description}: {done}/{total} steps done")
+            self._stage = None
+
+
+def progress_for(console: Console) -> Callable[[str], Any]:
+    """How `console` shows progress: a rich bar, redrawn in place in a terminal and in Jupyter
+    with ipywidgets (rich draws it in an output widget there); a line per stage in Jupyter
+    without them, where every redraw would be a new output."""
+    if console.is_jupyter:
+        try:
+            import ipywidgets  # noqa: F401
+        except ImportError:
+            return lambda label: LineProgress(console, label)
+    return lambda label: RichProgress(console, label)
 
 
 def memory_tables(check: Any) -> list[Table]:

@@ -339,7 +339,7 @@ def last_checkpoint(run_dir: Path) -> Path:
 
 
 @attrs.frozen(kw_only=True)
-class Predictions:
+class PredictionsCsv:
     """predictions.csv: each test row in file order, where it is in the test file, its label
     and the run's prediction (label names)."""
 
@@ -363,7 +363,7 @@ class RunDir:
     label_separator: str | None = None
     thresholds: tuple[float, ...] | None = None
     log_history: list[dict[str, Any]] | None = None
-    predictions: Predictions | None = None
+    predictions: PredictionsCsv | None = None
 
     @property
     def status(self) -> str:
@@ -622,7 +622,7 @@ def _log_history(path: Path) -> list[dict[str, Any]]:
     return history
 
 
-def _predictions(path: Path) -> Predictions:
+def _predictions(path: Path) -> PredictionsCsv:
     if not (path / PREDICTIONS).is_file():
         raise RunDirError(
             f"{path / PREDICTIONS} is missing: the run has no test predictions (a recipe "
@@ -650,7 +650,7 @@ def _predictions(path: Path) -> Predictions:
         for column, value in zip(columns, (*numbers, label, predicted), strict=True):
             column.append(value)
     rows, lines, labels, predicted_labels = (tuple(c) for c in columns)
-    return Predictions(rows=rows, lines=lines, labels=labels, predicted=predicted_labels)
+    return PredictionsCsv(rows=rows, lines=lines, labels=labels, predicted=predicted_labels)
 
 
 def _check_model(path: Path, record: dict[str, Any]) -> None:

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, get_args
 
+import attrs
 import numpy as np
 
 from zoo.data import read_input
@@ -47,7 +48,7 @@ def predict_run(
     unless every row was predicted.
     """
     check_output(output_path, overwrite=overwrite)
-    run = read_run(run_dir, needs=("finished", "recipe", "labels", "model"))
+    run = read_run(run_dir, needs=PREDICT_NEEDS)
     data = _section(run, "data")
     label_column = _setting(run, data, "data", "label_column")
     if id_column is not None and id_column == label_column:
@@ -71,6 +72,40 @@ def predict_run(
     )
     for notice in read.notices:
         print(f"{notice}", file=sys.stderr)
+    predicted = predict_texts(
+        run, read.texts, read.pairs, registry=registry, progress=progress, transforms=transforms
+    )
+    ids = None if read.ids is None else list(read.ids)
+    write_text(output_path, _submission(ids, id_column, label_column, predicted, proba))
+    return len(read.texts)
+
+
+@attrs.frozen(kw_only=True)
+class Predicted:
+    """A run's predictions for some texts, in their order."""
+
+    labels: tuple[str, ...]  # the run's labels, the columns of `probabilities`
+    predicted: tuple[str, ...]  # each text's label (a multi-label run: its labels, joined)
+    probabilities: Any  # texts x labels (numpy)
+
+
+# What `predict_texts` needs of a run directory.
+PREDICT_NEEDS = ("finished", "recipe", "labels", "model")
+
+
+def predict_texts(
+    run: RunDir,
+    texts: Sequence[str],
+    pairs: Sequence[str] | None = None,
+    *,
+    registry: Registry,
+    progress: Any,
+    transforms: TransformRegistry | None = None,
+) -> Predicted:
+    """Classify `texts` (with `pairs`, their second texts, for a run that read text pairs)
+    with the model of `run` (read with `PREDICT_NEEDS`), preprocessed and cut as training
+    did."""
+    data = _section(run, "data")
     names = data.get("preprocess") or []
     if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
         raise RunDirError(
@@ -80,9 +115,8 @@ def predict_run(
         )
     where = f"{run.path / RECIPE}: data.preprocess"
     preprocess = (transforms or builtin_transforms()).pipeline(names, where=where)
-    texts = [preprocess(text) if text else text for text in read.texts]
-    pairs = None if read.pairs is None else [preprocess(t) if t else t for t in read.pairs]
-    ids = None if read.ids is None else list(read.ids)
+    texts = [preprocess(text) if text else text for text in texts]
+    pairs = None if pairs is None else [preprocess(t) if t else t for t in pairs]
     spec = registry.models.get(run.record.get("registered_model", ""))
     if spec is not None and spec.spec.engine is not None:
         inputs = texts if pairs is None else list(zip(texts, pairs, strict=True))
@@ -111,13 +145,10 @@ def predict_run(
     if run.label_separator is not None:  # multi-label: each label that reaches its threshold
         assert run.thresholds is not None
         decided = decide(probabilities, run.thresholds)
-        named = [joined(row, labels, run.label_separator) for row in decided]
+        named = tuple(joined(row, labels, run.label_separator) for row in decided)
     else:
-        named = [labels[int(row.argmax())] for row in probabilities]
-    write_text(
-        output_path, _submission(ids, id_column, label_column, labels, named, probabilities, proba)
-    )
-    return len(texts)
+        named = tuple(labels[int(row.argmax())] for row in probabilities)
+    return Predicted(labels=labels, predicted=named, probabilities=probabilities)
 
 
 def _section(run: RunDir, name: str) -> dict[str, Any]:
@@ -191,14 +222,14 @@ def _setting(run: RunDir, section: dict[str, Any], name: str, key: str) -> Any:
     return section[key]
 
 
-def _submission(ids, id_column, label_column, labels, named, probabilities, proba: bool) -> str:
+def _submission(ids, id_column, label_column, predicted: Predicted, proba: bool) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     header = ([id_column] if id_column else []) + [label_column]
-    header += [f"proba_{label}" for label in labels] if proba else []
+    header += [f"proba_{label}" for label in predicted.labels] if proba else []
     writer.writerow(header)
-    for i, row in enumerate(probabilities):
-        cells = ([ids[i]] if ids is not None else []) + [named[i]]
+    for i, row in enumerate(predicted.probabilities):
+        cells = ([ids[i]] if ids is not None else []) + [predicted.predicted[i]]
         cells += [f"{p:.6f}" for p in row] if proba else []
         writer.writerow(cells)
     return out.getvalue()
