@@ -495,3 +495,20 @@ def memory_tables(check: Any) -> list[Table]:
             changes.caption = "nothing zoo can change makes it fit this device"
         tables.append(changes)
     return tables
+
+
+def gpu_presets_table() -> Table:
+    """The GPUs that `zoo check --gpu NAME` knows (`zoo.memory.gpus.PRESETS`)."""
+    from zoo.memory.estimate import CUDA_CONTEXT
+    from zoo.memory.gpus import PRESETS, units
+
+    table = Table(title="GPU presets", title_justify="left")
+    table.add_column("name", style="bold")
+    table.add_column("GPU")
+    table.add_column("memory", justify="right")
+    table.add_column("units")
+    for preset in PRESETS:
+        table.add_row(preset.name, preset.label, human_bytes(preset.memory), units(preset))
+    context = human_bytes(CUDA_CONTEXT)
+    table.caption = f"memory: nvidia-smi's total; zoo plans with the CUDA context ({context}) off"
+    return table

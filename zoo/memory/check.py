@@ -168,6 +168,7 @@ def check_entry(
         methods=spec.resources.methods,
         cuda=device.kind == "cuda",
         context=device.context,
+        preset=device.preset,
     )
     return attrs.evolve(check, suggestions=tuple(singles), plan=best)
 

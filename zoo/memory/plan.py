@@ -155,9 +155,11 @@ def suggestions(
     methods: tuple[str, ...],
     cuda: bool,
     context: int,
+    preset: str | None = None,
 ) -> tuple[list[Plan], Plan | None]:
     """Each single change (ranked: those that fit first, then by cost), and the cheapest plan
-    that fits (None when nothing does)."""
+    that fits (None when nothing does). More GPUs are more of the same: of the GPU `preset`
+    ("2 x a100-40gb GPUs with ZeRO-3") when the device is one."""
     groups = _options(setup, methods, cuda)
     singles = []
     for group in groups:
@@ -179,7 +181,7 @@ def suggestions(
             if more.total <= available or gpus == 8:
                 singles.append(
                     Plan(
-                        changes=(f"{gpus} GPUs with ZeRO-3",),
+                        changes=(f"{_gpus(gpus, preset)} with ZeRO-3",),
                         settings={"distributed.strategy": "deepspeed-zero3", "gpus": gpus},
                         setup=changed,
                         estimate=more,
@@ -191,3 +193,7 @@ def suggestions(
     fitting = [p for p in _plans(shape, setup, groups, context) if p.estimate.total <= available]
     best = min(fitting, key=lambda p: (p.cost, p.estimate.total), default=None)
     return singles, best
+
+
+def _gpus(count: int, preset: str | None) -> str:
+    return f"{count} GPUs" if preset is None else f"{count} x {preset} GPUs"

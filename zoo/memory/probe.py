@@ -38,6 +38,9 @@ class DeviceMemory:
     # A CUDA device without bf16 trains in fp16 under precision 'auto'.
     bf16: bool = False
     tf32: bool = False
+    # The GPU preset it stands for (`zoo.memory.gpus`, `--gpu NAME`), e.g. "a100-40gb"; None for
+    # a probed device or one given by its memory.
+    preset: str | None = None
 
 
 _SIZE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([KMGT]i?B|B)?\s*$", re.IGNORECASE)
