@@ -372,3 +372,63 @@ def test_the_demo_recipe_runs_from_python_in_two_steps(tmp_path):
     assert frame["model"].tolist() == ["e5-small", "minilm", "tfidf"]
     assert frame["status"].tolist() == ["ok"] * 3
     assert frame["f1_macro"].between(0, 1).all()
+
+
+# ---------------------------------------------------------------------------------------------
+# GPU presets on the command line
+
+
+def test_check_on_a_preset_refuses_full_fine_tuning_as_its_memory_size_does(capsys):
+    recipe = str(ROOT / "recipes" / "koalpaca-full.toml")
+    code, out, _err = cli(capsys, "check", recipe, "--gpu", "a100-40gb", "--json")
+    by_size, by_size_out, _err = cli(capsys, "check", recipe, "--gpu-memory", "40GiB", "--json")
+    assert code == by_size == zoo.WontFit.exit_code
+    preset, sized = json.loads(out)["models"], json.loads(by_size_out)["models"]
+    assert [m["estimate_bytes"] for m in preset] == [m["estimate_bytes"] for m in sized]
+    assert [m["device_bytes"] for m in preset] == [m["device_bytes"] for m in sized]
+    assert not any(m["fits"] for m in preset)
+    # It says which preset and how much memory it assumed.
+    assert {m["device"] for m in preset} == {"NVIDIA A100 40GB (preset a100-40gb: 40.0 GiB)"}
+    code, out, _err = cli(capsys, "check", recipe, "--gpu", "a100-40gb")
+    assert code == zoo.WontFit.exit_code
+    assert "NVIDIA A100 40GB (preset a100-40gb: 40.0 GiB)" in " ".join(out.split())
+    assert "a100-40gb GPUs with ZeRO-3" in out  # the planner's "more GPUs" names the preset
+
+
+def test_an_unknown_preset_is_one_clear_error(capsys):
+    recipe = str(ROOT / "recipes" / "koalpaca-full.toml")
+    code, out, err = cli(capsys, "check", recipe, "--gpu", "a100")
+    assert code == zoo.UsageError.exit_code and out == ""
+    assert err.startswith("error: unknown GPU 'a100' (did you mean 'a100-40gb' or 'a100-80gb'?)")
+    assert "Traceback" not in err
+
+
+def test_zoo_gpus_lists_the_presets(capsys):
+    from zoo.memory.gpus import PRESETS
+
+    code, out, _err = cli(capsys, "gpus", "--json")
+    assert code == 0
+    assert [g["name"] for g in json.loads(out)["gpus"]] == [p.name for p in PRESETS]
+    code, out, _err = cli(capsys, "gpus")
+    assert all(p.name in out for p in PRESETS)
+
+
+def test_the_readme_table_of_presets_is_the_module_s():
+    from zoo.memory.gpus import PRESETS
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    rows = re.findall(
+        r"^\| `([a-z0-9-]+)` \| ([^|]+) \| [0-9.]+ GiB \((\d+) MiB\) \| (yes|no) \| (yes|no) \|$",
+        readme,
+        re.M,
+    )
+    assert rows == [
+        (
+            p.name,
+            p.label,
+            str(p.memory // 2**20),
+            "yes" if p.bf16 else "no",
+            "yes" if p.tf32 else "no",
+        )
+        for p in PRESETS
+    ]

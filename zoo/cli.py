@@ -43,7 +43,8 @@ exit codes:
 examples:
   zoo models                                  list the models you can train
   zoo validate recipes/demo.toml              check a recipe without running it
-  zoo check recipes/koalpaca-full.toml --gpu-memory 40GiB   will it fit? what would?
+  zoo check recipes/koalpaca-full.toml --gpu a100-40gb   will it fit? what would?
+  zoo gpus                                    the GPU presets zoo check --gpu knows
   zoo run recipes/demo.toml                   fine-tune and compare the recipe's models
   zoo run recipes/demo.toml --set training.epochs=1 --json
   zoo run --resume runs/demo/e5-small-seed42-20261125-101500  continue after Ctrl-C
@@ -95,6 +96,28 @@ def cmd_models(args: argparse.Namespace) -> int:
         print(json.dumps({"models": rows}, indent=2))
     else:
         out.print(models_table(registry))
+    return 0
+
+
+def cmd_gpus(args: argparse.Namespace) -> int:
+    from zoo.memory.gpus import PRESETS
+    from zoo.report import gpu_presets_table
+
+    out, _err = _consoles()
+    if args.json:
+        rows = [
+            {
+                "name": p.name,
+                "gpu": p.label,
+                "memory_bytes": p.memory,
+                "bf16": p.bf16,
+                "tf32": p.tf32,
+            }
+            for p in PRESETS
+        ]
+        print(json.dumps({"gpus": rows}, indent=2))
+    else:
+        out.print(gpu_presets_table())
     return 0
 
 
@@ -372,6 +395,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("models", parents=[common], help="list the registered models")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser(
+        "gpus",
+        parents=[common],
+        help="list the GPU presets that zoo check --gpu plans for",
+        description="The common GPUs that 'zoo check RECIPE --gpu NAME' (and zoo.check(..., "
+        "gpu=NAME)) plans for: the memory each shows a process (nvidia-smi's total; zoo takes "
+        "the CUDA context off it) and whether it has bf16 and TF32 units.",
+    )
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=cmd_gpus)
 
     p = sub.add_parser(
         "plugins", parents=[common], help="list plugins, where they come from and what they add"
