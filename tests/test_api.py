@@ -319,6 +319,8 @@ def test_check_gives_the_estimates_zoo_check_prints(capsys):
     assert json.loads(out) == {"models": [e.to_json() for e in estimates]}
     shown = plain(estimates[0]._repr_html_())
     assert estimates[0].model in shown and "GPU with 40 GiB" in shown
+    assert isinstance(estimates, list)  # drawn one after another in Jupyter
+    assert plain(estimates._repr_html_()) == "".join(plain(e._repr_html_()) for e in estimates)
 
 
 def test_check_takes_a_preset_or_a_memory_size_not_both():

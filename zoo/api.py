@@ -24,7 +24,7 @@ from rich.console import Console
 
 from zoo.errors import RecipeError, RunRefused, UsageError, ZooError
 from zoo.metrics import DEFAULT_METRIC
-from zoo.results import Estimate, Leaderboard, Predictions, Results, Run
+from zoo.results import Estimate, Estimates, Leaderboard, Predictions, Results, Run
 
 # A recipe: a TOML file's path, the TOML text itself, or its tables as a dict.
 RecipeSource = str | Path | Mapping[str, Any]
@@ -368,11 +368,11 @@ def check_recipes(
     plugins = Plugins.load(warn=False)
     recipes = [plugins.recipe(source, overrides, base_dir) for source in sources]
     device = planned_device(plugins.pm, gpu=gpu, gpu_memory=gpu_memory, gpus=gpus)
-    return [
+    return Estimates(
         Estimate(found)
         for recipe in recipes
         for found in check_recipe(recipe, plugins.registry, device, rough=rough)
-    ]
+    )
 
 
 # ---------------------------------------------------------------------------------------------

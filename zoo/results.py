@@ -350,6 +350,13 @@ class Estimate(_Drawn):
         return self.check.to_json()
 
 
+class Estimates(list):
+    """`zoo.check`'s list of `Estimate`s, one per model, drawn one after another in Jupyter."""
+
+    def _repr_html_(self) -> str:
+        return "".join(estimate._repr_html_() for estimate in self)
+
+
 class Predictions(_Drawn):
     """`zoo.predict`: each text's label and the probability of every label, in the texts'
     order."""
