@@ -434,3 +434,23 @@ def test_the_readme_table_of_presets_is_the_module_s():
         )
         for p in PRESETS
     ]
+
+
+# ---------------------------------------------------------------------------------------------
+# zoo.models, zoo.record
+
+
+def test_models_lists_what_zoo_models_prints(capsys):
+    found = zoo.models()
+    code, out, _err = cli(capsys, "models", "--json")
+    assert code == 0 and json.loads(out) == {"models": found.rows()}
+    assert "e5-small" in plain(found._repr_html_())
+    assert found.to_pandas()["name"].tolist() == [row["name"] for row in found.rows()]
+
+
+@pytest.mark.slow
+def test_record_says_a_run_is_in_the_store_already(ran):
+    run_dir = ran[0][0].run_dir
+    (done,) = zoo.record([run_dir])
+    assert not done.new and done.run_id >= 1 and done.model == "tfidf"
+    assert done.store == ran[2] / "runs" / "zoo-results.sqlite"

@@ -30,7 +30,17 @@ so ``import zoo`` stays cheap.
 
 from typing import Any
 
-from zoo.api import check, compare, load_run, predict, run, validate
+from zoo.api import (
+    check,
+    compare,
+    load_run,
+    models,
+    predict,
+    predict_file,
+    record,
+    run,
+    validate,
+)
 from zoo.engine.device import DeviceInfo, PeakMemory
 from zoo.errors import (
     DataError,
@@ -47,7 +57,7 @@ from zoo.hookspecs import hookimpl
 from zoo.memory.families.base import ModelFamily
 from zoo.memory.probe import DeviceMemory
 from zoo.metrics import Metric
-from zoo.results import Estimate, Leaderboard, Predictions, Results, Run
+from zoo.results import Estimate, Leaderboard, Models, Predictions, Results, Run
 from zoo.spec import (
     CustomEngine,
     HubSource,
@@ -92,6 +102,7 @@ __all__ = [
     "ModelFamily",
     "ModelSpec",
     "ModelUnavailableError",
+    "Models",
     "NoWeights",
     "PeakMemory",
     "PluginError",
@@ -121,7 +132,10 @@ __all__ = [
     "compare",
     "hookimpl",
     "load_run",
+    "models",
     "predict",
+    "predict_file",
+    "record",
     "run",
     "score_split",
     "validate",

@@ -24,7 +24,7 @@ from rich.console import Console
 
 from zoo.errors import RecipeError, RunRefused, UsageError, ZooError
 from zoo.metrics import DEFAULT_METRIC
-from zoo.results import Estimate, Estimates, Leaderboard, Predictions, Results, Run
+from zoo.results import Estimate, Estimates, Leaderboard, Models, Predictions, Results, Run
 
 # A recipe: a TOML file's path, the TOML text itself, or its tables as a dict.
 RecipeSource = str | Path | Mapping[str, Any]
@@ -490,7 +490,52 @@ def _one_fingerprint(prefix: str, recorded: set[str]) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# zoo show, zoo predict
+# zoo models, zoo show, zoo record, zoo predict
+
+
+def models() -> Models:
+    """The registered models (`zoo models`): name, description, family, parameters, methods,
+    source and plugin of each."""
+    return Models(Plugins.load().registry)
+
+
+@attrs.frozen(kw_only=True)
+class Recorded:
+    """A run directory `record` put in its results store (or found there already)."""
+
+    run_dir: Path
+    store: Path
+    run_id: int
+    new: bool  # False: the store had it already
+    model: str
+    seed: int | None
+    status: str
+
+
+def record(run_dirs: Sequence[str | Path]) -> list[Recorded]:
+    """Record run directories in the results store of their output directory (`zoo record`):
+    runs that `zoo run` could not record. Every directory is checked before anything is
+    written; a run the store has already is not added again."""
+    from zoo.rundir import read_run, store_path, store_record
+    from zoo.store import ResultsStore
+
+    runs = [read_run(run_dir, needs=("identity",)) for run_dir in run_dirs]
+    plans = [(run, store_path(run), store_record(run)) for run in runs]
+    done = []
+    for run, path, found in plans:
+        run_id, new = ResultsStore(path).record_once(found)
+        done.append(
+            Recorded(
+                run_dir=run.path,
+                store=path,
+                run_id=run_id,
+                new=new,
+                model=found.model,
+                seed=found.seed,
+                status=found.status,
+            )
+        )
+    return done
 
 
 def load_run(run_dir: str | Path) -> Run:
@@ -507,7 +552,7 @@ def predict(run_dir: str | Path, texts: Sequence[str] | Sequence[tuple[str, str]
     did (`zoo predict`, without the files): each text's label and every label's probability.
     A run that read text pairs takes (text, second text) pairs."""
     from zoo.predicting import PREDICT_NEEDS, predict_texts
-    from zoo.report import NoProgress
+    from zoo.report import progress_for
     from zoo.rundir import read_run
 
     if isinstance(texts, str):
@@ -525,10 +570,45 @@ def predict(run_dir: str | Path, texts: Sequence[str] | Sequence[tuple[str, str]
         firsts,
         seconds,
         registry=plugins.registry,
-        progress=NoProgress(),
+        progress=progress_for(Console(stderr=True))(found.path.name),
         transforms=plugins.transforms,
     )
     return Predictions([tuple(t) if pairs else t for t in texts], predicted)
+
+
+def predict_file(
+    run_dir: str | Path,
+    input_path: str | Path,
+    output_path: str | Path,
+    *,
+    id_column: str | None = None,
+    text_column: str | Sequence[str] | None = None,
+    encoding: str | None = None,
+    proba: bool = False,
+    overwrite: bool = False,
+    console: Console | None = None,
+) -> int:
+    """Classify every row of a file and write a submission in its row order (`zoo predict`):
+    the id column (if given), the label column named as in training, with `proba` one
+    probability column per label; `output_path` is never replaced unless `overwrite`. Returns
+    the number of rows."""
+    from zoo.predicting import predict_run
+    from zoo.report import progress_for
+
+    plugins = Plugins.load()
+    return predict_run(
+        Path(run_dir),
+        Path(input_path),
+        Path(output_path),
+        registry=plugins.registry,
+        progress=progress_for(console or Console(stderr=True))(Path(run_dir).name),
+        transforms=plugins.transforms,
+        id_column=id_column,
+        text_column=text_column,
+        encoding=encoding,
+        proba=proba,
+        overwrite=overwrite,
+    )
 
 
 def _split_inputs(

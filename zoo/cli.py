@@ -76,26 +76,14 @@ def _plugins():
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from zoo.report import models_table
+    from zoo.api import models
 
-    out, err = _consoles()
-    registry = _plugins().registry
+    out, _err = _consoles()
+    found = models()
     if args.json:
-        rows = [
-            {
-                "name": m.spec.name,
-                "description": m.spec.description,
-                "family": m.spec.family,
-                "parameters": m.spec.resources.parameters,
-                "methods": list(m.spec.resources.methods),
-                "source": m.spec.source.describe(),
-                "plugin": m.plugin,
-            }
-            for m in registry
-        ]
-        print(json.dumps({"models": rows}, indent=2))
+        print(json.dumps({"models": found.rows()}, indent=2))
     else:
-        out.print(models_table(registry))
+        out.print(*found.renderables())
     return 0
 
 
@@ -253,23 +241,19 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from zoo.predicting import predict_run
-    from zoo.report import RichProgress
+    from zoo.api import predict_file
 
     _out, err = _consoles()
-    plugins = _plugins()
-    rows = predict_run(
-        Path(args.run_dir),
-        Path(args.input),
-        Path(args.output),
-        registry=plugins.registry,
-        progress=RichProgress(err, Path(args.run_dir).name),
-        transforms=plugins.transforms,
+    rows = predict_file(
+        args.run_dir,
+        args.input,
+        args.output,
         id_column=args.id_column,
         text_column=args.text_column,
         encoding=args.encoding,
         proba=args.proba,
         overwrite=args.force,
+        console=err,
     )
     print(f"wrote {rows} predictions to {args.output}", file=sys.stderr)
     return 0
@@ -311,26 +295,21 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_record(args: argparse.Namespace) -> int:
-    from zoo.rundir import read_run, store_path, store_record
-    from zoo.store import ResultsStore
+    from zoo.api import record
 
-    # Every directory is checked before anything is written.
-    runs = [read_run(run_dir, needs=("identity",)) for run_dir in args.run_dirs]
-    plans = [(run, store_path(run), store_record(run)) for run in runs]
-    for run, path, record in plans:
-        run_id, new = ResultsStore(path).record_once(record)
-        what = f"{record.model!r} (seed {record.seed}, {record.status})"
-        if new:
-            print(f"recorded {run.path}: {what} in {path} as run #{run_id}")
+    for done in record(args.run_dirs):
+        what = f"{done.model!r} (seed {done.seed}, {done.status})"
+        if done.new:
+            print(f"recorded {done.run_dir}: {what} in {done.store} as run #{done.run_id}")
         else:
-            print(f"{run.path}: {what} is in {path} already, as run #{run_id}")
+            print(f"{done.run_dir}: {what} is in {done.store} already, as run #{done.run_id}")
     return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from zoo.html_report import write_report
+    from zoo.api import load_run
 
-    files = write_report(Path(args.run_dir), _plugins().metrics.metrics)
+    files = load_run(args.run_dir).write_report()
     cmd_show(argparse.Namespace(run_dir=args.run_dir, json=False))
     print(f"wrote {files.html}", file=sys.stderr)
     for picture in files.pictures:

@@ -1,6 +1,6 @@
 """What the Python API returns (`zoo.run`, `zoo.check`, `zoo.compare`, `zoo.load_run`,
-`zoo.predict`): objects that hold the results, convert to pandas, and draw themselves in
-Jupyter as the command line draws them (the same rich tables, rendered as HTML).
+`zoo.predict`, `zoo.models`): objects that hold the results, convert to pandas, and draw
+themselves in Jupyter as the command line draws them (the same rich tables, as HTML).
 
 pandas is optional (``pip install "zoo-classify[notebook]"``): only `.to_pandas()` needs it.
 """
@@ -84,6 +84,42 @@ class _Drawn:
 
     def _repr_html_(self) -> str:
         return html_of(*self.renderables())
+
+
+class Models(_Drawn):
+    """The registered models (`zoo.models`), in the order `zoo models` lists them."""
+
+    def __init__(self, registry: Any) -> None:
+        self.registry = registry  # zoo.registry.Registry
+
+    def __len__(self) -> int:
+        return len(self.rows())
+
+    def __repr__(self) -> str:
+        return f"<zoo.Models: {', '.join(row['name'] for row in self.rows())}>"
+
+    def rows(self) -> list[dict[str, Any]]:
+        """What `zoo models --json` lists: one dict per model."""
+        return [
+            {
+                "name": m.spec.name,
+                "description": m.spec.description,
+                "family": m.spec.family,
+                "parameters": m.spec.resources.parameters,
+                "methods": list(m.spec.resources.methods),
+                "source": m.spec.source.describe(),
+                "plugin": m.plugin,
+            }
+            for m in self.registry
+        ]
+
+    def renderables(self) -> list[Any]:
+        from zoo.report import models_table
+
+        return [models_table(self.registry)]
+
+    def to_pandas(self) -> Any:
+        return pandas().DataFrame(self.rows())
 
 
 class Results(_Drawn):
@@ -308,10 +344,17 @@ class Run(_Drawn):
 
     def report(self) -> HtmlPage:
         """The run's report (`zoo report`) with its pictures, shown inline in Jupyter; nothing is
-        written (`zoo report RUN_DIR` writes report.html into the run directory)."""
+        written (`write_report` writes it into the run directory)."""
         from zoo.html_report import report_page
 
         return HtmlPage(report_page(self.path, self.metrics_registered).html)
+
+    def write_report(self) -> Any:
+        """Write report.html and its pictures into the run directory (`zoo report`); returns
+        their paths (`.html`, `.pictures`)."""
+        from zoo.html_report import write_report
+
+        return write_report(self.path, self.metrics_registered)
 
     def _repr_html_(self) -> str:
         if self.status != "ok":  # no scores to draw: what zoo show says of it
