@@ -360,7 +360,10 @@ def test_progress_is_a_rich_bar_in_a_terminal_and_in_jupyter_with_ipywidgets(mon
 # The issue's own command
 
 
+# exhaustive: examples/notebook.ipynb makes the same call (tests/test_notebook.py), so the
+# lowest env, which runs a sample, leaves this repeat out.
 @pytest.mark.slow
+@pytest.mark.exhaustive
 def test_the_demo_recipe_runs_from_python_in_two_steps(tmp_path):
     code = (
         "import zoo; r = zoo.run('recipes/demo.toml', overrides={'training.max_steps': 2, "
