@@ -100,7 +100,7 @@ RECIPE_CASES = [
         RUN + DATA + "[optimizer]\nname = 'adamw'\n" + TFIDF,
         (
             "optimizer: unknown section "
-            "(expected [run], [data], [models], [training], [distributed])",
+            "(expected [run], [data], [models], [training], [distributed], [search])",
         ),
     ),
     RecipeCase(
@@ -1413,7 +1413,7 @@ COMMAND_CASES = [
         "compare-a-store-from-a-newer-zoo",
         ("compare", "--output-dir", "{d}"),
         "{d}/zoo-results.sqlite was written by a newer zoo (results schema version 99; this zoo "
-        "reads version 2 and older)",
+        "reads version 3 and older)",
         "upgrade zoo to read it, or record into another output directory",
         (("zoo-results.sqlite", sqlite_file("PRAGMA user_version = 99")),),
     ),

@@ -119,7 +119,8 @@ def test_an_unknown_key_in_a_model_entry_suggests_the_right_one(write_recipe):
 def test_an_unknown_section_without_a_close_match_lists_the_sections(write_recipe):
     path = write_recipe(with_data("") + "[foo]\nx = 1\n")
     assert problems(path) == [
-        "foo: unknown section (expected [run], [data], [models], [training], [distributed])"
+        "foo: unknown section (expected [run], [data], [models], [training], [distributed], "
+        "[search])"
     ]
 
 

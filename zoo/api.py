@@ -435,7 +435,7 @@ def compare(
     first by `by`, each against the best on the same test rows. Only runs on the data of the
     latest run (of the run name `recipe`, when given) are compared, unless `data` (a
     fingerprint prefix) or `all_data` says otherwise; `each` gives one row per run."""
-    from zoo.leaderboard import leaderboard, unit_text, vs_best
+    from zoo.leaderboard import TRIAL, headline, leaderboard, unit_text, vs_best
     from zoo.store import STORE_NAME, ResultsStore
 
     if data is not None and all_data:
@@ -455,6 +455,8 @@ def compare(
     elif not all_data and records:
         data = records[-1].data_fingerprint  # compare like with like: the latest run's data
     records = [r for r in records if data is None or r.data_fingerprint == data]
+    if by != TRIAL:  # a search's headline is the trial it chose on validation
+        records = headline(records)
     if each:  # one row per run instead of one per model and method
         records = [
             attrs.evolve(r, model=f"{r.model} ({unit_text((r.seed, r.fold))}, #{r.run_id})")

@@ -550,8 +550,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--by",
         metavar="KEY",
         default=DEFAULT_METRIC,
-        help=f"sort key: a registered metric (default: {DEFAULT_METRIC}), train_seconds or "
-        "peak_memory_bytes",
+        help=f"sort key: a registered metric (default: {DEFAULT_METRIC}), train_seconds, "
+        "peak_memory_bytes, or trial (every trial of a search, by number; otherwise a search "
+        "shows only the trial it chose on validation)",
     )
     p.add_argument("--split", default="test", choices=("test", "validation"))
     p.add_argument("--each", action="store_true", help="one row per run, not per model")

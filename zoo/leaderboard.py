@@ -51,8 +51,10 @@ from zoo.uncertainty import RESAMPLES, Scored, draws_seed, paired_difference, se
 Score = tuple[float, float | None]  # (mean, sample standard deviation; None for one run)
 Interval = tuple[float, float]
 
-# Besides the metrics, what `by` may name; smaller is better for both.
-FACT_SORT_KEYS = ("train_seconds", "peak_memory_bytes")
+# Besides the metrics, what `by` may name; smaller is better for each. "trial" orders the
+# trials of a search by number, and shows every trial (not only the one chosen on validation).
+FACT_SORT_KEYS = ("train_seconds", "peak_memory_bytes", "trial")
+TRIAL = "trial"
 SPLITS = ("test", "validation")
 
 
@@ -94,6 +96,10 @@ class Row:
     folds: int | None = None
     ensemble: bool = False
     vs_best: VsBest | None = None  # set by `vs_best`; None on the best row
+    # A search's trial: the trial number its runs share (None for runs of no search or of
+    # several trials), and whether the search chose it on validation.
+    trial: int | None = None
+    best: bool | None = None
 
     def __getattr__(self, name: str) -> Score | None:
         # Called only for names that are no field: a metric's score.
@@ -157,8 +163,21 @@ def leaderboard(
         for settings, group in variants:
             shown = {key: settings.get(key) for key in differing}
             row = _row(model, method, group, split, metrics)
-            rows.append(attrs.evolve(row, settings=shown, folds=folds, ensemble=ensemble))
+            trials = {r.trial for r in group}
+            trial = trials.pop() if len(trials) == 1 else None
+            best = True if trial is not None and any(r.best for r in group) else None
+            rows.append(
+                attrs.evolve(
+                    row, settings=shown, folds=folds, ensemble=ensemble, trial=trial, best=best
+                )
+            )
     return sorted(rows, key=lambda row: _sort_key(row, by, ascending=keys[by]))
+
+
+def headline(records: Sequence[RunRecord]) -> list[RunRecord]:
+    """The records a leaderboard ranks by default: of a search, only the trial it chose on the
+    validation split (never a choice made on the test split); every run of no search."""
+    return [r for r in records if r.trial is None or r.best]
 
 
 def _settings_key(record: RunRecord) -> str:
@@ -196,9 +215,11 @@ def _differing(all_settings: Sequence[Mapping[str, Any]]) -> list[str]:
 
 
 def label(row: Row) -> str:
-    """The row's model as a table shows it: with its folds (or that it is their ensemble) and
-    the settings that tell it from its siblings."""
+    """The row's model as a table shows it: with its folds (or that it is their ensemble), its
+    trial and the settings that tell it from its siblings."""
     parts = [f"{k}={v}" for k, v in row.settings.items()]
+    if row.trial is not None:
+        parts.insert(0, f"trial {row.trial}, best" if row.best else f"trial {row.trial}")
     if row.folds is not None:
         parts.insert(0, f"{row.folds}-fold ensemble" if row.ensemble else f"{row.folds}-fold")
     return f"{row.model} ({', '.join(parts)})" if parts else row.model
@@ -451,6 +472,8 @@ def to_json(rows: Sequence[Row]) -> dict[str, Any]:
                 "seeds": list(row.seeds),
                 "folds": row.folds,
                 "ensemble": row.ensemble,
+                # A search's trial only (the keys are absent on runs of no search).
+                **({"trial": row.trial, "best": row.best} if row.trial is not None else {}),
                 "split": row.split,
                 **{
                     name: _with_interval(score, row.ci95.get(name))

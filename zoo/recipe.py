@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import json
 import math
 import re
 import tomllib
@@ -58,6 +59,8 @@ TextColumns = NewType("TextColumns", object)
 LabelSeparator = NewType("LabelSeparator", str)
 # training.threshold: "tuned" or a probability strictly between 0 and 1.
 Threshold = NewType("Threshold", object)
+# [search] space: training key -> a list of values to choose from, or a SearchRange.
+SearchSpace = NewType("SearchSpace", object)
 
 
 def doc(text: str, **kwargs: Any) -> Any:
@@ -318,12 +321,68 @@ class DistributedSection:
 
 
 @attrs.frozen(kw_only=True)
+class SearchRange:
+    """A range of one training key to search: floats, or integers when low and high are."""
+
+    low: float
+    high: float
+    log: bool = False  # sample evenly on a log scale (learning rates)
+    step: float | None = None  # only multiples of it from low
+
+    @property
+    def integer(self) -> bool:
+        return all(type(v) is int for v in (self.low, self.high)) and type(self.step) in (
+            int,
+            type(None),
+        )
+
+    def grid(self) -> tuple[Any, ...] | None:
+        """Every value of an integer range with a step (or step 1), or None: what a grid
+        sampler can try."""
+        if not self.integer or self.log:
+            return None
+        return tuple(range(int(self.low), int(self.high) + 1, int(self.step or 1)))
+
+
+SAMPLERS = ("tpe", "random", "grid")
+
+
+@attrs.frozen(kw_only=True)
+class SearchSection:
+    space: SearchSpace = doc(
+        "the [training] keys to search: a list of values ({max_length = [128, 256]}) or a "
+        "range ({learning_rate = { low = 1e-5, high = 1e-4, log = true }}; integers when low "
+        "and high are; step for multiples)"
+    )
+    trials: PositiveInt | None = doc(
+        "how many trials (runs with values from the space); default for grid: all of it",
+        default=None,
+    )
+    sampler: Literal["tpe", "random", "grid"] = doc(
+        "Optuna's sampler: 'tpe' (learns from the trials so far), 'random', or 'grid' (every "
+        "combination of the lists), seeded by run.seed",
+        default="tpe",
+    )
+    storage: Literal["memory", "journal"] = doc(
+        "where the Optuna study lives: in memory, or a journal file in the output directory "
+        "(OUTPUT_DIR/RUN_NAME/search.journal) that several processes can share",
+        default="memory",
+    )
+    keep_models: Literal["best", "all"] = doc(
+        "whose model weights to keep once the search has chosen: the best trial's (the others' "
+        "model folders are removed) or every trial's",
+        default="best",
+    )
+
+
+@attrs.frozen(kw_only=True)
 class Recipe:
     run: RunSection
     data: DataSection
     models: tuple[ModelEntry, ...]
     training: TrainingConfig = TrainingConfig()
     distributed: DistributedSection = DistributedSection()
+    search: SearchSection | None = None
     # Where the recipe came from; relative paths in it are relative to this folder.
     base_dir: Path = attrs.field(default=Path("."), metadata={"internal": True})
     # The file it was read from, as the user named it (for messages).
@@ -574,7 +633,141 @@ def make_converter(
     conv.register_structure_hook(TextColumns, _text_columns)
     conv.register_structure_hook(LabelSeparator, _label_separator)
     conv.register_structure_hook(Threshold, _threshold)
+    conv.register_structure_hook(SearchSpace, _search_space(conv))
     return conv
+
+
+# Keys a search cannot vary: tables, names of other things, and where runs are logged.
+UNSEARCHABLE = frozenset({"trainer", "report_to", "metric"})
+
+
+def _search_space(conv: cattrs.Converter) -> Callable[[Any, Any], dict[str, Any]]:
+    def structure(value: Any, _type: Any) -> dict[str, Any]:
+        if not isinstance(value, Mapping) or not value:
+            raise ValueError(
+                "must be a table of [training] keys, e.g. "
+                "{ learning_rate = { low = 1e-5, high = 1e-4, log = true } }"
+            )
+        space: dict[str, Any] = {}
+        for key, values in value.items():
+            if key not in TRAINING_KEYS or key in UNSEARCHABLE:
+                guess = difflib.get_close_matches(key, sorted(TRAINING_KEYS - UNSEARCHABLE), n=1)
+                hint = f" (did you mean {guess[0]!r}?)" if guess else ""
+                raise ValueError(f"{key!r} is no [training] key a search can vary{hint}")
+            space[key] = _search_values(conv, key, values)
+        return space
+
+    return structure
+
+
+def _search_values(conv: cattrs.Converter, key: str, values: Any) -> Any:
+    """A list of values of `key`, or a SearchRange of them, each checked as [training] would."""
+
+    def check(value: Any, what: str) -> None:
+        try:
+            conv.structure({key: value}, TrainingConfig)
+        except (ClassValidationError, ForbiddenExtraKeysError) as exc:
+            wrong = "; ".join(p.message for p in _problems(exc, "", {key: value}))
+            raise ValueError(f"{key}: {what} {describe_value(value)}: {wrong}") from None
+
+    if isinstance(values, list):
+        if not values:
+            raise ValueError(f"{key}: an empty list of values")
+        for i, value in enumerate(values):
+            check(value, f"value {i + 1}")
+        if len({json.dumps(v) for v in values}) < len(values):
+            raise ValueError(f"{key}: a value is listed twice")
+        return tuple(values)
+    if not isinstance(values, Mapping):
+        raise ValueError(
+            f"{key}: must be a list of values or {{ low = ..., high = ... }}, got "
+            f"{describe_value(values)}"
+        )
+    numbers = {k: v for k, v in values.items() if k in ("low", "high", "step")}
+    for name, number in numbers.items():
+        if type(number) not in (int, float):
+            raise ValueError(f"{key}.{name} must be a number, got {describe_value(number)}")
+    try:
+        found = conv.structure(
+            {k: float(v) if k in numbers else v for k, v in values.items()}, SearchRange
+        )
+    except (ClassValidationError, ForbiddenExtraKeysError) as exc:
+        wrong = "; ".join(str(p) for p in _problems(exc, key, values))
+        raise ValueError(wrong) from None
+    found = attrs.evolve(found, **numbers)  # integers stay integers
+    if not found.low < found.high:
+        raise ValueError(f"{key}: low ({found.low}) must be below high ({found.high})")
+    if found.log and found.low <= 0:
+        raise ValueError(f"{key}: a log range needs low above 0, got {found.low}")
+    if found.log and found.step is not None:
+        raise ValueError(f"{key}: give log or step, not both")
+    if found.step is not None and found.step <= 0:
+        raise ValueError(f"{key}: step must be above 0, got {found.step}")
+    check(found.low, "low")
+    check(found.high, "high")
+    if not found.integer and not _takes_fractions(conv, key):
+        raise ValueError(f"{key} takes whole numbers: give low and high (and step) as integers")
+    return found
+
+
+def _takes_fractions(conv: cattrs.Converter, key: str) -> bool:
+    """Whether a training key takes a value like 0.5 (a float range samples such values)."""
+    try:
+        conv.structure({key: 0.5}, TrainingConfig)
+    except (ClassValidationError, ForbiddenExtraKeysError):
+        return False
+    return True
+
+
+def search_problems(recipe: Recipe) -> list[Problem]:
+    """What a [search] cannot do as written: a grid over a continuous range, more trials than
+    the grid has, no trial count for a sampler that needs one, cross-validation."""
+    search = recipe.search
+    if search is None:
+        return []
+    problems = []
+    if search.sampler == "grid":
+        continuous = [
+            k for k, v in search.space.items() if isinstance(v, SearchRange) and v.grid() is None
+        ]
+        if continuous:
+            problems.append(
+                Problem(
+                    "search.space",
+                    f"a grid needs lists of values (or integer ranges): {', '.join(continuous)} "
+                    "is a continuous range; give its values as a list",
+                )
+            )
+        else:
+            size = math.prod(len(grid_values(v)) for v in search.space.values())
+            if search.trials is not None and search.trials > size:
+                problems.append(
+                    Problem(
+                        "search.trials", f"{search.trials} trials, but the grid has {size} points"
+                    )
+                )
+    elif search.trials is None:
+        problems.append(
+            Problem("search.trials", f"the {search.sampler!r} sampler needs a number of trials")
+        )
+    if isinstance(recipe.data.validation, Folds):
+        problems.append(
+            Problem(
+                "search",
+                "a search with cross-validation (data.validation = { folds = K }) is not "
+                "supported yet: search on a validation fraction or file",
+            )
+        )
+    return problems
+
+
+def grid_values(values: Any) -> tuple[Any, ...]:
+    """The values a grid tries for one key: its list, or an integer range's every step."""
+    if isinstance(values, SearchRange):
+        found = values.grid()
+        assert found is not None
+        return found
+    return tuple(values)
 
 
 def _label_separator(value: Any, _type: Any) -> str:
@@ -967,6 +1160,7 @@ def recipe_from_raw(
         raw, source, base_dir.resolve(), model_names, metric_names, transform_names
     )
     problems = missing_files(recipe) + column_problems(recipe.data) + trainer_table_problems(recipe)
+    problems += search_problems(recipe)
     if model_methods is not None:
         problems += method_problems(recipe, model_methods)
     if problems:

@@ -270,6 +270,9 @@ def run_name(run: Any, *, seed: bool) -> str:
     fold, folds = getattr(run, "fold", None), getattr(run, "folds", None)
     if folds is not None:
         parts.append(f"fold {fold}" if fold is not None else f"{folds}-fold ensemble")
+    trial = getattr(run, "trial", None)
+    if trial is not None:  # a trial of a search; the one it chose on validation says so
+        parts.append(f"trial {trial}, best" if getattr(run, "best", None) else f"trial {trial}")
     return f"{run.model} ({', '.join(parts)})" if parts else run.model
 
 

@@ -150,7 +150,9 @@ class Results(_Drawn):
 
         if not any(run.metrics.get("test") for run in self.runs):  # nothing to pair them on
             return []
-        records = [run.record for run in self.runs if run.record is not None]
+        # Of a search, the trial it chose on validation stands for it (never a test choice).
+        chosen = [run for run in self.runs if run.trial is None or run.best]
+        records = [run.record for run in chosen if run.record is not None]
         return vs_best(leaderboard(records, metrics=self.metrics), metrics=self.metrics)
 
     @property

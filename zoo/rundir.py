@@ -40,7 +40,7 @@ from zoo.recipe import (
     recipe_to_dict,
 )
 from zoo.spec import METHODS
-from zoo.store import FOLD_KEYS, STORE_NAME, RunRecord
+from zoo.store import FOLD_KEYS, STORE_NAME, TRIAL_KEYS, RunRecord
 
 # The files of a run directory.
 RECIPE = "recipe.toml"
@@ -131,6 +131,8 @@ def effective_recipe_data(
     `zoo run RUN_DIR/recipe.toml` trains it again: its entry keeps every key that is not a
     training setting (those are resolved into [training])."""
     data = recipe_to_dict(recipe)
+    # A trial's run trains its trial's values (in [training]), not the whole search again.
+    data.pop("search", None)
     for key in ("train", "test"):
         if data["data"].get(key):
             data["data"][key] = str(recipe.path(data["data"][key]))
@@ -185,6 +187,10 @@ class RunIdentity:
     # With cross-validation: the fold (1 to folds) and how many; an ensemble has folds alone.
     fold: int | None = None
     folds: int | None = None
+    # A trial of a search: its number and the values it tried (the record's `best` is set
+    # once the search has chosen).
+    trial: int | None = None
+    params: dict[str, Any] | None = None
 
 
 def start_record(
@@ -520,6 +526,13 @@ def _check_identity(path: Path, record: dict[str, Any]) -> None:
             raise _damaged(path, RUN_JSON, f"{key} is {_kind(value)}, not a positive integer")
     if not isinstance(record.get("settings", {}), dict):
         raise _damaged(path, RUN_JSON, f"settings is {_kind(record['settings'])}, not an object")
+    trial, params, best = (record.get(key) for key in TRIAL_KEYS)
+    if trial is not None and (type(trial) is not int or trial < 1):
+        raise _damaged(path, RUN_JSON, f"trial is {_kind(trial)}, not a positive integer")
+    if params is not None and not isinstance(params, dict):
+        raise _damaged(path, RUN_JSON, f"params is {_kind(params)}, not an object")
+    if best is not None and type(best) is not bool:
+        raise _damaged(path, RUN_JSON, f"best is {_kind(best)}, not true or false")
     if record.get("status") not in ("ok", "failed", "refused", "interrupted"):
         raise RunDirError(
             f"{path} holds a run that has not ended (status {record.get('status')!r}): there "
@@ -747,6 +760,7 @@ def store_record(run: RunDir) -> RunRecord:
         run_dir=str(run.path.resolve()),
         recorded_at=record.get("ended") or record.get("started") or now(),
         **{key: record.get(key) for key in FOLD_KEYS},  # absent or null: no cross-validation
+        **{key: record.get(key) for key in TRIAL_KEYS},  # absent or null: no search
     )
 
 

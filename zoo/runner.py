@@ -102,6 +102,11 @@ class ModelRun:
     folds: int | None = None
     # The test rows' class probabilities (rows x labels), which an ensemble of folds averages.
     test_probabilities: Any = attrs.field(default=None, repr=False, eq=False)
+    # A trial of a search ([search]): its number, the values it tried, and whether the search
+    # chose it on the validation split (None until the search has ended).
+    trial: int | None = None
+    params: dict[str, Any] | None = None
+    best: bool | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -116,6 +121,9 @@ class ModelRun:
             "seed": self.seed,
             "fold": self.fold,
             "folds": self.folds,
+            "trial": self.trial,
+            "params": self.params,
+            "best": self.best,
         }
 
 
@@ -189,8 +197,9 @@ class RecipeIdentity:
     # "data.train" (and "data.test", "data.validation"): {"path": ..., "sha256": ...}
     data_files: dict[str, dict[str, str]]
 
-    def of(self, entry: ModelEntry, spec_name: str, seed: int, **fold: int | None) -> RunIdentity:
-        """The identity of one run of `entry`; `fold` and `folds` for one of cross-validation."""
+    def of(self, entry: ModelEntry, spec_name: str, seed: int, **fold: Any) -> RunIdentity:
+        """The identity of one run of `entry`; `fold` and `folds` for one of cross-validation,
+        `trial` and `params` for a trial of a search."""
         return RunIdentity(
             recipe_name=self.recipe_name,
             recipe_hash=self.recipe_hash,
@@ -202,6 +211,14 @@ class RecipeIdentity:
             seed=seed,
             **fold,
         )
+
+
+def trial_of(options: RunOptions) -> dict[str, Any]:
+    """The trial of a search that a run is (RunOptions.trial), as ModelRun and run.json name it."""
+    if options.trial is None:
+        return {}
+    number, params = options.trial
+    return {"trial": number, "params": dict(params)}
 
 
 def fold_of(recipe: Recipe) -> dict[str, int | None]:
@@ -329,12 +346,15 @@ def _train(
     """Check, train, and write the run directory of one model (`run_model` without events)."""
     device = _refuse_what_cannot_run(recipe, entry, spec, settings, options)
     job = _job(recipe, entry, spec, settings, splits, options, device, events)
-    start = _start(recipe, entry, spec, settings, splits, identity or recipe_identity(recipe))
+    start = _start(
+        recipe, entry, spec, settings, splits, identity or recipe_identity(recipe), options
+    )
     fold = fold_of(recipe)
     run_dir = _RunDir(
         parent=recipe.path(recipe.run.output_dir) / recipe.run.name,
         stem=f"{entry.label}-seed{recipe.run.seed}"
-        + (f"-fold{fold['fold']}" if fold["fold"] else ""),
+        + (f"-fold{fold['fold']}" if fold["fold"] else "")
+        + (f"-trial{options.trial[0]}" if options.trial else ""),
         recipe=recipe,
         entry=entry,
         start=start,
@@ -373,6 +393,7 @@ def _train(
         settings=attrs.asdict(job.settings),
         test_probabilities=result.test_probabilities,
         **fold,
+        **trial_of(options),
     )
 
 
@@ -509,10 +530,11 @@ def _start(
     settings: TrainingConfig,
     splits: Splits,
     identity: RecipeIdentity,
+    options: RunOptions,
 ) -> dict[str, Any]:
     """run.json as the run starts: who it is, and what resuming it must match (check_resume)."""
     return start_record(
-        identity.of(entry, spec.name, recipe.run.seed, **fold_of(recipe)),
+        identity.of(entry, spec.name, recipe.run.seed, **fold_of(recipe), **trial_of(options)),
         settings=settings,
         started_with={
             "recipe": effective_recipe_data(recipe, entry, settings),
@@ -598,6 +620,7 @@ def _attempt(
             method=entry.training_method,
             exit_code=cause.exit_code if isinstance(cause, ZooError) else EXIT_RUN_FAILED,
             **fold_of(recipe),
+            **trial_of(options),
         )
 
 
@@ -631,6 +654,8 @@ class RunOptions:
     listeners: RunListeners = RunListeners()
     # The registered metrics (zoo.registry.collect_metrics): every split is scored with each.
     metrics: tuple[Metric, ...] = BUILTIN_METRICS
+    # The trial of a search these runs are: its number and the values it tries.
+    trial: tuple[int, dict[str, Any]] | None = None
 
 
 def load_all_splits(
@@ -653,12 +678,16 @@ def unit_recipe(recipe: Recipe, seed: int, fold: int | None) -> Recipe:
     return attrs.evolve(unit, data=attrs.evolve(recipe.data, validation=folds))
 
 
-def _unit_label(entry: ModelEntry, recipe: Recipe, splits: Splits, seed: int) -> str:
-    """How the progress lines name one run: the model, and its seed and fold where the recipe
-    has several."""
+def unit_label(
+    entry: ModelEntry, recipe: Recipe, splits: Splits, seed: int, trial: str | None = None
+) -> str:
+    """How the progress lines name one run: the model, and its seed, fold and trial ("trial
+    2/4") where the recipe has several."""
     parts = [f"seed {seed}"] if recipe.run.seeds is not None else []
     if splits.fold is not None:
         parts.append(f"fold {splits.fold}/{splits.folds}")
+    if trial is not None:
+        parts.append(trial)
     return f"{entry.label} ({', '.join(parts)})" if parts else entry.label
 
 
@@ -684,38 +713,83 @@ def run_recipe(
     for (seed, fold), splits in splits_for.items():
         unit = unit_recipe(recipe, seed, fold)
         for entry in recipe.models:
-            label = _unit_label(entry, recipe, splits, seed)
-            progress = progress_for(label)
-            try:
-                run = _attempt(
-                    unit, entry, registry, splits, progress, on_failure, options, identity
+            if recipe.search is not None:
+                from zoo.search import search_entry
+
+                runs += search_entry(
+                    recipe,
+                    unit,
+                    entry,
+                    registry,
+                    splits,
+                    progress_for,
+                    on_failure,
+                    options,
+                    identity,
+                    recorder,
                 )
-            except KeyboardInterrupt as exc:
-                if recorder is None:
-                    raise
-                progress.stop()
-                run = ModelRun(
-                    model=entry.label,
-                    status="interrupted",  # type: ignore[arg-type]
-                    run_dir=exc.run_dir if isinstance(exc, Interrupted) else None,
-                    reason="interrupted by the user (Ctrl-C or SIGTERM)",
-                    seed=seed,
-                    method=entry.training_method,
-                    **fold_of(unit),
+                continue
+            label = unit_label(entry, recipe, splits, seed)
+            runs.append(
+                run_and_record(
+                    label,
+                    unit,
+                    entry,
+                    registry,
+                    splits,
+                    progress_for,
+                    on_failure,
+                    options,
+                    identity,
+                    recorder,
                 )
-                _say_how_to_go_on(label, exc)
-                recorder.record(identity, run)
-                recorder.summary()
-                raise
-            if recorder is not None:
-                run = attrs.evolve(run, record=recorder.record(identity, run))
-            runs.append(run)
+            )
         if fold is not None and fold == max(recipe.data.validation.numbers) and recorder:
             for ensemble in _ensembles(recipe, registry, runs, seed, splits, identity, options):
                 runs.append(attrs.evolve(ensemble, record=recorder.record(identity, ensemble)))
     if recorder is not None:
         recorder.summary()
     return runs
+
+
+def run_and_record(
+    label: str,
+    unit: Recipe,
+    entry: ModelEntry,
+    registry: Registry,
+    splits: Splits,
+    progress_for: Callable[[str], Any],
+    on_failure: Callable[[str, BaseException], None],
+    options: RunOptions,
+    identity: RecipeIdentity,
+    recorder: Recorder | None,
+) -> ModelRun:
+    """Run one model of a unit (one seed and fold; one trial of a search, as `options` says)
+    and record it; an interruption is recorded too, says how to go on, and goes on up."""
+    progress = progress_for(label)
+    try:
+        run = _attempt(unit, entry, registry, splits, progress, on_failure, options, identity)
+    except KeyboardInterrupt as exc:
+        if recorder is None:
+            raise
+        progress.stop()
+        run = ModelRun(
+            model=entry.label,
+            status="interrupted",  # type: ignore[arg-type]
+            run_dir=exc.run_dir if isinstance(exc, Interrupted) else None,
+            reason="interrupted by the user (Ctrl-C or SIGTERM)",
+            seed=unit.run.seed,
+            method=entry.training_method,
+            **fold_of(unit),
+            **trial_of(options),
+        )
+        _say_how_to_go_on(label, exc)
+        recorder.record(identity, run)
+        recorder.summary()
+        raise
+    if recorder is not None:
+        run = attrs.evolve(run, record=recorder.record(identity, run))
+    return run
 
 
 def _ensembles(
@@ -813,7 +887,9 @@ class Recorder:
             except RunDirError as exc:
                 print(f"warning: {exc.message}; recording what zoo knows of it", file=sys.stderr)
         try:
-            ResultsStore.in_dir(self.output_dir).record(record)
+            record = attrs.evolve(
+                record, run_id=ResultsStore.in_dir(self.output_dir).record(record)
+            )
         except StoreError as exc:
             what = f"the {run.status} run of {run.model!r} (seed {run.seed})"
             if run.run_dir is None:
@@ -827,6 +903,17 @@ class Recorder:
             warning = f"warning: {what} was not recorded: {exc.message}\n  hint: {later}"
             print(warning, file=sys.stderr)
         return record
+
+    def mark_best(self, chosen: int, others: list[int]) -> None:
+        """Mark the best trial of a search in the store (its run.json says it too)."""
+        try:
+            ResultsStore.in_dir(self.output_dir).mark_best(chosen, others)
+        except StoreError as exc:
+            print(
+                f"warning: the best trial (run #{chosen}) was not marked in the results store: "
+                f"{exc.message}\n  hint: its run.json says best = true",
+                file=sys.stderr,
+            )
 
     def summary(self) -> None:
         if len(self.missed) > 1:
@@ -910,6 +997,8 @@ def _store_record(identity: RecipeIdentity, run: ModelRun) -> RunRecord:
         peak_memory_bytes=run.peak_memory_bytes,
         parameters=run.parameters,
         run_dir=str(run.run_dir) if run.run_dir else None,
+        trial=run.trial,
+        params=run.params,
     )
 
 

@@ -18,7 +18,7 @@ import hashlib
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,7 +30,7 @@ from zoo.errors import UsageError
 from zoo.spec import METHODS, Method
 
 STORE_NAME = "zoo-results.sqlite"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 Status = Literal["ok", "failed", "refused", "interrupted"]
 STATUSES: tuple[str, ...] = Status.__args__  # type: ignore[attr-defined]
@@ -81,6 +81,11 @@ class RunRecord:
     # `folds` (K); the ensemble of a seed's K fold models has `folds` alone.
     fold: int | None = None
     folds: int | None = None
+    # A trial of a hyperparameter search ([search]): its number (1, 2, ...), the values it
+    # tried, and whether it is the one the search chose on the validation split.
+    trial: int | None = None
+    params: Mapping[str, Any] | None = None
+    best: bool | None = None
     run_id: int | None = None
 
     @property
@@ -95,6 +100,8 @@ FOLD_KEYS = ("fold", "folds")
 # needs a new schema version and a migration below.
 _FIELDS = tuple(f.name for f in attrs.fields(RunRecord) if f.name != "run_id")
 _JSON_FIELDS = ("settings", "metrics")
+# Trials of a search; null on runs of no search.
+TRIAL_KEYS = ("trial", "params", "best")
 
 # _MIGRATIONS[v] takes a store from schema version v to v + 1 (0: a new, empty file).
 _MIGRATIONS: tuple[tuple[str, ...], ...] = (
@@ -123,6 +130,11 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
         "ALTER TABLE runs ADD COLUMN fold INTEGER",
         "ALTER TABLE runs ADD COLUMN folds INTEGER",
+    ),
+    (
+        "ALTER TABLE runs ADD COLUMN trial INTEGER",
+        "ALTER TABLE runs ADD COLUMN params TEXT",
+        "ALTER TABLE runs ADD COLUMN best INTEGER",
     ),
 )
 assert len(_MIGRATIONS) == SCHEMA_VERSION
@@ -178,6 +190,19 @@ class ResultsStore:
             return cursor.lastrowid, True
 
         return self._retrying(write)
+
+    def mark_best(self, chosen: int, others: Sequence[int]) -> None:
+        """Mark run `chosen` the best trial of its search and the runs `others` not."""
+        assert not self.is_read_only
+
+        def write() -> None:
+            with self._connect(write=True) as conn:
+                conn.execute("UPDATE runs SET best = 1 WHERE run_id = ?", (chosen,))
+                conn.executemany(
+                    "UPDATE runs SET best = 0 WHERE run_id = ?", [(i,) for i in others]
+                )
+
+        self._retrying(write)
 
     def runs(
         self, *, data_fingerprint: str | None = None, recipe_name: str | None = None
@@ -357,6 +382,7 @@ class ResultsStore:
             for name in FOLD_KEYS:
                 if fields[name] is not None and type(fields[name]) is not int:
                     raise ValueError(f"its {name} column is {fields[name]!r}, not an integer")
+            fields.update(_trial_fields(fields))
             for name, allowed in (("method", METHODS), ("status", STATUSES)):
                 if fields[name] not in allowed:
                     choices = ", ".join(allowed)
@@ -378,7 +404,28 @@ def _is_busy(exc: sqlite3.Error) -> bool:
     return "locked" in str(exc) or "busy" in str(exc)
 
 
+def _trial_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """The trial columns read back: params from JSON, best from SQLite's 0 and 1."""
+    trial, params, best = fields["trial"], fields["params"], fields["best"]
+    if trial is not None and (type(trial) is not int or trial < 1):
+        raise ValueError(f"its trial column is {trial!r}, not a positive integer")
+    if params is not None:
+        try:
+            params = json.loads(params)
+        except (json.JSONDecodeError, TypeError) as exc:
+            raise ValueError(f"its params column is not valid JSON ({exc})") from None
+        if not isinstance(params, dict):
+            raise ValueError("its params column is not a JSON object")
+    if best not in (None, 0, 1):
+        raise ValueError(f"its best column is {best!r}, not 0 or 1")
+    return {"params": params, "best": None if best is None else bool(best)}
+
+
 def _to_column(name: str, value: Any) -> Any:
+    if name == "params":
+        return None if value is None else json.dumps(dict(value), ensure_ascii=False)
+    if name == "best":
+        return None if value is None else int(value)
     if name in _JSON_FIELDS:
         # default=str as in zoo.files.write_json: a Path in the settings is kept as its text.
         return json.dumps(value, ensure_ascii=False, default=str)

@@ -1,0 +1,215 @@
+"""Hyperparameter search ([search]): each trial a run of its own, the values chosen by an
+Optuna study (embedded: in memory, or a journal file in the output directory; no server),
+the best trial picked on the validation split alone.
+
+Optuna is imported only when a recipe searches (``pip install "zoo-classify[search]"``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from zoo.data import Splits
+from zoo.errors import RunRefused
+from zoo.metrics import DEFAULT_METRIC
+from zoo.recipe import ModelEntry, Recipe, SearchRange, SearchSection, grid_values, settings_for
+from zoo.registry import Registry
+from zoo.rundir import MODEL, RUN_JSON, read_run, write_record
+
+JOURNAL = "search.journal"  # OUTPUT_DIR/RUN_NAME/search.journal with storage = "journal"
+
+
+def optuna() -> Any:
+    try:
+        import optuna
+    except ImportError:
+        raise RunRefused(
+            "the recipe's [search] needs Optuna, which is not installed",
+            hint='pip install optuna (or zoo with its search extra: pip install "zoo-classify'
+            '[search]")',
+        ) from None
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # zoo says what each trial did
+    return optuna
+
+
+def trial_count(search: SearchSection) -> int:
+    """How many trials: as given, or every point of a grid."""
+    if search.trials is not None:
+        return search.trials
+    count = 1
+    for values in search.space.values():
+        count *= len(grid_values(values))
+    return count
+
+
+def distributions(search: SearchSection) -> dict[str, Any]:
+    """Optuna's distribution of each key of the space, in the space's order."""
+    found = {}
+    for key, values in search.space.items():
+        distribution = optuna().distributions
+        if not isinstance(values, SearchRange):
+            found[key] = distribution.CategoricalDistribution(list(values))
+        elif values.integer:
+            step = int(values.step or 1)
+            found[key] = distribution.IntDistribution(
+                int(values.low), int(values.high), log=values.log, step=step
+            )
+        else:
+            found[key] = distribution.FloatDistribution(
+                values.low, values.high, log=values.log, step=values.step
+            )
+    return found
+
+
+def sampler(search: SearchSection, seed: int) -> Any:
+    samplers = optuna().samplers
+    # A grid's points are enqueued in order (`grid_points`): Optuna's GridSampler stops the
+    # study from within, which it allows only inside study.optimize, and zoo asks and tells.
+    if search.sampler == "tpe":
+        return samplers.TPESampler(seed=seed)
+    return samplers.RandomSampler(seed=seed)
+
+
+def grid_points(search: SearchSection) -> list[dict[str, Any]]:
+    """Every combination of a grid's values, the first key varying slowest."""
+    keys = list(search.space)
+    values = [grid_values(search.space[key]) for key in keys]
+    return [dict(zip(keys, point, strict=True)) for point in itertools.product(*values)]
+
+
+def study(search: SearchSection, *, seed: int, maximize: bool, name: str, folder: Path) -> Any:
+    """A new study for one model and seed: in memory, or in the journal file in `folder`."""
+    storage = None
+    if search.storage == "journal":
+        folder.mkdir(parents=True, exist_ok=True)
+        journal = optuna().storages.journal
+        storage = optuna().storages.JournalStorage(
+            journal.JournalFileBackend(str(folder / JOURNAL))
+        )
+    found = optuna().create_study(
+        storage=storage,
+        sampler=sampler(search, seed),
+        study_name=name,
+        direction="maximize" if maximize else "minimize",
+    )
+    if search.sampler == "grid":
+        for point in grid_points(search)[: trial_count(search)]:
+            found.enqueue_trial(point)
+    return found
+
+
+def search_entry(
+    recipe: Recipe,
+    unit: Recipe,
+    entry: ModelEntry,
+    registry: Registry,
+    splits: Splits,
+    progress_for: Callable[[str], Any],
+    on_failure: Callable[[str, BaseException], None],
+    options: Any,
+    identity: Any,
+    recorder: Any,
+) -> list[Any]:
+    """Every trial of the search for one model of one seed's unit, each run and recorded as it
+    ends; then the best by the validation metric is marked (and the others' models removed
+    unless search.keep_models = "all"). Trials that failed are recorded and never chosen."""
+    from zoo.runner import run_and_record, unit_label
+
+    search = unit.search
+    assert search is not None
+    metric = settings_for(unit, entry, registry.spec_for(unit, entry)).metric or DEFAULT_METRIC
+    maximize = next(m for m in options.metrics if m.name == metric).higher_is_better
+    total = trial_count(search)
+    found = study(
+        search,
+        seed=unit.run.seed,
+        maximize=maximize,
+        name=f"{recipe.run.name}/{entry.label}/seed{unit.run.seed}/{identity.recipe_hash[:12]}",
+        folder=recipe.path(recipe.run.output_dir) / recipe.run.name,
+    )
+    space = distributions(search)
+    runs = []
+    for number in range(1, total + 1):
+        trial = found.ask(space)
+        params = {key: trial.params[key] for key in space}
+        label = unit_label(entry, recipe, splits, unit.run.seed, f"trial {number}/{total}")
+        run = run_and_record(
+            label,
+            unit,
+            attrs.evolve(entry, **params),
+            registry,
+            splits,
+            progress_for,
+            on_failure,
+            attrs.evolve(options, trial=(number, params)),
+            identity,
+            recorder,
+        )
+        value = validation_score(run, metric)
+        if value is None:
+            found.tell(trial, state=optuna().trial.TrialState.FAIL)
+        else:
+            found.tell(trial, value)
+        runs.append(run)
+    return choose(runs, metric, maximize, search, recorder)
+
+
+def validation_score(run: Any, metric: str) -> float | None:
+    """The trial's score that the search compares: its validation metric (never the test's)."""
+    if run.status != "ok":
+        return None
+    value = (run.metrics.get("validation") or {}).get(metric)
+    return None if value is None else float(value)
+
+
+def best_index(scores: list[float | None], *, maximize: bool) -> int | None:
+    """The trial with the best score; a tie goes to the earliest; None if none has one."""
+    scored = [(i, s) for i, s in enumerate(scores) if s is not None]
+    if not scored:
+        return None
+    best = (max if maximize else min)(s for _, s in scored)
+    return next(i for i, s in scored if s == best)
+
+
+def choose(
+    runs: list[Any], metric: str, maximize: bool, search: SearchSection, recorder: Any
+) -> list[Any]:
+    """Mark the best trial (run.json, the results store, the returned runs); remove the other
+    trials' model weights unless every trial's are to be kept."""
+    chosen = best_index([validation_score(r, metric) for r in runs], maximize=maximize)
+    if chosen is None:
+        print(f"{runs[0].model}: no trial of the search finished: none is chosen", file=sys.stderr)
+        return runs
+    marked = []
+    for i, run in enumerate(runs):
+        best = i == chosen
+        if run.run_dir is not None and (Path(run.run_dir) / RUN_JSON).is_file():
+            record = read_run(run.run_dir).record | {"best": best}
+            if not best and search.keep_models == "best" and (Path(run.run_dir) / MODEL).is_dir():
+                shutil.rmtree(Path(run.run_dir) / MODEL)
+                record["model_removed"] = (
+                    f"not the best trial of the search on validation {metric} "
+                    "(search.keep_models = 'best')"
+                )
+            write_record(Path(run.run_dir), record)
+        marked.append(attrs.evolve(run, best=best))
+    if recorder is not None:
+        ids = [r.record.run_id for r in runs if r.record is not None and r.record.run_id]
+        best_id = runs[chosen].record.run_id if runs[chosen].record is not None else None
+        if best_id is not None:
+            recorder.mark_best(best_id, [i for i in ids if i != best_id])
+    best_run = marked[chosen]
+    print(
+        f"{best_run.model}: the search chose trial {best_run.trial} "
+        f"({', '.join(f'{k}={v}' for k, v in (best_run.params or {}).items())}) on validation "
+        f"{metric} {validation_score(best_run, metric):.4f}",
+        file=sys.stderr,
+    )
+    return marked
