@@ -474,6 +474,14 @@ def test_plugins_json(capsys):
                     "model_families": ["bert", "xlm-roberta", "gpt-neox", "modernbert", "electra"]
                 },
             },
+            {  # the executors of work units (zoo run --executor): no models
+                "name": "zoo.executors",
+                "module": "zoo.executors",
+                "from": "built-in",
+                "status": "loaded",
+                "models": [],
+                "registers": {"executors": ["local", "submitit", "ray"]},
+            },
         ]
     }
 

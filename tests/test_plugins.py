@@ -490,6 +490,7 @@ def test_zoo_plugins_says_what_each_builtin_registers_by_kind():
         "zoo.memory.families.builtins": {
             "model_families": ["bert", "xlm-roberta", "gpt-neox", "modernbert", "electra"]
         },
+        "zoo.executors": {"executors": ["local", "submitit", "ray"]},
     }
 
 

@@ -53,6 +53,7 @@ from zoo.errors import (
     ZooError,
 )
 from zoo.events import RunEvaluated, RunEvent, RunEvents, RunFailed, RunFinished, RunStarted
+from zoo.executors import ExecutorSpec
 from zoo.hookspecs import hookimpl
 from zoo.memory.families.base import ModelFamily
 from zoo.memory.probe import DeviceMemory
@@ -95,6 +96,7 @@ __all__ = [
     "DeviceInfo",
     "DeviceMemory",
     "Estimate",
+    "ExecutorSpec",
     "HubSource",
     "Leaderboard",
     "LocalSource",

@@ -193,6 +193,9 @@ def run(
     force: bool = False,
     rough: bool = False,
     base_dir: str | Path | None = None,
+    jobs: int | None = None,
+    executor: str | None = None,
+    skip_done: bool = False,
 ) -> Results:
     """Fine-tune and compare the models of a recipe (`zoo run`): each into a new run directory,
     recorded in the output directory's results store.
@@ -202,6 +205,9 @@ def run(
     when a model would not fit in memory, `force` runs it anyway; `rough` estimates a model of
     an unknown architecture as BERT-like. Everything is checked before anything trains. A
     model that fails is a run with status "failed" and its reason (the others still run).
+    `jobs` units (model x seed x fold x trial) run at once, through `executor` ("local",
+    "submitit", "ray" or a plugin's; the recipe's [executor] by default); `skip_done` runs
+    only the units the store does not record as finished for the same recipe and data.
     """
     return run_recipes(
         [] if recipe is None else [recipe],
@@ -212,6 +218,9 @@ def run(
         force=force,
         rough=rough,
         base_dir=None if base_dir is None else Path(base_dir),
+        jobs=jobs,
+        executor=executor,
+        skip_done=skip_done,
     )
 
 
@@ -227,11 +236,17 @@ def run_recipes(
     base_dir: Path | None = None,
     console: Console | None = None,
     debug: bool = False,
+    jobs: int | None = None,
+    executor: str | None = None,
+    skip_done: bool = False,
 ) -> Results:
     """`run` for several recipes, every one checked before any trains (`zoo run A B`);
     progress goes to `console` (stderr)."""
+    from zoo.coordinator import coordinate
     from zoo.engine.distributed import is_main, world
     from zoo.events import collect_run_listeners
+    from zoo.executors import collect_executors
+    from zoo.files import new_run_dir
     from zoo.report import NoProgress, progress_for
     from zoo.runner import RunOptions, run_recipe
 
@@ -266,6 +281,10 @@ def run_recipes(
         )
         memory |= {(recipe.run.name, label): check for label, check in records.items()}
         fitted.append((recipe, splits_for))
+    # Every recipe's executor by name, before anything trains.
+    executors = collect_executors(plugins.pm)
+    for recipe, _splits in fitted:
+        _how_to_run(recipe, executors, executor, jobs, skip_done)
     options = RunOptions(
         resume=resume,
         oom_retries=oom_retries,
@@ -278,10 +297,43 @@ def run_recipes(
     on_failure = report_failure(err, debug=debug)
     runs = []
     for recipe, splits_for in fitted:
+        how = _how_to_run(recipe, executors, executor, jobs, skip_done)
+        if how is not None:  # built before the run says it starts: a missing library stops it
+            spec, slots, section = how
+            folder = new_run_dir(
+                recipe.path(recipe.run.output_dir) / recipe.run.name / "units", "run"
+            )
+            made = spec.make(attrs.asdict(section), folder, slots)
         if is_main():
             err.print(f"run {recipe.run.name!r}: {len(recipe.models)} model(s)", markup=False)
-        runs += run_recipe(recipe, plugins.registry, progress, on_failure, options, splits_for)
+        if how is None:  # in this process, one by one
+            runs += run_recipe(recipe, plugins.registry, progress, on_failure, options, splits_for)
+            continue
+        runs += coordinate(
+            recipe,
+            plugins.registry,
+            splits_for,
+            options,
+            executor=made,
+            jobs=slots,
+            folder=folder,  # the unit and result files of this run
+            skip_done=skip_done,
+            say=lambda text, name=recipe.run.name: err.print(f"{name}: {text}", markup=False),
+        )
     return Results(runs, plugins.metrics.metrics)
+
+
+def _how_to_run(recipe: Any, executors: Any, name: str | None, jobs: int | None, skip_done: bool):
+    """(executor spec, units at once, [executor] settings) for a run over an executor, or None
+    for one in this process, one model after another (no executor, one job, nothing to skip)."""
+    from zoo.recipe import ExecutorSection
+
+    section = recipe.executor or ExecutorSection()
+    name = name or (section.name if recipe.executor else None)
+    slots = jobs or section.jobs or 1
+    if name is None and slots == 1 and not skip_done:
+        return None
+    return executors.get(name or "local"), slots, section
 
 
 def _fit_to_memory(recipe, registry, device, labels: int, err, *, auto_fit, force, rough):

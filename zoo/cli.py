@@ -191,6 +191,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             rough=args.rough,
             console=err,
             debug=args.debug,
+            jobs=args.jobs,
+            executor=args.executor,
+            skip_done=args.skip_done,
         )
     if not is_main():  # the main process reports for all of them
         return 0
@@ -426,6 +429,26 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="on CUDA out-of-memory, retry up to N times with half the batch and twice the "
         "gradient accumulation (the effective batch stays the same)",
+    )
+    p.add_argument(
+        "--jobs",
+        type=_count(1),
+        metavar="N",
+        help="run N work units (model x seed x fold x trial) at once, each in a process of its "
+        "own: with GPUs each on its GPU, on a CPU each with its share of the cores (default: "
+        "[executor] jobs, else 1, in this process)",
+    )
+    p.add_argument(
+        "--executor",
+        metavar="NAME",
+        help="hand the units to this executor: local (subprocesses), submitit (SLURM), ray, or "
+        "one a plugin registers (default: the recipe's [executor] name)",
+    )
+    p.add_argument(
+        "--skip-done",
+        action="store_true",
+        help="run only the units that the results store does not record as finished for the "
+        "same recipe and data (after a killed or interrupted run)",
     )
     p.add_argument(
         "--nproc",

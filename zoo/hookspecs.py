@@ -95,3 +95,19 @@ def register_text_transforms(register: Callable[..., None]) -> None:
     that another plugin registered already is an error, unless the call says
     ``register(transform, replace=True)``.
     """
+
+
+@hookspec
+def register_executors(register: Callable[..., None]) -> None:
+    """Register executors: what runs a recipe's work units (`zoo run --executor NAME`).
+
+    Call ``register(zoo.ExecutorSpec(name=..., description=..., make=...))``; ``make(settings,
+    folder, jobs)`` builds the executor from the recipe's [executor] table, a folder for its
+    files and how many units may run at once. The executor starts a unit file
+    (``submit(unit_file, slot)``: a worker runs ``zoo.units.run_unit_file(unit_file)``, which
+    writes the unit's run directory and result file) and answers ``done``, ``failure``,
+    ``cancel`` and ``close`` for what it started. Workers never write the results store: the
+    coordinating process records each unit as its result arrives. zoo's own ``local``,
+    ``submitit`` and ``ray`` come through this hook too; a name that is registered already is
+    an error unless the call says ``register(spec, replace=True)``.
+    """

@@ -40,6 +40,7 @@ BUILTIN_PLUGINS = (
     "zoo.metrics",
     "zoo.transforms",
     "zoo.memory.families.builtins",
+    "zoo.executors",
 )
 
 

@@ -376,6 +376,38 @@ class SearchSection:
 
 
 @attrs.frozen(kw_only=True)
+class ExecutorSection:
+    name: str = doc(
+        "what runs the work units: 'local' (subprocesses on this machine), 'submitit' (SLURM "
+        "jobs), 'ray' (Ray tasks), or one a plugin registers; zoo run --executor overrides it",
+        default="local",
+    )
+    jobs: PositiveInt | None = doc(
+        "how many units run at once (zoo run --jobs overrides it)", default=None
+    )
+    partition: str | None = doc("submitit: the SLURM partition", default=None)
+    gpus_per_unit: NonNegativeInt | None = doc(
+        "submitit, ray: GPUs each unit asks for (a distributed unit: its --nproc)", default=None
+    )
+    cpus_per_unit: PositiveInt | None = doc("submitit, ray: CPUs each unit asks for", default=None)
+    time_limit_minutes: PositiveInt | None = doc("submitit: each job's time limit", default=None)
+    sbatch: dict[str, Any] | None = doc(
+        "submitit: more sbatch options, e.g. { account = 'nlp', qos = 'high' }", default=None
+    )
+    cluster: Literal["slurm", "local", "debug"] | None = doc(
+        "submitit: 'slurm', or 'local' to run the same path without a cluster (default: SLURM "
+        "where sbatch is found)",
+        default=None,
+    )
+    address: str | None = doc(
+        "ray: the address of a running Ray cluster ('auto', 'ray://host:10001'); default: "
+        "start a local one",
+        default=None,
+    )
+    cpus: PositiveInt | None = doc("ray: CPUs of the local Ray it starts", default=None)
+
+
+@attrs.frozen(kw_only=True)
 class Recipe:
     run: RunSection
     data: DataSection
@@ -383,6 +415,7 @@ class Recipe:
     training: TrainingConfig = TrainingConfig()
     distributed: DistributedSection = DistributedSection()
     search: SearchSection | None = None
+    executor: ExecutorSection | None = None
     # Where the recipe came from; relative paths in it are relative to this folder.
     base_dir: Path = attrs.field(default=Path("."), metadata={"internal": True})
     # The file it was read from, as the user named it (for messages).

@@ -494,9 +494,10 @@ def _train_halving_on_oom(
     batch stays the same), up to `options.oom_retries` times. Returns the job that succeeded,
     its result and the retries it took. An interruption or failure is said in the run
     directory the attempt left, if any."""
-    from zoo.engine.train import train_model
-
-    train = job.spec.engine.train if job.spec.engine else train_model
+    if job.spec.engine is not None:
+        train = job.spec.engine.train
+    else:  # torch and transformers: only when zoo's own engine trains
+        from zoo.engine.train import train_model as train
     retries: list[dict[str, Any]] = []
     while True:
         try:
