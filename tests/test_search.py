@@ -325,3 +325,43 @@ def test_the_same_seed_tries_the_same_values_and_a_grid_tries_each_point(
     assert sorted(r["params"]["max_length"] for r in found) == [32, 64]
     assert all((Path(r["run_dir"]) / MODEL).is_dir() for r in found)  # keep_models = "all"
     assert (grid / "runs" / "search" / "search.journal").is_file()
+
+
+PRUNED = """\
+sampler = "grid"
+pruner = "median"
+space = { learning_rate = [5e-3, 3e-3, 1e-9] }
+"""
+
+
+@pytest.mark.slow
+def test_the_median_pruner_stops_a_poor_trial_which_is_never_chosen(tmp_path, tiny_bert, capsys):
+    path = write_search(tmp_path, PRUNED, tiny_bert)
+    text = path.read_text(encoding="utf-8").replace(
+        "max_steps = 20", "max_steps = 30\neval_every = 10\nearly_stopping_patience = 0"
+    )
+    path.write_text(text, encoding="utf-8")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["run", str(path), "--json"]) == 0
+    err = capsys.readouterr().err
+    runs = json.loads(out.getvalue())["runs"]
+    # A learning rate of 1e-9 learns nothing: below the two earlier trials at its first
+    # evaluation, it is stopped there (after 10 of 30 steps) and not chosen.
+    poor = runs[2]
+    assert poor["params"] == {"learning_rate": 1e-9} and poor["best"] is False
+    record = read_run(poor["run_dir"]).record
+    assert record["pruned_at_step"] == 10
+    history = json.loads((Path(poor["run_dir"]) / "log_history.json").read_text())
+    assert "finbert: trial 3 pruned at step 10" in err
+    assert max(e.get("step", 0) for e in history) < 30
+    assert [r["best"] for r in runs].count(True) == 1
+    assert "pruned_at_step" not in read_run(runs[0]["run_dir"]).record
+
+
+def test_pruning_is_refused_through_an_executor(tmp_path, tiny_bert, capsys):
+    path = write_search(tmp_path, PRUNED, tiny_bert)
+    assert main(["run", str(path), "--jobs", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "search.pruner = 'median' prunes trials in this process only" in err
+    assert not (tmp_path / "runs").exists()  # refused before anything trained

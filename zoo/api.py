@@ -333,6 +333,13 @@ def _how_to_run(recipe: Any, executors: Any, name: str | None, jobs: int | None,
     slots = jobs or section.jobs or 1
     if name is None and slots == 1 and not skip_done:
         return None
+    if recipe.search is not None and recipe.search.pruner != "none":
+        raise UsageError(
+            f"{recipe.source}: search.pruner = {recipe.search.pruner!r} prunes trials in this "
+            "process only, not through an executor",
+            hint="leave out --jobs, --executor and --skip-done (and [executor]), or set "
+            'search.pruner = "none"',
+        )
     return executors.get(name or "local"), slots, section
 
 

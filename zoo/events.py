@@ -137,6 +137,8 @@ class RunEvents:
     method: str = "full"
     fold: int | None = None
     output_dir: Path | None = None
+    # A search's pruner (search.pruner): told each evaluation, it says whether to stop here.
+    prune: Callable[[int, Mapping[str, float]], bool] | None = attrs.field(default=None, eq=False)
 
     def _identity(self) -> dict[str, Any]:
         return {
@@ -159,8 +161,10 @@ class RunEvents:
             output_dir=self.output_dir,
         )
 
-    def evaluated(self, *, step: int, epoch: float | None, metrics: Mapping[str, Any]) -> None:
+    def evaluated(self, *, step: int, epoch: float | None, metrics: Mapping[str, Any]) -> bool:
+        """Tell the listeners; True when a search's pruner says to stop training here."""
         self._emit(RunEvaluated, step=int(step), epoch=epoch, metrics=_numbers(metrics))
+        return self.prune is not None and self.prune(int(step), _numbers(metrics))
 
     def finished(self, *, run_dir: Path, metrics: Mapping[str, Any], train_seconds: float) -> None:
         self._emit(RunFinished, run_dir=run_dir, metrics=dict(metrics), train_seconds=train_seconds)

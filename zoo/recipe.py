@@ -373,6 +373,13 @@ class SearchSection:
         "model folders are removed) or every trial's",
         default="best",
     )
+    pruner: Literal["none", "median"] = doc(
+        "'median': stop a trial at an evaluation where its validation metric is worse than the "
+        "median of the earlier trials' at the same step (after 2 trials; Optuna's "
+        "MedianPruner); a pruned trial is recorded but never chosen. In this process only (not "
+        "with --jobs or an executor)",
+        default="none",
+    )
 
 
 @attrs.frozen(kw_only=True)

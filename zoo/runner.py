@@ -311,6 +311,7 @@ def run_model(
         method=entry.training_method,
         fold=fold_of(recipe)["fold"],
         output_dir=recipe.path(recipe.run.output_dir),
+        prune=options.prune,
     )
     events.started(registered_model=spec.name, settings=attrs.asdict(settings))
     try:
@@ -657,6 +658,8 @@ class RunOptions:
     metrics: tuple[Metric, ...] = BUILTIN_METRICS
     # The trial of a search these runs are: its number and the values it tries.
     trial: tuple[int, dict[str, Any]] | None = None
+    # The search's pruner for this trial (zoo.search): told each evaluation, says when to stop.
+    prune: Callable[[int, Mapping[str, float]], bool] | None = attrs.field(default=None, eq=False)
 
 
 def load_all_splits(

@@ -24,6 +24,7 @@ from zoo.registry import Registry
 from zoo.rundir import MODEL, RUN_JSON, read_run, write_record
 
 JOURNAL = "search.journal"  # OUTPUT_DIR/RUN_NAME/search.journal with storage = "journal"
+PRUNE_AFTER = 2  # trials that finish before the median pruner compares (search.pruner)
 
 
 def optuna() -> Any:
@@ -93,9 +94,15 @@ def study(search: SearchSection, *, seed: int, maximize: bool, name: str, folder
         storage = optuna().storages.JournalStorage(
             journal.JournalFileBackend(str(folder / JOURNAL))
         )
+    pruner = (
+        optuna().pruners.MedianPruner(n_startup_trials=PRUNE_AFTER, n_warmup_steps=0)
+        if search.pruner == "median"
+        else optuna().pruners.NopPruner()
+    )
     found = optuna().create_study(
         storage=storage,
         sampler=sampler(search, seed),
+        pruner=pruner,
         study_name=name,
         direction="maximize" if maximize else "minimize",
     )
@@ -135,11 +142,12 @@ def search_entry(
         folder=recipe.path(recipe.run.output_dir) / recipe.run.name,
     )
     space = distributions(search)
-    runs = []
+    runs, pruned = [], set()
     for number in range(1, total + 1):
         trial = found.ask(space)
         params = {key: trial.params[key] for key in space}
         label = unit_label(entry, recipe, splits, unit.run.seed, f"trial {number}/{total}")
+        stopped: list[int] = []
         run = run_and_record(
             label,
             unit,
@@ -148,17 +156,54 @@ def search_entry(
             splits,
             progress_for,
             on_failure,
-            attrs.evolve(options, trial=(number, params)),
+            attrs.evolve(
+                options,
+                trial=(number, params),
+                prune=None if search.pruner == "none" else pruner_of(trial, metric, stopped),
+            ),
             identity,
             recorder,
         )
         value = validation_score(run, metric)
-        if value is None:
+        if stopped:
+            found.tell(trial, state=optuna().trial.TrialState.PRUNED)
+            pruned.add(len(runs))
+            say_pruned(run, stopped[0], metric)
+        elif value is None:
             found.tell(trial, state=optuna().trial.TrialState.FAIL)
         else:
             found.tell(trial, value)
         runs.append(run)
-    return choose(runs, metric, maximize, search, recorder)
+    return choose(runs, metric, maximize, search, recorder, pruned=pruned)
+
+
+def pruner_of(trial: Any, metric: str, stopped: list[int]) -> Callable[[int, Any], bool]:
+    """What a trial's run tells at each evaluation: its validation metric goes to the study's
+    pruner, and the step where the pruner says stop is kept in `stopped`."""
+
+    def prune(step: int, metrics: Any) -> bool:
+        value = metrics.get(metric)
+        if value is None or stopped:
+            return bool(stopped)
+        trial.report(float(value), step)
+        if trial.should_prune():
+            stopped.append(step)
+            return True
+        return False
+
+    return prune
+
+
+def say_pruned(run: Any, step: int, metric: str) -> None:
+    """run.json and stderr say where the pruner stopped the trial."""
+    print(
+        f"{run.model}: trial {run.trial} pruned at step {step} (its validation {metric} was "
+        "below the median of the earlier trials' there)",
+        file=sys.stderr,
+    )
+    if run.run_dir is not None and (Path(run.run_dir) / RUN_JSON).is_file():
+        record = read_run(run.run_dir).record | {"pruned_at_step": step}
+        write_record(Path(run.run_dir), record)
 
 
 def validation_score(run: Any, metric: str) -> float | None:
@@ -179,11 +224,19 @@ def best_index(scores: list[float | None], *, maximize: bool) -> int | None:
 
 
 def choose(
-    runs: list[Any], metric: str, maximize: bool, search: SearchSection, recorder: Any
+    runs: list[Any],
+    metric: str,
+    maximize: bool,
+    search: SearchSection,
+    recorder: Any,
+    *,
+    pruned: set[int] = frozenset(),  # type: ignore[assignment]
 ) -> list[Any]:
-    """Mark the best trial (run.json, the results store, the returned runs); remove the other
-    trials' model weights unless every trial's are to be kept."""
-    chosen = best_index([validation_score(r, metric) for r in runs], maximize=maximize)
+    """Mark the best trial (run.json, the results store, the returned runs), never one that
+    was pruned (the indices in `pruned`); remove the other trials' model weights unless every
+    trial's are to be kept."""
+    scores = [None if i in pruned else validation_score(r, metric) for i, r in enumerate(runs)]
+    chosen = best_index(scores, maximize=maximize)
     if chosen is None:
         print(f"{runs[0].model}: no trial of the search finished: none is chosen", file=sys.stderr)
         return runs

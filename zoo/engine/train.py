@@ -178,7 +178,8 @@ def _events_callback(events: RunEvents):
                 for name, value in (metrics or {}).items()
                 if name.startswith("eval_") and name.removeprefix("eval_") not in timing
             }
-            events.evaluated(step=state.global_step, epoch=state.epoch, metrics=scores)
+            if events.evaluated(step=state.global_step, epoch=state.epoch, metrics=scores):
+                control.should_training_stop = True  # a search pruned this trial
 
     return EventsCallback()
 
