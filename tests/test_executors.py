@@ -81,6 +81,11 @@ def test_local_units_split_the_cores_or_take_a_gpu_each(monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,6")  # the GPUs this process was given
     assert unit_environment(slot=0, jobs=2, gpus=2)["CUDA_VISIBLE_DEVICES"] == "4"
     assert unit_environment(slot=1, jobs=2, gpus=2)["CUDA_VISIBLE_DEVICES"] == "6"
+    # A distributed unit of 2 processes takes 2 GPUs; on a CPU its processes share its cores.
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    assert unit_environment(slot=1, jobs=2, gpus=4, nproc=2)["CUDA_VISIBLE_DEVICES"] == "2,3"
+    two = unit_environment(slot=0, jobs=2, gpus=0, nproc=2)
+    assert two["OMP_NUM_THREADS"] == str(cpu_share(4))
 
 
 def test_an_unknown_executor_is_one_clear_error(write_recipe, capsys):
@@ -193,6 +198,18 @@ def test_a_killed_coordinator_loses_nothing_and_skip_done_finishes_the_rest(
     ]
     expected = {t: (lr, b) for t, lr, b, _f1 in trials(in_process)}
     assert {r.trial: (r.params["learning_rate"], r.best) for r in after} == expected
+
+
+@pytest.mark.slow
+def test_a_unit_can_itself_be_a_distributed_run(tmp_path, tiny_bert):
+    path = write_search(tmp_path, LEARNING_RATES, tiny_bert)
+    text = path.read_text(encoding="utf-8").split("[search]")[0]  # one unit, no search
+    path.write_text(text, encoding="utf-8")
+    (run,) = run_json(str(path), "--executor", "local", "--nproc", "2")
+    assert run["status"] == "ok"
+    record = json.loads((Path(run["run_dir"]) / "run.json").read_text(encoding="utf-8"))
+    assert record["processes"] == 2  # trained by 2 processes (gloo on a CPU)
+    assert [r.run_dir for r in store_of(tmp_path)] == [run["run_dir"]]  # recorded once
 
 
 def test_a_unit_whose_worker_fails_is_recorded_failed_and_the_others_go_on(tmp_path):

@@ -239,9 +239,11 @@ def run_recipes(
     jobs: int | None = None,
     executor: str | None = None,
     skip_done: bool = False,
+    nproc: int = 1,
 ) -> Results:
     """`run` for several recipes, every one checked before any trains (`zoo run A B`);
-    progress goes to `console` (stderr)."""
+    progress goes to `console` (stderr). Through an executor, each unit trains with `nproc`
+    processes (zoo run --nproc with --jobs or --executor)."""
     from zoo.coordinator import coordinate
     from zoo.engine.distributed import is_main, world
     from zoo.events import collect_run_listeners
@@ -303,7 +305,7 @@ def run_recipes(
             folder = new_run_dir(
                 recipe.path(recipe.run.output_dir) / recipe.run.name / "units", "run"
             )
-            made = spec.make(attrs.asdict(section), folder, slots)
+            made = spec.make(attrs.asdict(section) | {"nproc": nproc}, folder, slots)
         if is_main():
             err.print(f"run {recipe.run.name!r}: {len(recipe.models)} model(s)", markup=False)
         if how is None:  # in this process, one by one
@@ -319,6 +321,7 @@ def run_recipes(
             folder=folder,  # the unit and result files of this run
             skip_done=skip_done,
             say=lambda text, name=recipe.run.name: err.print(f"{name}: {text}", markup=False),
+            nproc=nproc,
         )
     return Results(runs, plugins.metrics.metrics)
 
@@ -333,6 +336,13 @@ def _how_to_run(recipe: Any, executors: Any, name: str | None, jobs: int | None,
     slots = jobs or section.jobs or 1
     if name is None and slots == 1 and not skip_done:
         return None
+    from zoo.engine.distributed import world
+
+    if world()[1] > 1:  # every process would hand out the units
+        raise UsageError(
+            f"{recipe.source}: a run through an executor cannot itself run under torchrun",
+            hint="give --nproc N with --jobs or --executor: each unit then trains with N processes",
+        )
     if recipe.search is not None and recipe.search.pruner != "none":
         raise UsageError(
             f"{recipe.source}: search.pruner = {recipe.search.pruner!r} prunes trials in this "

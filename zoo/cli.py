@@ -174,7 +174,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from zoo.api import run_recipes
     from zoo.engine.distributed import is_main, launch, world
 
-    if args.nproc > 1 and world()[1] == 1:
+    units = args.jobs is not None or args.executor is not None or args.skip_done
+    if args.nproc > 1 and world()[1] == 1 and not units:
         # Start again under torchrun, one process per device; zoo runs in each of them.
         return launch(args.nproc, _without_nproc(args.argv))
     out, err = _consoles()
@@ -194,6 +195,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             jobs=args.jobs,
             executor=args.executor,
             skip_done=args.skip_done,
+            nproc=args.nproc,  # through an executor: each unit's processes
         )
     if not is_main():  # the main process reports for all of them
         return 0
@@ -456,7 +458,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         metavar="N",
         help="train with N processes on this machine through torchrun (one per GPU; gloo on a "
-        "CPU); for several machines: 'torchrun ... -m zoo run' or 'accelerate launch -m zoo run'",
+        "CPU); with --jobs or --executor, each unit trains with N processes (and asks its "
+        "executor for N GPUs); for several machines: 'torchrun ... -m zoo run' or "
+        "'accelerate launch -m zoo run'",
     )
     fit = p.add_mutually_exclusive_group()
     fit.add_argument(

@@ -221,8 +221,10 @@ def coordinate(
     folder: Path,
     skip_done: bool,
     say: Callable[[str], None],
+    nproc: int = 1,
 ) -> list[ModelRun]:
-    """Run every unit of `recipe` through `executor`, `jobs` at a time (see the module)."""
+    """Run every unit of `recipe` through `executor`, `jobs` at a time, each with `nproc`
+    processes (see the module)."""
     identity = recipe_identity(recipe)
     recorder = Recorder(Path(identity.output_dir))
     finished = finished_units(recipe, identity) if skip_done else {}
@@ -239,7 +241,7 @@ def coordinate(
                 unit = plan.next_unit()
                 if unit is None:
                     break
-                path = write_unit(folder, unit, recipe, identity, options.oom_retries)
+                path = write_unit(folder, unit, recipe, identity, options.oom_retries, nproc)
                 running[slot] = (unit, path, executor.submit(path, slot))
                 say(f"unit {unit.number} started: {describe(unit)}")
             if not running:

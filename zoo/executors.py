@@ -120,29 +120,40 @@ def gpu_count() -> int:
     return len(found.stdout.splitlines()) if found.returncode == 0 else 0
 
 
-def unit_environment(slot: int, jobs: int, gpus: int) -> dict[str, str]:
-    """A local unit's environment: its GPU (slot modulo the GPUs), or its share of the CPU."""
+def unit_environment(slot: int, jobs: int, gpus: int, nproc: int = 1) -> dict[str, str]:
+    """A local unit's environment: its GPUs (`nproc` of them, the slot's in turn), or its
+    share of the CPU cores (each of its processes a share)."""
     env = dict(os.environ)
     if gpus:
         visible = os.environ.get("CUDA_VISIBLE_DEVICES")
         devices = visible.split(",") if visible else [str(i) for i in range(gpus)]
-        env["CUDA_VISIBLE_DEVICES"] = devices[slot % len(devices)].strip()
+        mine = [devices[(slot * nproc + i) % len(devices)].strip() for i in range(nproc)]
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(mine)
     else:
-        threads = str(cpu_share(jobs))
+        threads = str(cpu_share(jobs * nproc))
         env |= {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
     return env
+
+
+def gpus_per_unit(settings: Mapping[str, Any]) -> int:
+    """The GPUs a submitit or Ray unit asks for: as [executor] says, else one per process of
+    a distributed unit when this machine has GPUs (none on a CPU)."""
+    if settings.get("gpus_per_unit") is not None:
+        return int(settings["gpus_per_unit"])
+    return int(settings.get("nproc") or 1) if gpu_count() else 0
 
 
 class LocalExecutor:
     def __init__(self, settings: Mapping[str, Any], folder: Path, jobs: int) -> None:
         self.jobs = jobs
         self.gpus = gpu_count()
+        self.nproc = int(settings.get("nproc") or 1)
 
     def submit(self, unit_file: Path, slot: int) -> Any:
         log = unit_file.with_suffix(".log").open("w", encoding="utf-8")
         process = subprocess.Popen(
             [sys.executable, "-m", "zoo.units", str(unit_file)],
-            env=unit_environment(slot, self.jobs, self.gpus),
+            env=unit_environment(slot, self.jobs, self.gpus, self.nproc),
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -197,8 +208,8 @@ class SubmititExecutor:
             parameters["timeout_min"] = settings["time_limit_minutes"]
         if settings.get("cpus_per_unit") is not None:
             parameters["cpus_per_task"] = settings["cpus_per_unit"]
-        if settings.get("gpus_per_unit") is not None:
-            parameters["gpus_per_node"] = settings["gpus_per_unit"]
+        if gpus_per_unit(settings):
+            parameters["gpus_per_node"] = gpus_per_unit(settings)
         if self.executor.cluster == "slurm":
             if settings.get("partition") is not None:
                 parameters["slurm_partition"] = settings["partition"]
@@ -246,7 +257,7 @@ class RayExecutor:
 
         resources = {
             "num_cpus": settings.get("cpus_per_unit") or cpu_share(jobs),
-            "num_gpus": settings.get("gpus_per_unit") or 0,
+            "num_gpus": gpus_per_unit(settings),
         }
         self.task = self.ray.remote(**resources)(run_unit_file)
 

@@ -39,9 +39,12 @@ class Unit:
         return (self.label, self.seed, self.fold, self.trial)
 
 
-def write_unit(folder: Path, unit: Unit, recipe: Any, identity: Any, oom_retries: int) -> Path:
-    """The unit's file: the whole recipe (absolute paths), the unit, and the recipe's identity
-    (so that its record is the coordinator's, whatever process trains it)."""
+def write_unit(
+    folder: Path, unit: Unit, recipe: Any, identity: Any, oom_retries: int, nproc: int = 1
+) -> Path:
+    """The unit's file: the whole recipe and the folder its paths are relative to, the unit,
+    and the recipe's identity (so that its record is the coordinator's, whatever process
+    trains it)."""
     from zoo.recipe import recipe_to_dict
 
     path = folder / f"unit-{unit.number:04d}.json"
@@ -56,6 +59,7 @@ def write_unit(folder: Path, unit: Unit, recipe: Any, identity: Any, oom_retries
                 "unit": attrs.asdict(unit),
                 "identity": attrs.asdict(identity),
                 "oom_retries": oom_retries,
+                "nproc": nproc,  # processes the unit trains with (torchrun), one per GPU
             },
             ensure_ascii=False,
             default=str,
@@ -75,6 +79,7 @@ def run_unit_file(unit_file: str | Path) -> str:
     from rich.console import Console
 
     from zoo.api import Plugins, report_failure
+    from zoo.engine.distributed import is_main, launch, world
     from zoo.events import collect_run_listeners
     from zoo.memory.probe import probe_device
     from zoo.recipe import recipe_from_raw
@@ -85,6 +90,12 @@ def run_unit_file(unit_file: str | Path) -> str:
     found = json.loads(unit_file.read_text(encoding="utf-8"))
     if found.get("format") != UNIT_FORMAT:
         raise ValueError(f"{unit_file}: unit format {found.get('format')!r}, not {UNIT_FORMAT}")
+    nproc = found.get("nproc", 1)
+    if nproc > 1 and world()[1] == 1:  # a distributed unit: its processes under torchrun
+        code = launch(nproc, [str(unit_file)], module="zoo.units")
+        if code != 0:
+            raise RuntimeError(f"{unit_file}: its {nproc} processes exited with {code}")
+        return str(result_path(unit_file))
     unit = Unit(**found["unit"])
     plugins = Plugins.load(warn=False)
     recipe = recipe_from_raw(
@@ -119,7 +130,8 @@ def run_unit_file(unit_file: str | Path) -> str:
         identity,
     )
     path = result_path(unit_file)
-    write_text(path, json.dumps(run_to_json(run), ensure_ascii=False, default=str))
+    if is_main():  # the main process of a distributed unit speaks for all of them
+        write_text(path, json.dumps(run_to_json(run), ensure_ascii=False, default=str))
     return str(path)
 
 

@@ -86,13 +86,14 @@ def check_strategy(strategy: str) -> None:
         )
 
 
-def launch(nproc: int, argv: list[str]) -> int:
-    """Start `zoo` again under torchrun with `nproc` processes on this machine."""
+def launch(nproc: int, argv: list[str], module: str = "zoo") -> int:
+    """Start `module` (zoo's command line, or a work unit's worker) again under torchrun with
+    `nproc` processes on this machine."""
     import subprocess
     import sys
 
     command = [
         sys.executable, "-m", "torch.distributed.run", "--standalone",
-        f"--nproc_per_node={nproc}", "-m", "zoo", *argv,
+        f"--nproc_per_node={nproc}", "-m", module, *argv,
     ]  # fmt: skip
     return subprocess.call(command)
