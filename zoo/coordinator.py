@@ -20,8 +20,7 @@ import attrs
 
 from zoo.data import Splits
 from zoo.errors import EXIT_RUN_FAILED
-from zoo.metrics import DEFAULT_METRIC
-from zoo.recipe import Recipe, settings_for
+from zoo.recipe import Recipe
 from zoo.registry import Registry
 from zoo.runner import (
     ModelRun,
@@ -75,9 +74,7 @@ class Plan:
         for seed, fold in splits_for:
             for index in range(len(recipe.models)):
                 if recipe.search is not None:
-                    self.searches.append(
-                        self._search(index, seed, registry, splits_for, identity, options)
-                    )
+                    self.searches.append(self._search(index, seed, registry, identity, options))
                     continue
                 unit = self._unit(index, seed, fold)
                 if unit.key in finished:
@@ -91,29 +88,18 @@ class Plan:
         label = self.recipe.models[index].label
         return Unit(number=self.number, model=index, label=label, seed=seed, fold=fold, **trial)
 
-    def _search(self, index, seed, registry, splits_for, identity, options) -> _Search:
-        from zoo.runner import unit_recipe
-        from zoo.search import distributions, study, trial_count
+    def _search(self, index, seed, registry, identity, options) -> _Search:
+        from zoo.search import distributions, study_for, trial_count
 
-        recipe = self.recipe
-        assert recipe.search is not None
-        entry = recipe.models[index]
-        unit = unit_recipe(recipe, seed, None)
-        metric = settings_for(unit, entry, registry.spec_for(unit, entry)).metric or DEFAULT_METRIC
-        maximize = next(m for m in options.metrics if m.name == metric).higher_is_better
-        found = study(
-            recipe.search,
-            seed=seed,
-            maximize=maximize,
-            name=f"{recipe.run.name}/{entry.label}/seed{seed}/{identity.recipe_hash[:12]}",
-            folder=recipe.path(recipe.run.output_dir) / recipe.run.name,
-        )
+        assert self.recipe.search is not None
+        entry = self.recipe.models[index]
+        found, metric, maximize = study_for(self.recipe, entry, seed, registry, options, identity)
         return _Search(
             entry=index,
             seed=seed,
             study=found,
-            space=distributions(recipe.search),
-            total=trial_count(recipe.search),
+            space=distributions(self.recipe.search),
+            total=trial_count(self.recipe.search),
             metric=metric,
             maximize=maximize,
         )

@@ -717,37 +717,14 @@ def run_recipe(
     for (seed, fold), splits in splits_for.items():
         unit = unit_recipe(recipe, seed, fold)
         for entry in recipe.models:
+            common = (unit, entry, registry, splits, progress_for, on_failure, options, identity)
             if recipe.search is not None:
                 from zoo.search import search_entry
 
-                runs += search_entry(
-                    recipe,
-                    unit,
-                    entry,
-                    registry,
-                    splits,
-                    progress_for,
-                    on_failure,
-                    options,
-                    identity,
-                    recorder,
-                )
-                continue
-            label = unit_label(entry, recipe, splits, seed)
-            runs.append(
-                run_and_record(
-                    label,
-                    unit,
-                    entry,
-                    registry,
-                    splits,
-                    progress_for,
-                    on_failure,
-                    options,
-                    identity,
-                    recorder,
-                )
-            )
+                runs += search_entry(recipe, *common, recorder)
+            else:
+                label = unit_label(entry, recipe, splits, seed)
+                runs.append(run_and_record(label, *common, recorder))
         if fold is not None and fold == max(recipe.data.validation.numbers) and recorder:
             for ensemble in _ensembles(recipe, registry, runs, seed, splits, identity, options):
                 runs.append(attrs.evolve(ensemble, record=recorder.record(identity, ensemble)))

@@ -112,6 +112,27 @@ def study(search: SearchSection, *, seed: int, maximize: bool, name: str, folder
     return found
 
 
+def study_for(
+    recipe: Recipe, entry: ModelEntry, seed: int, registry: Registry, options: Any, identity: Any
+) -> tuple[Any, str, bool]:
+    """The study of one model's search for one seed, the validation metric it compares the
+    trials on (training.metric) and whether higher is better."""
+    from zoo.runner import unit_recipe
+
+    assert recipe.search is not None
+    unit = unit_recipe(recipe, seed, None)
+    metric = settings_for(unit, entry, registry.spec_for(unit, entry)).metric or DEFAULT_METRIC
+    maximize = next(m for m in options.metrics if m.name == metric).higher_is_better
+    found = study(
+        recipe.search,
+        seed=seed,
+        maximize=maximize,
+        name=f"{recipe.run.name}/{entry.label}/seed{seed}/{identity.recipe_hash[:12]}",
+        folder=recipe.path(recipe.run.output_dir) / recipe.run.name,
+    )
+    return found, metric, maximize
+
+
 def search_entry(
     recipe: Recipe,
     unit: Recipe,
@@ -131,16 +152,8 @@ def search_entry(
 
     search = unit.search
     assert search is not None
-    metric = settings_for(unit, entry, registry.spec_for(unit, entry)).metric or DEFAULT_METRIC
-    maximize = next(m for m in options.metrics if m.name == metric).higher_is_better
+    found, metric, maximize = study_for(recipe, entry, unit.run.seed, registry, options, identity)
     total = trial_count(search)
-    found = study(
-        search,
-        seed=unit.run.seed,
-        maximize=maximize,
-        name=f"{recipe.run.name}/{entry.label}/seed{unit.run.seed}/{identity.recipe_hash[:12]}",
-        folder=recipe.path(recipe.run.output_dir) / recipe.run.name,
-    )
     space = distributions(search)
     runs, pruned = [], set()
     for number in range(1, total + 1):
