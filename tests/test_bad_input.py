@@ -100,7 +100,7 @@ RECIPE_CASES = [
         RUN + DATA + "[optimizer]\nname = 'adamw'\n" + TFIDF,
         (
             "optimizer: unknown section "
-            "(expected [run], [data], [models], [training], [distributed], [search])",
+            "(expected [run], [data], [models], [training], [distributed], [search], [executor])",
         ),
     ),
     RecipeCase(

@@ -339,3 +339,81 @@ def test_hook_register_executors(tmp_path, monkeypatch):
     pm.register(Duplicate(), name="duplicate")
     with pytest.raises(zoo.PluginError, match="registers the executor 'ray'"):
         collect_executors(pm)
+
+
+def test_ctrl_c_stops_the_running_units_and_says_which_finished(tmp_path, capsys):
+    from test_search import write_data
+
+    from zoo.api import Plugins, prepare
+    from zoo.coordinator import coordinate
+    from zoo.runner import RunOptions
+    from zoo.units import run_unit_file
+
+    class Interrupted:
+        """The first unit finishes; Ctrl-C comes while the second runs."""
+
+        cancelled: list[str] = []
+
+        def submit(self, unit_file, slot):
+            if unit_file.name.endswith("0001.json"):
+                run_unit_file(unit_file)
+            return unit_file
+
+        def done(self, handle):
+            if handle.name.endswith("0002.json"):
+                raise KeyboardInterrupt
+            return True
+
+        def failure(self, handle):
+            return None
+
+        def cancel(self, handle):
+            Interrupted.cancelled.append(handle.name)
+
+        def close(self):
+            pass
+
+    write_data(tmp_path)
+    path = tmp_path / "recipe.toml"
+    path.write_text(TFIDF, encoding="utf-8")
+    plugins = Plugins.load(warn=False)
+    recipe = plugins.recipe(path)
+    folder = tmp_path / "units"
+    folder.mkdir()
+    with pytest.raises(KeyboardInterrupt):
+        coordinate(
+            recipe,
+            plugins.registry,
+            prepare(recipe, plugins),
+            RunOptions(metrics=plugins.metrics.metrics),
+            executor=Interrupted(),
+            jobs=2,
+            folder=folder,
+            skip_done=False,
+            say=lambda _text: None,
+        )
+    assert Interrupted.cancelled == ["unit-0002.json"]
+    err = capsys.readouterr().err
+    assert (
+        "interrupted: 1 unit(s) finished and are recorded (tfidf); 1 stopped; run again with "
+        "--skip-done" in err
+    )
+    assert [(r.model, r.seed) for r in store_of(tmp_path)] == [("tfidf", 1)]
+
+
+def test_where_units_run_is_no_part_of_the_recipe_hash(tmp_path):
+    from test_search import write_data
+
+    from zoo.api import Plugins
+    from zoo.runner import recipe_identity
+
+    write_data(tmp_path)
+    plain, elsewhere = tmp_path / "plain.toml", tmp_path / "elsewhere.toml"
+    plain.write_text(TFIDF, encoding="utf-8")
+    elsewhere.write_text(TFIDF + '\n[executor]\nname = "ray"\njobs = 4\n', encoding="utf-8")
+    plugins = Plugins.load(warn=False)
+    hashes = [recipe_identity(plugins.recipe(p)).recipe_hash for p in (plain, elsewhere)]
+    assert hashes[0] == hashes[1]
+    other = tmp_path / "other.toml"
+    other.write_text(TFIDF.replace("seeds = [1, 2]", "seeds = [1, 3]"), encoding="utf-8")
+    assert recipe_identity(plugins.recipe(other)).recipe_hash != hashes[0]

@@ -120,7 +120,7 @@ def test_an_unknown_section_without_a_close_match_lists_the_sections(write_recip
     path = write_recipe(with_data("") + "[foo]\nx = 1\n")
     assert problems(path) == [
         "foo: unknown section (expected [run], [data], [models], [training], [distributed], "
-        "[search])"
+        "[search], [executor])"
     ]
 
 

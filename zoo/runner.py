@@ -229,12 +229,20 @@ def fold_of(recipe: Recipe) -> dict[str, int | None]:
     return {"fold": folds.fold, "folds": folds.folds}
 
 
+def hashed_recipe(recipe: Recipe) -> dict[str, Any]:
+    """What the recipe hash covers: the whole recipe but where its units run ([executor]),
+    which changes no result (so --skip-done knows a unit whichever executor ran it)."""
+    data = recipe_to_dict(recipe)
+    data.pop("executor", None)
+    return data
+
+
 def recipe_identity(recipe: Recipe) -> RecipeIdentity:
     files = data_paths(recipe)
     digests = {key: file_digest(path) for key, path in files.items()}
     return RecipeIdentity(
         recipe_name=recipe.run.name,
-        recipe_hash=hash_text(tomli_w.dumps(recipe_to_dict(recipe))),
+        recipe_hash=hash_text(tomli_w.dumps(hashed_recipe(recipe))),
         # over the files in data_files()' order, as fingerprint_files(data_files(recipe))
         data_fingerprint=fingerprint_digests(digests.values()),
         output_dir=str(recipe.path(recipe.run.output_dir)),
