@@ -423,3 +423,18 @@ def test_where_units_run_is_no_part_of_the_recipe_hash(tmp_path):
     other = tmp_path / "other.toml"
     other.write_text(TFIDF.replace("seeds = [1, 2]", "seeds = [1, 3]"), encoding="utf-8")
     assert recipe_identity(plugins.recipe(other)).recipe_hash != hashes[0]
+
+
+@pytest.mark.slow
+def test_a_run_directory_s_recipe_trains_its_one_run_here(tmp_path):
+    from test_search import write_data
+
+    write_data(tmp_path)
+    path = tmp_path / "recipe.toml"
+    path.write_text(TFIDF + '\n[executor]\nname = "local"\njobs = 2\n', encoding="utf-8")
+    runs = run_json(str(path))
+    assert len(runs) == 4
+    import tomllib
+
+    kept = tomllib.loads((Path(runs[0]["run_dir"]) / "recipe.toml").read_text(encoding="utf-8"))
+    assert "executor" not in kept and "search" not in kept

@@ -286,7 +286,11 @@ def run_recipes(
     # Every recipe's executor by name, before anything trains.
     executors = collect_executors(plugins.pm)
     for recipe, _splits in fitted:
-        _how_to_run(recipe, executors, executor, jobs, skip_done)
+        if _how_to_run(recipe, executors, executor, jobs, skip_done) and resume is not None:
+            raise UsageError(
+                "--resume continues one run directory in this process, not through an executor",
+                hint="zoo run --resume RUN_DIR, without --jobs, --executor and --skip-done",
+            )
     options = RunOptions(
         resume=resume,
         oom_retries=oom_retries,

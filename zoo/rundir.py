@@ -131,8 +131,10 @@ def effective_recipe_data(
     `zoo run RUN_DIR/recipe.toml` trains it again: its entry keeps every key that is not a
     training setting (those are resolved into [training])."""
     data = recipe_to_dict(recipe)
-    # A trial's run trains its trial's values (in [training]), not the whole search again.
+    # A trial's run trains its trial's values (in [training]), not the whole search again,
+    # and trains here: where the recipe's units ran is no part of this one run.
     data.pop("search", None)
+    data.pop("executor", None)
     for key in ("train", "test"):
         if data["data"].get(key):
             data["data"][key] = str(recipe.path(data["data"][key]))
