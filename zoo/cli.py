@@ -48,6 +48,8 @@ examples:
   zoo run recipes/demo.toml                   fine-tune and compare the recipe's models
   zoo run recipes/demo.toml --set training.epochs=1 --json
   zoo run --resume runs/demo/e5-small-seed42-20261125-101500  continue after Ctrl-C
+  zoo run recipes/search-slurm.toml --executor local --jobs 2   a search, 2 trials at a time
+  zoo run recipes/search-slurm.toml --skip-done     finish what a killed run left
   zoo show runs/demo/e5-small-seed42-20261125-101500  metrics of one finished run
   zoo predict RUN_DIR --input new.csv --output submission.csv --id-column id
   zoo compare recipes/demo.toml               leaderboard of the recipe's runs on the latest data

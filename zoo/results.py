@@ -199,7 +199,7 @@ class Results(_Drawn):
         return {"runs": [run.to_json() | {"vs_best": self.vs_best_of(run)} for run in self.runs]}
 
     def to_pandas(self) -> Any:
-        """One row per run: its model, status, method, seed and fold, each score of its test
+        """One row per run: its model, status, method, seed, fold and trial, each score of its test
         split (validation without one) with its 95% interval (`_ci95_low`, `_ci95_high`),
         `tied` (the paired test cannot tell it from the best; empty on the best and where no
         test was made), train time, peak memory, parameters and run directory."""
@@ -217,6 +217,9 @@ class Results(_Drawn):
                 "method": run.method,
                 "seed": run.seed,
                 "fold": run.fold,
+                # A trial of a search ([search]): its number and whether it was chosen.
+                "trial": run.trial,
+                "best": run.best,
                 "split": "test" if run.metrics.get("test") else "validation",
             }
             for name in names:
