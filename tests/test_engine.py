@@ -334,6 +334,26 @@ def test_another_preprocess_list_tokenizes_anew(tiny_bert, data_slice, tmp_path,
     assert len(set(tokenized.iterdir()) - before) == len(differs)
 
 
+def test_another_datasets_version_keeps_its_own_token_cache(tmp_path, monkeypatch):
+    # A cache file is datasets' Arrow file: datasets 3.0 cannot read the feature types that
+    # 4.x writes, so a tox env of the lowest versions must not find the newest env's files.
+    import datasets
+
+    from zoo.data import LabelledTexts
+    from zoo.engine.train import _dataset
+
+    monkeypatch.setenv("ZOO_CACHE", str(tmp_path / "cache"))
+    rows = LabelledTexts(("first", "second"), ("a", "b"))
+
+    def tokenize(batch, indices):
+        return {"input_ids": [[len(text)] for text in batch["text"]], "text_row": indices}
+
+    _dataset(rows, ("a", "b"), tokenize, "key")
+    monkeypatch.setattr(datasets, "__version__", "3.0.0")
+    _dataset(rows, ("a", "b"), tokenize, "key")
+    assert len(list((tmp_path / "cache" / "tokenized").iterdir())) == 2
+
+
 def test_cached_tokens_take_the_label_ids_of_the_run_that_reads_them(tmp_path, monkeypatch):
     # One validation file, kept while the training labels change from (a, b, c) to (a, c, d):
     # the second run must see c = 1 and d = 2, not the ids the first run cached.

@@ -52,13 +52,18 @@ def _dataset(
     """The tokenized rows (one a text, or with chunks one a window) with this run's label ids.
 
     Only the tokens are cached across runs (under zoo's cache directory), keyed by everything
-    they depend on: the tokenizer and its settings, and the texts. Label ids are not cached: they
+    they depend on: the tokenizer and its settings, the texts, and the datasets version that
+    wrote the file. Label ids are not cached: they
     depend on the run's label list (a validation file kept while the training labels change
     would otherwise come back with ids that now mean other labels).
     """
     import datasets
 
-    digest = hashlib.sha256(f"{TOKENIZED_CACHE_FORMAT}\0{tokenizer_key}\0".encode())
+    # The file is datasets' own Arrow cache: another datasets version may not read it (4.x
+    # writes feature types that 3.0 does not know), so each version keeps its own.
+    digest = hashlib.sha256(
+        f"{TOKENIZED_CACHE_FORMAT}\0datasets {datasets.__version__}\0{tokenizer_key}\0".encode()
+    )
     columns = {"text": list(rows.texts)}
     if rows.pairs is not None:
         columns["pair"] = list(rows.pairs)
