@@ -5,7 +5,6 @@ Jupyter; problems raise `zoo.ZooError` subclasses with the messages the CLI prin
 from __future__ import annotations
 
 import contextlib
-import csv
 import io
 import json
 import re
@@ -17,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from rich.console import Console
-from tiny_models import DEMO_DATA, read_rows
+from tiny_models import read_rows, write_demo_slice
 
 import zoo
 from zoo.api import Plugins
@@ -50,16 +49,6 @@ max_length = 64
 """
 
 
-def write_data(directory: Path) -> None:
-    """150 demo training rows and 30 test rows."""
-    for name, count in (("train.csv", 150), ("test.csv", 30)):
-        rows = read_rows(DEMO_DATA / name)[:count]
-        with (directory / name).open("w", encoding="utf-8", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=["id", "text", "label"])
-            writer.writeheader()
-            writer.writerows(rows)
-
-
 def cli(capsys, *args: str) -> tuple[int, str, str]:
     code = main(list(args))
     captured = capsys.readouterr()
@@ -80,7 +69,7 @@ def ran(tmp_path_factory, tiny_bert):
     api_dir, cli_dir = tmp_path_factory.mktemp("api"), tmp_path_factory.mktemp("cli")
     text = RECIPE.format(checkpoint=tiny_bert)
     for directory in (api_dir, cli_dir):
-        write_data(directory)
+        write_demo_slice(directory)
     (cli_dir / "recipe.toml").write_text(text, encoding="utf-8")
     results = zoo.run(text, base_dir=api_dir)
     out = io.StringIO()

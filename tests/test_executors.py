@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from test_search import LEARNING_RATES, write_search
+from tiny_models import write_demo_slice
 
 import zoo
 from zoo.cli import main
@@ -42,6 +43,32 @@ model = "tfidf"
 name = "tfidf-balanced"
 class_weights = "balanced"
 """
+
+
+def coordinate_tfidf(tmp_path: Path, executor) -> list:
+    """The 4 TF-IDF units of TFIDF through `executor`, `jobs` 2, in this process."""
+    from zoo.api import Plugins, prepare
+    from zoo.coordinator import coordinate
+    from zoo.runner import RunOptions
+
+    write_demo_slice(tmp_path)
+    path = tmp_path / "recipe.toml"
+    path.write_text(TFIDF, encoding="utf-8")
+    plugins = Plugins.load(warn=False)
+    recipe = plugins.recipe(path)
+    folder = tmp_path / "units"
+    folder.mkdir()
+    return coordinate(
+        recipe,
+        plugins.registry,
+        prepare(recipe, plugins),
+        RunOptions(metrics=plugins.metrics.metrics),
+        executor=executor,
+        jobs=2,
+        folder=folder,
+        skip_done=False,
+        say=lambda _text: None,
+    )
 
 
 def run_json(*args: str) -> list[dict]:
@@ -152,9 +179,7 @@ def test_every_executor_gives_the_same_units_records_and_best_trial(
 
 @pytest.mark.slow
 def test_skip_done_runs_nothing_twice(tmp_path, capsys):
-    from test_search import write_data
-
-    write_data(tmp_path)
+    write_demo_slice(tmp_path)
     path = tmp_path / "recipe.toml"
     path.write_text(TFIDF, encoding="utf-8")
     first = run_json(str(path), "--jobs", "2")
@@ -219,11 +244,6 @@ def test_a_unit_can_itself_be_a_distributed_run(tmp_path, tiny_bert):
 
 
 def test_a_unit_whose_worker_fails_is_recorded_failed_and_the_others_go_on(tmp_path):
-    from test_search import write_data
-
-    from zoo.api import Plugins, prepare
-    from zoo.coordinator import coordinate
-    from zoo.runner import RunOptions
     from zoo.units import run_unit_file
 
     class Inline:
@@ -247,27 +267,10 @@ def test_a_unit_whose_worker_fails_is_recorded_failed_and_the_others_go_on(tmp_p
         def close(self):
             pass
 
-    write_data(tmp_path)
-    path = tmp_path / "recipe.toml"
-    path.write_text(TFIDF, encoding="utf-8")
-    plugins = Plugins.load(warn=False)
-    recipe = plugins.recipe(path)
-    folder = path.parent / "units"
-    folder.mkdir()
-    runs = coordinate(
-        recipe,
-        plugins.registry,
-        prepare(recipe, plugins),
-        RunOptions(metrics=plugins.metrics.metrics),
-        executor=Inline(),
-        jobs=1,
-        folder=folder,
-        skip_done=False,
-        say=lambda _text: None,
-    )
+    runs = coordinate_tfidf(tmp_path, Inline())
     assert [r.status for r in runs] == ["ok", "failed", "ok", "ok"]
     assert runs[1].reason == ("the unit's worker failed: killed by the scheduler (out of time)")
-    recorded = store_of(path.parent)
+    recorded = store_of(tmp_path)
     assert [(r.model, r.seed, r.status) for r in recorded] == [
         ("tfidf", 1, "ok"),
         ("tfidf-balanced", 1, "failed"),
@@ -325,8 +328,6 @@ class Duplicate:
 
 @pytest.mark.slow
 def test_hook_register_executors(tmp_path, monkeypatch):
-    from test_search import write_data
-
     import zoo.plugins
     from zoo.executors import collect_executors
 
@@ -334,7 +335,7 @@ def test_hook_register_executors(tmp_path, monkeypatch):
     pm.register(InlinePlugin(), name="inline-plugin")
     assert list(collect_executors(pm).specs) == ["local", "submitit", "ray", "inline"]
     monkeypatch.setattr(zoo.plugins, "get_plugin_manager", lambda **_kwargs: pm)
-    write_data(tmp_path)
+    write_demo_slice(tmp_path)
     path = tmp_path / "recipe.toml"
     path.write_text(TFIDF + '\n[executor]\nname = "inline"\n', encoding="utf-8")
     results = zoo.run(path)
@@ -348,11 +349,6 @@ def test_hook_register_executors(tmp_path, monkeypatch):
 
 
 def test_ctrl_c_stops_the_running_units_and_says_which_finished(tmp_path, capsys):
-    from test_search import write_data
-
-    from zoo.api import Plugins, prepare
-    from zoo.coordinator import coordinate
-    from zoo.runner import RunOptions
     from zoo.units import run_unit_file
 
     class Interrupted:
@@ -379,25 +375,8 @@ def test_ctrl_c_stops_the_running_units_and_says_which_finished(tmp_path, capsys
         def close(self):
             pass
 
-    write_data(tmp_path)
-    path = tmp_path / "recipe.toml"
-    path.write_text(TFIDF, encoding="utf-8")
-    plugins = Plugins.load(warn=False)
-    recipe = plugins.recipe(path)
-    folder = tmp_path / "units"
-    folder.mkdir()
     with pytest.raises(KeyboardInterrupt):
-        coordinate(
-            recipe,
-            plugins.registry,
-            prepare(recipe, plugins),
-            RunOptions(metrics=plugins.metrics.metrics),
-            executor=Interrupted(),
-            jobs=2,
-            folder=folder,
-            skip_done=False,
-            say=lambda _text: None,
-        )
+        coordinate_tfidf(tmp_path, Interrupted())
     assert Interrupted.cancelled == ["unit-0002.json"]
     err = capsys.readouterr().err
     assert (
@@ -408,12 +387,10 @@ def test_ctrl_c_stops_the_running_units_and_says_which_finished(tmp_path, capsys
 
 
 def test_where_units_run_is_no_part_of_the_recipe_hash(tmp_path):
-    from test_search import write_data
-
     from zoo.api import Plugins
     from zoo.runner import recipe_identity
 
-    write_data(tmp_path)
+    write_demo_slice(tmp_path)
     plain, elsewhere = tmp_path / "plain.toml", tmp_path / "elsewhere.toml"
     plain.write_text(TFIDF, encoding="utf-8")
     elsewhere.write_text(TFIDF + '\n[executor]\nname = "ray"\njobs = 4\n', encoding="utf-8")
@@ -427,9 +404,7 @@ def test_where_units_run_is_no_part_of_the_recipe_hash(tmp_path):
 
 @pytest.mark.slow
 def test_a_run_directory_s_recipe_trains_its_one_run_here(tmp_path):
-    from test_search import write_data
-
-    write_data(tmp_path)
+    write_demo_slice(tmp_path)
     path = tmp_path / "recipe.toml"
     path.write_text(TFIDF + '\n[executor]\nname = "local"\njobs = 2\n', encoding="utf-8")
     runs = run_json(str(path))

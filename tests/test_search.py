@@ -4,7 +4,6 @@ chosen on the validation split alone, its model kept, and it heads the leaderboa
 from __future__ import annotations
 
 import contextlib
-import csv
 import io
 import json
 import math
@@ -12,7 +11,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from tiny_models import DEMO_DATA, read_rows
+from tiny_models import write_demo_slice
 
 from zoo.cli import main
 from zoo.errors import RecipeError
@@ -50,17 +49,8 @@ space = { learning_rate = { low = 1e-4, high = 1e-1, log = true } }
 """
 
 
-def write_data(directory: Path) -> None:
-    for name, count in (("train.csv", 150), ("test.csv", 30)):
-        rows = read_rows(DEMO_DATA / name)[:count]
-        with (directory / name).open("w", encoding="utf-8", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=["id", "text", "label"])
-            writer.writeheader()
-            writer.writerows(rows)
-
-
 def write_search(directory: Path, search: str, checkpoint: str | Path = "/nowhere") -> Path:
-    write_data(directory)
+    write_demo_slice(directory)
     path = directory / "recipe.toml"
     path.write_text(SEARCH.format(checkpoint=checkpoint, search=search), encoding="utf-8")
     return path

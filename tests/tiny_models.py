@@ -39,6 +39,19 @@ def read_rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+def write_demo_slice(directory: Path, train: int = 150, test: int = 30) -> None:
+    """The first `train` demo training rows and `test` test rows, as train.csv and test.csv in
+    `directory`."""
+    import csv
+
+    for name, count in (("train.csv", train), ("test.csv", test)):
+        rows = read_rows(DEMO_DATA / name)[:count]
+        with (directory / name).open("w", encoding="utf-8", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=["id", "text", "label"])
+            writer.writeheader()
+            writer.writerows(rows)
+
+
 def demo_texts() -> list[str]:
     return [row["text"] for row in read_rows(DEMO_DATA / "train.csv")]
 
