@@ -50,6 +50,7 @@ class _Search:
     asked: int = 0
     pending: dict[int, Any] = attrs.field(factory=dict)  # trial number -> optuna trial
     runs: dict[int, ModelRun] = attrs.field(factory=dict)  # trial number -> its run
+    pruned: set[int] = attrs.field(factory=set)  # trial numbers the pruner stopped
 
 
 class Plan:
@@ -127,31 +128,55 @@ class Plan:
                 self._tell(search, trial, search.asked, run)
         return None
 
-    def done(self, unit: Unit, run: ModelRun) -> None:
-        for search in self.searches:
-            if (search.entry, search.seed) == (unit.model, unit.seed) and unit.trial:
-                self._tell(search, search.pending.pop(unit.trial), unit.trial, run)
+    def search_of(self, unit: Unit) -> _Search | None:
+        """The search a trial's unit belongs to (None for a unit of no search)."""
+        if unit.trial is None:
+            return None
+        return next(s for s in self.searches if (s.entry, s.seed) == (unit.model, unit.seed))
 
-    def _tell(self, search: _Search, trial: Any, number: int, run: ModelRun) -> None:
-        from zoo.search import optuna, validation_score
+    def done(self, unit: Unit, run: ModelRun, pruned_at: int | None = None) -> None:
+        """Tell the unit's search how its trial did; `pruned_at`: the step where the pruner
+        stopped it."""
+        search = self.search_of(unit)
+        if search is not None:
+            assert unit.trial is not None
+            trial = search.pending.pop(unit.trial)
+            self._tell(search, trial, unit.trial, run, pruned_at)
+
+    def _tell(
+        self, search: _Search, trial: Any, number: int, run: ModelRun, pruned_at: int | None = None
+    ) -> None:
+        from zoo.search import optuna, say_pruned, validation_score
 
         value = validation_score(run, search.metric)
-        if value is None:
-            search.study.tell(trial, state=optuna().trial.TrialState.FAIL)
+        states = optuna().trial.TrialState
+        if pruned_at is not None:
+            search.study.tell(trial, state=states.PRUNED)
+            search.pruned.add(number)
+            say_pruned(run, pruned_at, search.metric)
+        elif value is None:
+            search.study.tell(trial, state=states.FAIL)
         else:
             search.study.tell(trial, value)
         search.runs[number] = run
 
-    def choose(self, recorder: Recorder) -> list[ModelRun]:
+    def choose(self, recorder: Recorder | None) -> list[ModelRun]:
         """Each search's trials, the best marked (see zoo.search.choose)."""
         from zoo.search import choose
 
         chosen = []
         for search in self.searches:
-            runs = [search.runs[n] for n in sorted(search.runs)]
-            if runs:
+            numbers = sorted(search.runs)
+            if numbers:
                 assert self.recipe.search is not None
-                chosen += choose(runs, search.metric, search.maximize, self.recipe.search, recorder)
+                chosen += choose(
+                    [search.runs[n] for n in numbers],
+                    search.metric,
+                    search.maximize,
+                    self.recipe.search,
+                    recorder,
+                    pruned={i for i, n in enumerate(numbers) if n in search.pruned},
+                )
         return chosen
 
 

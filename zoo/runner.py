@@ -722,20 +722,25 @@ def run_recipe(
         identity = check_resume(options.resume, recipe, registry, splits_for, identity)
     # Only the main process of a distributed run records.
     recorder = Recorder(Path(identity.output_dir)) if is_main() else None
-    for (seed, fold), splits in splits_for.items():
-        unit = unit_recipe(recipe, seed, fold)
-        for entry in recipe.models:
-            common = (unit, entry, registry, splits, progress_for, on_failure, options, identity)
-            if recipe.search is not None:
-                from zoo.search import search_entry
+    if recipe.search is not None:  # its trials, one after another (no folds: refused)
+        from zoo.search import search_here
 
-                runs += search_entry(recipe, *common, recorder)
-            else:
+        runs = search_here(
+            recipe, registry, splits_for, progress_for, on_failure, options, identity, recorder
+        )
+    else:
+        for (seed, fold), splits in splits_for.items():
+            unit = unit_recipe(recipe, seed, fold)
+            for entry in recipe.models:
                 label = unit_label(entry, recipe, splits, seed)
-                runs.append(run_and_record(label, *common, recorder))
-        if fold is not None and fold == max(recipe.data.validation.numbers) and recorder:
-            for ensemble in _ensembles(recipe, registry, runs, seed, splits, identity, options):
-                runs.append(attrs.evolve(ensemble, record=recorder.record(identity, ensemble)))
+                run = run_and_record(
+                    label, unit, entry, registry, splits, progress_for, on_failure, options,
+                    identity, recorder,
+                )  # fmt: skip
+                runs.append(run)
+            if fold is not None and fold == max(recipe.data.validation.numbers) and recorder:
+                made = _ensembles(recipe, registry, runs, seed, splits, identity, options)
+                runs += [attrs.evolve(e, record=recorder.record(identity, e)) for e in made]
     if recorder is not None:
         recorder.summary()
     return runs

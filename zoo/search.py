@@ -133,61 +133,52 @@ def study_for(
     return found, metric, maximize
 
 
-def search_entry(
+def search_here(
     recipe: Recipe,
-    unit: Recipe,
-    entry: ModelEntry,
     registry: Registry,
-    splits: Splits,
+    splits_for: dict[Any, Splits],
     progress_for: Callable[[str], Any],
     on_failure: Callable[[str, BaseException], None],
     options: Any,
     identity: Any,
     recorder: Any,
 ) -> list[Any]:
-    """Every trial of the search for one model of one seed's unit, each run and recorded as it
-    ends; then the best by the validation metric is marked (and the others' models removed
-    unless search.keep_models = "all"). Trials that failed are recorded and never chosen."""
-    from zoo.runner import run_and_record, unit_label
+    """Every trial of the recipe's searches in this process, one after another, each run and
+    recorded as it ends, its scores told to its study (and to the pruner as it trains); then
+    each search's best by the validation metric is marked (see `choose`). The trials come from
+    the coordinator's plan, as an executor's would."""
+    from zoo.coordinator import Plan
+    from zoo.runner import run_and_record, unit_label, unit_recipe
 
-    search = unit.search
+    search = recipe.search
     assert search is not None
-    found, metric, maximize = study_for(recipe, entry, unit.run.seed, registry, options, identity)
-    total = trial_count(search)
-    space = distributions(search)
-    runs, pruned = [], set()
-    for number in range(1, total + 1):
-        trial = found.ask(space)
-        params = {key: trial.params[key] for key in space}
-        label = unit_label(entry, recipe, splits, unit.run.seed, f"trial {number}/{total}")
+    plan = Plan(recipe, registry, splits_for, identity, options, finished={})
+    while (unit := plan.next_unit()) is not None:
+        state = plan.search_of(unit)
+        assert state is not None and unit.trial is not None
+        splits = splits_for[(unit.seed, unit.fold)]
+        entry = attrs.evolve(recipe.models[unit.model], **(unit.params or {}))
+        label = unit_label(entry, recipe, splits, unit.seed, f"trial {unit.trial}/{state.total}")
         stopped: list[int] = []
+        pruner = pruner_of(state.pending[unit.trial], state.metric, stopped)
         run = run_and_record(
             label,
-            unit,
-            attrs.evolve(entry, **params),
+            unit_recipe(recipe, unit.seed, unit.fold),
+            entry,
             registry,
             splits,
             progress_for,
             on_failure,
             attrs.evolve(
                 options,
-                trial=(number, params),
-                prune=None if search.pruner == "none" else pruner_of(trial, metric, stopped),
+                trial=(unit.trial, dict(unit.params or {})),
+                prune=None if search.pruner == "none" else pruner,
             ),
             identity,
             recorder,
         )
-        value = validation_score(run, metric)
-        if stopped:
-            found.tell(trial, state=optuna().trial.TrialState.PRUNED)
-            pruned.add(len(runs))
-            say_pruned(run, stopped[0], metric)
-        elif value is None:
-            found.tell(trial, state=optuna().trial.TrialState.FAIL)
-        else:
-            found.tell(trial, value)
-        runs.append(run)
-    return choose(runs, metric, maximize, search, recorder, pruned=pruned)
+        plan.done(unit, run, pruned_at=stopped[0] if stopped else None)
+    return plan.choose(recorder)
 
 
 def pruner_of(trial: Any, metric: str, stopped: list[int]) -> Callable[[int, Any], bool]:
