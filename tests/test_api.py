@@ -5,6 +5,7 @@ Jupyter; problems raise `zoo.ZooError` subclasses with the messages the CLI prin
 from __future__ import annotations
 
 import contextlib
+import csv
 import io
 import json
 import re
@@ -283,6 +284,38 @@ def test_predict_gives_what_zoo_predict_writes(ran, model, tmp_path, capsys):
     assert frame[[f"proba_{label}" for label in predictions.labels]].sum(axis=1).tolist() == (
         pytest.approx([1.0] * len(texts))
     )
+
+
+@pytest.mark.slow
+def test_predict_reads_texts_as_zoo_predict_reads_a_file(ran, tmp_path, capsys):
+    # NFD, surrounding whitespace and a missing-value word, given directly and in a file: the
+    # same texts, the same labels and probabilities.
+    import unicodedata
+
+    run_dir = next(r.run_dir for r in ran[0] if r.model == "tfidf")
+    texts = [
+        unicodedata.normalize("NFD", "로그인이 안 돼요"),
+        "  파이썬 오류  ",
+        "NA",
+        'a "quoted" text',
+    ]
+    given = zoo.predict(run_dir, texts)
+    nfc = zoo.predict(run_dir, ["로그인이 안 돼요", "파이썬 오류", "", 'a "quoted" text'])
+    assert given.probabilities.tolist() == nfc.probabilities.tolist()
+    path = tmp_path / "input.csv"
+    with path.open("w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["text"])
+        writer.writerows([t] for t in texts)
+    out = tmp_path / "out.csv"
+    args = ["predict", str(run_dir), "--input", str(path), "--output", str(out), "--proba"]
+    assert cli(capsys, *args)[0] == 0
+    written = read_rows(out)
+    assert list(given) == [row["label"] for row in written]
+    for i, row in enumerate(written):
+        assert [float(row[f"proba_{label}"]) for label in given.labels] == pytest.approx(
+            given.probabilities[i].tolist(), abs=1e-6
+        )
 
 
 @pytest.mark.slow

@@ -690,6 +690,8 @@ def _split_inputs(
     texts: list[Any], pairs: bool, text_column: Any
 ) -> tuple[list[str], list[str] | None]:
     """The texts (and second texts of pairs), each checked to be what the run reads."""
+    from zoo.cells import text_to_classify
+
     what = f"a (text, second text) pair, as the run read {text_column}" if pairs else "a string"
     for i, text in enumerate(texts):
         if pairs:
@@ -699,6 +701,7 @@ def _split_inputs(
             fits = isinstance(text, str)
         if not fits:
             raise UsageError(f"texts[{i}] is {text!r}, not {what}")
+    # Read as a file's cells are (zoo predict): NFC, no surrounding whitespace, "NA" empty.
     if not pairs:
-        return texts, None
-    return [t[0] for t in texts], [t[1] for t in texts]
+        return [text_to_classify(t) for t in texts], None
+    return [text_to_classify(t[0]) for t in texts], [text_to_classify(t[1]) for t in texts]

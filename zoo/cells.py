@@ -46,6 +46,13 @@ def clean(value: str) -> str:
     return unicodedata.normalize("NFC", value).strip()
 
 
+def text_to_classify(raw: str) -> str:
+    """A text to classify as zoo reads it (a file's cell, or a text given to zoo.predict): its
+    cleaned form, empty where it stands for a missing value."""
+    value = clean(raw)
+    return "" if is_missing(value) else value
+
+
 def is_missing(cleaned: str) -> bool:
     """Whether a cleaned cell stands for a missing value."""
     return cleaned in MISSING

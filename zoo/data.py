@@ -21,7 +21,7 @@ from typing import Any
 
 import attrs
 
-from zoo.cells import clean, is_missing
+from zoo.cells import clean, is_missing, text_to_classify
 from zoo.datachecks import (
     check_labels,
     conflict_notices,
@@ -295,10 +295,7 @@ def read_input(
     def texts_of(option: str) -> tuple[str, ...] | None:
         if option not in columns:
             return None
-        return tuple(
-            "" if is_missing(value := clean(raw)) else value
-            for raw in table.values(columns[option])
-        )
+        return tuple(text_to_classify(raw) for raw in table.values(columns[option]))
 
     ids = table.values(columns["id_column"]) if id_column is not None else None
     lines = tuple(record.line for record in table.records)
