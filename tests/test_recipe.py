@@ -490,6 +490,7 @@ LAYERS = {
     "class_weights": ((1.0, 2.0), "balanced", (3.0, 1.0)),
     "torch_compile": (True, False, True),
     "gradient_checkpointing": (False, True, False),
+    "train_embeddings": (False, True, False),
     "optimizer": ("sgd", "adafactor", "adamw-8bit"),
     "attention": ("eager", "sdpa", "eager"),
     "eval_every": (5, "epoch", 20),
@@ -561,6 +562,7 @@ def test_zoo_defaults():
         "class_weights": None,
         "torch_compile": False,
         "gradient_checkpointing": False,
+        "train_embeddings": True,
         "optimizer": "adamw",
         "attention": "sdpa",
         "eval_every": None,  # once an epoch

@@ -319,6 +319,41 @@ def test_full_fine_tuning_with_activation_checkpointing_trains_every_layer(
     assert not torch.equal(before, after)
 
 
+@pytest.mark.parametrize("train_embeddings", [False, True])
+def test_train_embeddings_false_freezes_the_word_embeddings_alone(
+    tiny_bert, data, trainers, train_embeddings
+):
+    import json
+
+    from safetensors.torch import load_file
+
+    result = train_tiny_bert(tiny_bert, data, train_embeddings=train_embeddings)
+    [trainer] = trainers
+    before = load_file(tiny_bert / "model.safetensors")
+    after = load_file(result.run_dir / "model" / "model.safetensors")
+    moved = {
+        name: not torch.equal(before[name], after[f"bert.{name}"])
+        for name in (
+            "embeddings.word_embeddings.weight",
+            "embeddings.position_embeddings.weight",
+            "embeddings.LayerNorm.weight",
+            "encoder.layer.0.attention.self.query.weight",
+        )
+    }
+    assert moved == {
+        **dict.fromkeys(moved, True),
+        "embeddings.word_embeddings.weight": train_embeddings,
+    }
+    # The optimizer holds no state for a frozen matrix, and the run says what trained.
+    words = trainer.model.get_input_embeddings().weight
+    held = [p for group in optimizer_of(trainer).param_groups for p in group["params"]]
+    assert any(p is words for p in held) is train_embeddings
+    run = json.loads((result.run_dir / "run.json").read_text(encoding="utf-8"))
+    every = sum(p.numel() for p in trainer.model.parameters())
+    frozen = 0 if train_embeddings else words.numel()
+    assert run["trainable_parameters"] == every - frozen
+
+
 def test_lora_with_activation_checkpointing_trains_its_adapters(tiny_bert, data, trainers):
     train_tiny_bert(tiny_bert, data, method="lora", gradient_checkpointing=True)
     [trainer] = trainers

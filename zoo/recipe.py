@@ -198,6 +198,13 @@ class TrainingConfig:
         "compute",
         default=None,
     )
+    train_embeddings: bool | None = doc(
+        "full fine-tuning: whether the word-embedding matrix trains; false freezes it (no "
+        "gradient, no optimizer state: most of a multilingual encoder's parameters, so steps "
+        "run faster), while position and type embeddings and everything else still train. "
+        "LoRA and QLoRA never train it. Default: the model's plugin says (see the README)",
+        default=None,
+    )
     optimizer: Optimizer | None = doc(
         "'adamw' (fused), 'adamw-8bit' (AdamW with 8-bit state, bitsandbytes, CUDA only), "
         "'adafactor' (factored second moments: little state memory) or 'sgd' (plain, no "
@@ -251,6 +258,7 @@ DEFAULT_TRAINING = TrainingConfig(
     precision="auto",
     torch_compile=False,
     gradient_checkpointing=False,
+    train_embeddings=True,
     optimizer="adamw",
     attention="sdpa",
 )

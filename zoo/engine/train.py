@@ -320,6 +320,9 @@ def load_model(job: TrainJob, device: Any, precision: str) -> tuple[Any, Any, Lo
         model.config.problem_type = "multi_label_classification"
     if job.method in {"lora", "qlora"}:
         model = apply_lora(model, job.spec, job.lora, quantized=job.method == "qlora")
+    elif settings.train_embeddings is False:
+        # No gradient, so no optimizer state either: the Trainer's AdamW skips frozen weights.
+        model.get_input_embeddings().weight.requires_grad_(False)
     return model, tokenizer, request
 
 

@@ -112,6 +112,7 @@ def training_setup(
         strategy=strategy,
         hidden_dropout=hidden_dropout,
         attention_dropout=attention_dropout and settings.attention == "eager",
+        train_embeddings=settings.train_embeddings is not False,
     )
 
 

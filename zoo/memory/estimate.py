@@ -74,7 +74,10 @@ def parameters(shape: ModelShape, setup: TrainingSetup) -> list[_Param]:
     trains (LoRA adds adapters and a trainable float32 copy of the head, as peft does)."""
     if setup.method == "full":
         weight = 2 if setup.precision == "bf16-pure" or _zero(setup) else 4
-        return [_Param(tensor, weight, True) for tensor in shape.tensors()]
+        return [
+            _Param(tensor, weight, setup.train_embeddings or not word_embeddings(shape, tensor))
+            for tensor in shape.tensors()
+        ]
     # zoo loads a LoRA base in the compute dtype; QLoRA quantises the layers' Linear weights
     # and keeps the rest in float32 (peft's prepare_model_for_kbit_training).
     base = 2 if setup.precision != "fp32" else 4
@@ -92,6 +95,11 @@ def parameters(shape: ModelShape, setup: TrainingSetup) -> list[_Param]:
             items.append(_Param(Tensor(tensor.module, "linear", r, tensor.columns, block), 4, True))
             items.append(_Param(Tensor(tensor.module, "linear", tensor.rows, r, block), 4, True))
     return items
+
+
+def word_embeddings(shape: ModelShape, tensor: Tensor) -> bool:
+    """Whether `tensor` is the word-embedding matrix: what train_embeddings = false freezes."""
+    return tensor.kind == "embedding" and tensor.module == shape.family.word_embeddings
 
 
 def _zero(setup: TrainingSetup) -> bool:

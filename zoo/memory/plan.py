@@ -65,6 +65,18 @@ def _options(setup: TrainingSetup, methods: tuple[str, ...], cuda: bool) -> list
                 )
             ]
         )
+    if setup.method == "full" and setup.train_embeddings:
+        # Costs a little quality on some data (see the README's train_embeddings table).
+        groups.append(
+            [
+                _Option(
+                    "frozen word embeddings",
+                    {"train_embeddings": False},
+                    2,
+                    lambda s: attrs.evolve(s, train_embeddings=False),
+                )
+            ]
+        )
     halvings = []
     batch, accumulation = setup.batch_size, setup.gradient_accumulation_steps
     step = 0

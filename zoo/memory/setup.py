@@ -33,6 +33,8 @@ class TrainingSetup:
     # Hidden and attention dropout as the model's config has it (BERT 0.1, GPT-NeoX 0.0).
     hidden_dropout: bool = True
     attention_dropout: bool = True
+    # Full fine-tuning: False freezes the word-embedding matrix (no gradient, no optimizer state).
+    train_embeddings: bool = True
 
     @property
     def effective_batch(self) -> int:

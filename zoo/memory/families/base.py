@@ -39,6 +39,8 @@ class ModelFamily(abc.ABC):
 
     name: ClassVar[str] = ""
     model_types: ClassVar[tuple[str, ...]] = ()
+    # The module of the word-embedding matrix among `tensors`: what train_embeddings freezes.
+    word_embeddings: ClassVar[str] = "word_embeddings"
 
     def shape(self, config: Mapping[str, Any], labels: int) -> ModelShape:
         """The architecture numbers of a transformers config dictionary. Numbers only this

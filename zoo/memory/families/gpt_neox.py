@@ -32,6 +32,7 @@ LINEARS = (
 
 class GptNeoxFamily(ModelFamily):
     name = "gpt-neox"
+    word_embeddings = "embed_in"
     model_types = ("gpt_neox",)
 
     def config(self, shape: ModelShape) -> dict[str, Any]:

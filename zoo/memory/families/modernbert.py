@@ -58,6 +58,7 @@ DEFAULTS = {
 
 class ModernBertFamily(ModelFamily):
     name = "modernbert"
+    word_embeddings = "tok_embeddings"
     model_types = ("modernbert",)
 
     def shape(self, config: Mapping[str, Any], labels: int) -> ModelShape:
