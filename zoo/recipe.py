@@ -202,7 +202,7 @@ class TrainingConfig:
         "full fine-tuning: whether the word-embedding matrix trains; false freezes it (no "
         "gradient, no optimizer state: most of a multilingual encoder's parameters, so steps "
         "run faster), while position and type embeddings and everything else still train. "
-        "LoRA and QLoRA never train it. Default: the model's plugin says (see the README)",
+        "LoRA and QLoRA never train it. Default true (a model's plugin may set its own)",
         default=None,
     )
     optimizer: Optimizer | None = doc(
