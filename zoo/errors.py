@@ -106,4 +106,7 @@ class UnknownMetricError(ZooError):
 EXIT_RUN_FAILED = 1
 # argparse's own exit code for a bad command line; recipe errors share it.
 EXIT_USAGE = 2
+# Exit code of `zoo doctor` when something zoo needs for a run on this device does not work (and
+# of `zoo doctor --gpu` on a machine without a CUDA device).
+EXIT_DOCTOR = 8
 EXIT_INTERRUPTED = 130

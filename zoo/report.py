@@ -515,3 +515,26 @@ def gpu_presets_table() -> Table:
     context = human_bytes(CUDA_CONTEXT)
     table.caption = f"memory: nvidia-smi's total; zoo plans with the CUDA context ({context}) off"
     return table
+
+
+STATUS_STYLES = {"ok": "green", "missing": "yellow", "failed": "red", "skipped": "dim"}
+
+
+def checkup_table(checkup: Any) -> Table:
+    """`zoo doctor`: one line per check (`zoo.results.Checkup`), its status and why."""
+    table = Table(title=f"zoo doctor ({checkup.device})", title_justify="left")
+    table.add_column("check", style="bold", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("needed", no_wrap=True)
+    table.add_column("detail")
+    for check in checkup.checks:
+        status = Text(check.status, style=STATUS_STYLES[check.status])
+        # Text, not markup: a detail may hold brackets ("[distributed] strategy").
+        table.add_row(check.name, status, "yes" if check.needed else "", Text(check.detail))
+    took = human_seconds(checkup.seconds)
+    if checkup.ok:
+        table.caption = f"everything zoo needs for a run on this device works ({took}); exit 0"
+    else:
+        names = ", ".join(f"{c.name} ({c.status})" for c in checkup.failed)
+        table.caption = f"zoo needs what did not pass: {names} ({took}); exit {checkup.exit_code}"
+    return table

@@ -1,6 +1,6 @@
 """What the Python API returns (`zoo.run`, `zoo.check`, `zoo.compare`, `zoo.load_run`,
-`zoo.predict`, `zoo.models`): objects that hold the results, convert to pandas, and draw
-themselves in Jupyter as the command line draws them (the same rich tables, as HTML).
+`zoo.predict`, `zoo.models`, `zoo.doctor`): objects that hold the results, convert to pandas,
+and draw themselves in Jupyter as the command line draws them (the same rich tables, as HTML).
 
 pandas is optional (``pip install "zoo-classify[notebook]"``): only `.to_pandas()` needs it.
 """
@@ -403,6 +403,74 @@ class Estimates(list):
 
     def _repr_html_(self) -> str:
         return "".join(estimate._repr_html_() for estimate in self)
+
+
+class Checkup(_Drawn):
+    """`zoo.doctor`: what this machine can do for zoo, one `zoo.checkup.Check` per line.
+
+    `.ok` when every check that zoo needs for a run on this device passed (optional ones, such
+    as bitsandbytes, may be missing); `.exit_code` is what `zoo doctor` exits with."""
+
+    SCHEMA_VERSION = 1
+
+    def __init__(self, checks: Sequence[Any], *, device: str, gpu: bool, seconds: float) -> None:
+        self.checks = tuple(checks)
+        self.device = device  # where the smoke test ran: "cuda" or "cpu"
+        self.gpu = gpu  # a CUDA device was asked for (zoo doctor --gpu)
+        self.seconds = seconds
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    @property
+    def failed(self) -> tuple[Any, ...]:
+        """The needed checks that did not pass (an optional one never counts)."""
+        return tuple(c for c in self.checks if c.needed and c.status != "ok")
+
+    @property
+    def exit_code(self) -> int:
+        from zoo.errors import EXIT_DOCTOR
+
+        return 0 if self.ok else EXIT_DOCTOR
+
+    def __getitem__(self, name: str) -> Any:
+        for check in self.checks:
+            if check.name == name:
+                return check
+        raise KeyError(name)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.checks)
+
+    def __len__(self) -> int:
+        return len(self.checks)
+
+    def __repr__(self) -> str:
+        verdict = "ok" if self.ok else f"failed: {', '.join(c.name for c in self.failed)}"
+        return f"<zoo.Checkup {len(self.checks)} checks on {self.device}, {verdict}>"
+
+    def renderables(self) -> list[Any]:
+        from zoo.report import checkup_table
+
+        return [checkup_table(self)]
+
+    def to_json(self) -> dict[str, Any]:
+        """What `zoo doctor --json` prints (the README's "zoo doctor" section)."""
+        return {
+            "schema_version": self.SCHEMA_VERSION,
+            "ok": self.ok,
+            "exit_code": self.exit_code,
+            "device": self.device,
+            "gpu_required": self.gpu,
+            "seconds": round(self.seconds, 2),
+            "checks": [check.to_json() for check in self.checks],
+        }
+
+    def to_pandas(self) -> Any:
+        """One row per check: name, status, needed, detail."""
+        rows = [{k: v for k, v in c.to_json().items() if k != "values"} for c in self.checks]
+        return pandas().DataFrame(rows)
 
 
 class Predictions(_Drawn):

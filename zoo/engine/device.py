@@ -184,3 +184,62 @@ class PeakMemory:
             self._thread.join()
         else:  # no /proc (macOS): the process-wide high-water mark, in bytes there
             self.peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+@attrs.frozen(kw_only=True)
+class TorchBuild:
+    """What torch was built for, and what it sees on this machine."""
+
+    version: str
+    cuda: str | None  # the CUDA version torch was built with; None: a CPU build
+    cudnn: int | None
+    devices: int  # CUDA devices torch sees
+
+
+@attrs.frozen(kw_only=True)
+class CudaDevice:
+    """One CUDA device, as torch describes it."""
+
+    index: int
+    name: str
+    memory: int  # total bytes
+    capability: tuple[int, int]
+    bf16: bool
+    tf32: bool  # TF32 matrix units: compute capability 8.0 and newer
+
+
+def torch_build() -> TorchBuild:
+    import torch
+
+    available = torch.cuda.is_available()
+    return TorchBuild(
+        version=torch.__version__,
+        cuda=torch.version.cuda,
+        cudnn=torch.backends.cudnn.version() if available else None,
+        devices=torch.cuda.device_count() if available else 0,
+    )
+
+
+def cuda_devices() -> list[CudaDevice]:
+    """Every CUDA device torch sees (none without CUDA)."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return []
+    found = []
+    for index in range(torch.cuda.device_count()):
+        props = torch.cuda.get_device_properties(index)
+        capability = (props.major, props.minor)
+        with torch.cuda.device(index):
+            bf16 = torch.cuda.is_bf16_supported()
+        found.append(
+            CudaDevice(
+                index=index,
+                name=props.name,
+                memory=int(props.total_memory),
+                capability=capability,
+                bf16=bf16,
+                tf32=capability >= (8, 0),
+            )
+        )
+    return found

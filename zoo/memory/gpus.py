@@ -132,3 +132,30 @@ def units(preset: GpuPreset) -> str:
     """'bf16, TF32', or 'fp16 only' for a GPU without either."""
     have = [unit for unit, on in (("bf16", preset.bf16), ("TF32", preset.tf32)) if on]
     return ", ".join(have) or "fp16 only"
+
+
+# Words of a device name that say nothing about which GPU it is.
+_BRAND_WORDS = {"nvidia", "tesla", "geforce", "rtx", "pcie", "sxm", "sxm4", "sxm5", "hbm3", "nvl"}
+
+
+def _words(text: str) -> set[str]:
+    return set(re.findall(r"[a-z0-9]+", text.lower()))
+
+
+def preset_for(device_name: str, memory: int) -> GpuPreset | None:
+    """The preset of a CUDA device as torch names it ('NVIDIA A100-SXM4-80GB', 'Tesla T4',
+    'NVIDIA H100 80GB HBM3'), by the model in its name (A100, T4, ...) and, among the sizes of
+    that model, the one closest to its total `memory`; None when no preset is that GPU."""
+    found = _BY_KEY.get(_key(device_name))
+    if found is not None:
+        return found
+    words = _words(device_name)
+    matching = [
+        p
+        for p in PRESETS
+        if (model := {w for w in _words(p.label) - _BRAND_WORDS if not w.endswith("gb")})
+        and model <= words
+    ]
+    if not matching:
+        return None
+    return min(matching, key=lambda p: abs(p.memory - memory))
