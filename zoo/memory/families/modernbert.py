@@ -14,7 +14,8 @@ saved-tensor measurements, see tests/test_memory.py):
   identity), Wqkv's input, the rotated query and
   key (2e.sbh), and the value: eager attention's matmul saves a contiguous copy (e.sbh), SDPA a
   view of Wqkv's whole output (3e.sbh); eager: the fp32 softmax and a cast copy
-  (a.s^2.b.(4 + e)) and the out-projection's input; SDPA: its output, which the out-projection
+  (a.s^2.b.(4 + e); with attention dropout, which reads the copy, its mask and output instead:
+  a.s^2.b.(4 + 1 + e)) and the out-projection's input; SDPA: its output, which the out-projection
   reads as it is, and a float32 logsumexp (4.a.s.b);
 - MLP: the LayerNorm's input, Wi's input, Wi's 2f-wide output (GeLU reads a view of it), GeLU's
   output and the gated product that Wo reads (e.sbh + 4e.sbf);
@@ -148,9 +149,11 @@ class ModernBertFamily(ModelFamily):
         qkv = (5 if sdpa else 3) * half * tokens * h
         if setup.attention == "eager":
             scores = a * s * s * b
-            kernel = scores * (4 + (half if half != 4 else 0))  # fp32 softmax and a cast copy
-            if setup.attention_dropout:
+            kernel = scores * 4  # the fp32 softmax
+            if setup.attention_dropout:  # dropout reads its cast copy: its mask and output
                 kernel += scores * (1 + half)
+            elif half != 4:  # the cast copy that the matmul reads
+                kernel += scores * half
             attention_working = 2 * scores * half
             attention_forward = scores * half
         else:
