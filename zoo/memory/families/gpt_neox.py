@@ -17,7 +17,13 @@ from typing import Any
 
 import attrs
 
-from zoo.memory.activations import Activations, Block, linear_inputs, precision_bytes
+from zoo.memory.activations import (
+    Activations,
+    Block,
+    adapter_mask_bytes,
+    linear_inputs,
+    precision_bytes,
+)
 from zoo.memory.families.base import ModelFamily
 from zoo.memory.setup import TrainingSetup
 from zoo.memory.shapes import ModelShape, Tensor, linear, norm
@@ -116,7 +122,7 @@ class GptNeoxFamily(ModelFamily):
             # its LayerNorms save nothing, and its MLP branch (parallel to attention) saves
             # nothing unless an adapter sits in it.
             unsaved = norm_bytes + sum(
-                tokens * (f if wide else h)
+                adapter_mask_bytes(setup) * tokens * (f if wide else h)
                 for module, wide, _ in LINEARS
                 if module in setup.lora_targets and setup.lora_dropout
             )
