@@ -38,15 +38,22 @@ class Measured:
 
 
 def build_model(
-    shape: ModelShape, *, attention: str, dtype: str, seed: int = 0, device: str = "cuda"
+    shape: ModelShape,
+    *,
+    attention: str,
+    dtype: str,
+    seed: int = 0,
+    device: str = "cuda",
+    attention_dropout: bool = True,
 ) -> Any:
     """A random-init classification model of `shape` on the CPU, in training mode, for a
-    measurement of `device`'s kernels (see the module docstring)."""
+    measurement of `device`'s kernels (see the module docstring); with the attention dropout
+    of its config, or none (`attention_dropout=False`)."""
     import torch
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
     config = AutoConfig.for_model(**shape.config(), num_labels=shape.labels)
-    if attention == "sdpa" and device == "cuda":
+    if not attention_dropout or (attention == "sdpa" and device == "cuda"):
         # CPU SDPA with attention dropout falls back to the math path (see the module docstring).
         for key in ("attention_probs_dropout_prob", "attention_dropout"):
             if hasattr(config, key):
