@@ -2,11 +2,18 @@
 
 python benchmarks/memory_accuracy.py [--quick]
 
-For every combination of family (BERT, XLM-R-shaped, GPT-NeoX), attention (eager, SDPA), dtype
-(fp32, bf16), gradient checkpointing (off, on) and method (full, LoRA) at each batch/sequence
-size, one steady-state training step of a tiny random-init model is measured
-(`zoo.memory.measure`) and compared with `zoo.memory.estimate`. Prints one row per case and a
-summary table in Markdown. `--quick` measures one size instead of four.
+Two kinds of rows, by the device whose kernels the estimate and the measurement follow:
+
+- cuda: CUDA emulated on this CPU (`zoo.memory.measure`: 1-byte dropout masks, SDPA without
+  attention dropout). For every combination of family (BERT, XLM-R-shaped, GPT-NeoX), attention
+  (eager, SDPA), dtype (fp32, bf16), gradient checkpointing (off, on) and method (full, LoRA)
+  at each batch/sequence size, one steady-state training step of a tiny random-init model.
+- cpu: the same combinations as this CPU runs them, without emulation (dropout masks in the
+  tensor's dtype; the models' attention dropout, which puts SDPA on its math path), and
+  e5-small and MiniLM at their real shapes (random-init), batch 16 x 128, fp32.
+
+Prints one row per case and a summary table in Markdown. `--quick` measures the tiny grid at one
+size instead of four.
 """
 
 from __future__ import annotations
@@ -25,28 +32,56 @@ from zoo.memory.shapes import ModelShape
 TARGETS = {"bert": ("query", "value"), "xlm-roberta": ("query", "value"),
            "gpt-neox": ("query_key_value",)}  # fmt: skip
 SIZES = ((1, 32), (4, 128), (8, 256), (16, 512))
+# The real models' shapes (plugins/e5_small.py, plugins/minilm.py), with 2 labels.
+REAL = {
+    "e5-small": ModelShape(family="bert", vocab=250_037, hidden=384, layers=12, heads=12,
+                           ffn=1536, labels=2),
+    "minilm": ModelShape(family="bert", vocab=30_522, hidden=384, layers=6, heads=12, ffn=1536,
+                         labels=2),
+}  # fmt: skip
+# At the real shapes: (device, attention, attention dropout, method).
+REAL_CASES = (
+    ("cpu", "sdpa", True, "full"),
+    ("cpu", "sdpa", False, "full"),
+    ("cpu", "eager", True, "full"),
+    ("cpu", "sdpa", True, "lora"),
+    ("cuda", "sdpa", False, "full"),
+)
 
 
-def one_case(family, attention, dtype, checkpointing, method, batch, sequence):
-    shape = ModelShape(family=family, vocab=8000, hidden=256, layers=4, heads=4, ffn=1024,
-                       labels=3, positions=514)  # fmt: skip
-    hidden_dropout, attention_dropout = shape.family.dropout(shape.config())
-    model = build_model(shape, attention=attention, dtype=dtype)
+def tiny(family: str) -> ModelShape:
+    return ModelShape(family=family, vocab=8000, hidden=256, layers=4, heads=4, ffn=1024,
+                      labels=3, positions=514)  # fmt: skip
+
+
+def one_case(shape, device, attention, attention_dropout, dtype, checkpointing, method, batch,
+             sequence):  # fmt: skip
+    """Whether parameters, gradients and optimizer state came out exact, estimate / measured - 1
+    of activations and the step's peak, the measurement, and whether the measured model had
+    attention dropout."""
+    family = shape.family.name
+    hidden_dropout, configured = shape.family.dropout(shape.config())
+    # The CUDA harness measures SDPA without attention dropout (measure.build_model).
+    attention_dropout = attention_dropout and configured
+    if device == "cuda" and attention == "sdpa":
+        attention_dropout = False
+    model = build_model(shape, attention=attention, dtype=dtype, device=device,
+                        attention_dropout=attention_dropout)  # fmt: skip
     if method == "lora":
         model = add_lora(model, rank=8, targets=TARGETS[family])
-    measured = measure_step(
-        model, shape, batch=batch, sequence=sequence, checkpointing=checkpointing
-    )
+    measured = measure_step(model, shape, batch=batch, sequence=sequence,
+                            checkpointing=checkpointing, device=device)  # fmt: skip
     setup = TrainingSetup(
         method=method,
         precision="fp32" if dtype == "fp32" else "bf16-pure",
         attention=attention,
+        device=device,
         gradient_checkpointing=checkpointing,
         batch_size=batch,
         sequence=sequence,
         lora_targets=TARGETS[family],
         hidden_dropout=hidden_dropout,
-        attention_dropout=attention_dropout and attention == "eager",
+        attention_dropout=attention_dropout,
     )
     predicted = estimate(shape, setup, context=0)
     gradients = sum(p.tensor.numel * p.bytes_per for p in parameters(shape, setup) if p.trains)
@@ -57,7 +92,24 @@ def one_case(family, attention, dtype, checkpointing, method, batch, sequence):
     )
     saved = activations(shape, setup).saved(checkpointing)
     step = max(v for phase, v in predicted.phases.items() if phase != "evaluation")
-    return exact, saved / measured.activations - 1, step / measured.peak - 1
+    errors = saved / measured.activations - 1, step / measured.peak - 1
+    return exact, *errors, measured, attention_dropout
+
+
+def cases(sizes):
+    """(model, shape, device, attention, attention dropout, dtype, checkpointing, method, batch,
+    sequence) for every row."""
+    for device in ("cuda", "cpu"):
+        for family, attention, dtype, checkpointing, method, (batch, sequence) in (
+            itertools.product(TARGETS, ("eager", "sdpa"), ("fp32", "bf16"), (False, True),
+                              ("full", "lora"), sizes)
+        ):  # fmt: skip
+            yield (family, tiny(family), device, attention, True, dtype, checkpointing, method,
+                   batch, sequence)  # fmt: skip
+    for (name, shape), (device, attention, dropout, method) in itertools.product(
+        REAL.items(), REAL_CASES
+    ):
+        yield name, shape, device, attention, dropout, "fp32", False, method, 16, 128
 
 
 def main(sizes) -> None:
@@ -66,32 +118,35 @@ def main(sizes) -> None:
     warnings.filterwarnings("ignore")
     transformers.logging.set_verbosity_error()
     rows = []
-    print("| family | attention | dtype | checkpointing | method | batch x tokens | states "
-          "| activations | peak |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---:|---:|")
+    print("| device | model | attention | dtype | checkpointing | method | batch x tokens "
+          "| states | activations | peak |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---:|---:|")
     started = time.perf_counter()
-    for case in itertools.product(
-        TARGETS, ("eager", "sdpa"), ("fp32", "bf16"), (False, True), ("full", "lora"), sizes
-    ):
-        family, attention, dtype, checkpointing, method, (batch, sequence) = case
-        exact, act, peak = one_case(family, attention, dtype, checkpointing, method, batch,
-                                    sequence)  # fmt: skip
-        rows.append((family, method, exact, act, peak))
-        print(f"| {family} | {attention} | {dtype} | {'on' if checkpointing else 'off'} | "
-              f"{method} | {batch} x {sequence} | {'exact' if exact else 'DIFFERENT'} | "
+    for case in cases(sizes):
+        model, shape, device, attention, _, dtype, checkpointing, method, batch, sequence = case
+        exact, act, peak, measured, dropout = one_case(shape, *case[2:])
+        rows.append((device, model, method, exact, act, peak))
+        shown = attention if dropout else f"{attention}, dropout 0"
+        label = model
+        if model in REAL:
+            label += f" ({measured.activations / 1e6:,.1f} MB saved)"
+        print(f"| {device} | {label} | {shown} | {dtype} | {'on' if checkpointing else 'off'} "
+              f"| {method} | {batch} x {sequence} | {'exact' if exact else 'DIFFERENT'} | "
               f"{act:+.2%} | {peak:+.2%} |", flush=True)  # fmt: skip
     print(f"\n{len(rows)} cases in {time.perf_counter() - started:.0f} s\n")
-    print("| family | method | cases | states exact | activations error | peak error |")
-    print("|---|---|---:|---:|---|---|")
-    for family, method in itertools.product(TARGETS, ("full", "lora")):
-        group = [r for r in rows if r[0] == family and r[1] == method]
-        acts, peaks = [r[3] for r in group], [r[4] for r in group]
-        print(f"| {family} | {method} | {len(group)} | {sum(r[2] for r in group)} | "
-              f"{min(acts):+.2%} to {max(acts):+.2%} | "
-              f"{min(peaks):+.2%} to {max(peaks):+.2%} |")  # fmt: skip
-    acts, peaks = [r[3] for r in rows], [r[4] for r in rows]
-    print(f"| all | | {len(rows)} | {sum(r[2] for r in rows)} | {min(acts):+.2%} to "
-          f"{max(acts):+.2%} | {min(peaks):+.2%} to {max(peaks):+.2%} |")  # fmt: skip
+    print("| device | model | method | cases | states exact | activations error | peak error |")
+    print("|---|---|---|---:|---:|---|---|")
+    groups = dict.fromkeys((r[0], r[1], r[2]) for r in rows)
+    for device, group, method in groups:
+        summary(device, group, method, [r for r in rows if r[:3] == (device, group, method)])
+    for device in ("cuda", "cpu"):
+        summary(device, "all", "", [r for r in rows if r[0] == device])
+
+
+def summary(device, group, method, rows) -> None:
+    acts, peaks = [r[4] for r in rows], [r[5] for r in rows]
+    errors = f"{min(acts):+.2%} to {max(acts):+.2%} | {min(peaks):+.2%} to {max(peaks):+.2%}"
+    print(f"| {device} | {group} | {method} | {len(rows)} | {sum(r[3] for r in rows)} | {errors} |")
 
 
 if __name__ == "__main__":

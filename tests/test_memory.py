@@ -1,8 +1,10 @@
 """The memory planner: estimates checked against measurements, verdicts, plans, and the CLI.
 
 The accuracy grid measures one training step of tiny random-init models on the CPU
-(`zoo.memory.measure`) and holds the estimator to it: parameters, gradients and optimizer state
-exactly, activations within 3%, the live peak within 10%, and an evaluation pass within 20%.
+(`zoo.memory.measure`), with CUDA's kernels emulated and as the CPU runs them, and holds the
+estimator for that device to it: parameters, gradients and optimizer state exactly, activations
+within 3%, the live peak within 10%, and an evaluation pass within 20%. At e5-small's real shape,
+`zoo check`'s CPU plan is held to what one forward saves on this CPU.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import itertools
 import json
 
+import attrs
 import pytest
 
 from zoo.cli import main
@@ -31,37 +34,51 @@ SIZES = ((1, 32), (4, 128), (8, 256), (2, 512), (16, 64))
 
 
 def _grid():
-    cases = itertools.product(
-        FAMILIES, ("eager", "sdpa"), ("fp32", "bf16"), (False, True), ("full", "lora")
+    cases = list(
+        itertools.product(
+            FAMILIES, ("eager", "sdpa"), ("fp32", "bf16"), (False, True), ("full", "lora")
+        )
     )
     for i, case in enumerate(cases):
         # Every (batch, sequence) pair turns up with every family and option over the grid. A
         # third of the cases (still every family, attention, dtype, method, checkpointing setting
         # and size) is the sample that tox's lowest-dependencies env runs (-m "not exhaustive").
         marks = () if i % 3 == 0 else (pytest.mark.exhaustive,)
-        yield pytest.param(*case, *SIZES[i % len(SIZES)], marks=marks)
+        yield pytest.param(*case, *SIZES[i % len(SIZES)], "cuda", marks=marks)
     # The newer families, few and small: ModernBERT (mean pooling, no dropout) and ELECTRA with
     # an embedding projection (128 -> 256), full fine-tuning.
     for i, (family, attention, dtype) in enumerate(
         itertools.product(("modernbert", "electra"), ("eager", "sdpa"), ("fp32", "bf16"))
     ):
-        yield pytest.param(family, attention, dtype, False, "full", *((2, 64), (4, 128))[i % 2])
+        yield pytest.param(
+            family, attention, dtype, False, "full", *((2, 64), (4, 128))[i % 2], "cuda"
+        )
+    # The CPU's own kernels, measured as it runs them (no emulation), with the models' dropout
+    # (BERT's 0.1 in attention too, which puts SDPA on its math path): every combination at
+    # 4 x 128, a third of them (another third than above) in the sample; ELECTRA alike.
+    for i, case in enumerate(cases):
+        marks = () if i % 3 == 1 else (pytest.mark.exhaustive,)
+        yield pytest.param(*case, 4, 128, "cpu", marks=marks)
+    for attention, dtype in itertools.product(("eager", "sdpa"), ("fp32", "bf16")):
+        yield pytest.param("electra", attention, dtype, False, "full", 4, 128, "cpu")
 
 
 # What only the newer families' shapes say.
 EXTRA = {"electra": {"embedding_size": 128},
          "modernbert": {"classifier_pooling": "mean", "global_attn_every_n_layers": 3,
                         "local_attention": 128}}  # fmt: skip
+# ModernBERT with dropout everywhere (it has none by default): its masks and, on a CPU, SDPA's
+# math path.
+MODERNBERT_DROPOUT = {"attention_dropout": 0.1, "mlp_dropout": 0.1, "embedding_dropout": 0.1}
 
 
 @pytest.mark.parametrize(
-    ("family", "attention", "dtype", "checkpointing", "method", "batch", "sequence"), list(_grid())
+    ("family", "attention", "dtype", "checkpointing", "method", "batch", "sequence", "device"),
+    list(_grid()),
 )
 def test_estimates_match_a_measured_training_step(
-    family, attention, dtype, checkpointing, method, batch, sequence
+    family, attention, dtype, checkpointing, method, batch, sequence, device
 ):
-    from zoo.memory.measure import add_lora, build_model, measure_evaluation, measure_step
-
     shape = ModelShape(
         family=family,
         vocab=8000,
@@ -73,23 +90,45 @@ def test_estimates_match_a_measured_training_step(
         positions=514,
         extra=EXTRA.get(family, {}),
     )  # fmt: skip (XLM-R: 512 tokens after 2 offsets)
+    check_a_measured_step(shape, attention, dtype, checkpointing, method, batch, sequence, device)
+
+
+@pytest.mark.parametrize("device", ["cuda", "cpu"])
+@pytest.mark.parametrize(
+    ("attention", "dtype"), itertools.product(("eager", "sdpa"), ("fp32", "bf16"))
+)
+def test_modernbert_with_dropout_matches_a_measured_training_step(attention, dtype, device):
+    shape = ModelShape(family="modernbert", vocab=8000, hidden=256, layers=4, heads=4, ffn=1024,
+                       labels=3, extra=EXTRA["modernbert"] | MODERNBERT_DROPOUT)  # fmt: skip
+    assert shape.family.dropout(shape.config()) == (True, True)
+    check_a_measured_step(shape, attention, dtype, False, "full", 4, 128, device)
+
+
+def check_a_measured_step(shape, attention, dtype, checkpointing, method, batch, sequence, device):
+    """One training step of a random-init model of `shape`, measured as `device`'s kernels run
+    it (`zoo.memory.measure`), against the estimate with the same settings."""
+    from zoo.memory.measure import add_lora, build_model, measure_evaluation, measure_step
+
+    family = shape.family.name
     hidden_dropout, attention_dropout = shape.family.dropout(shape.config())
-    model = build_model(shape, attention=attention, dtype=dtype)
+    model = build_model(shape, attention=attention, dtype=dtype, device=device)
     if method == "lora":
         model = add_lora(model, rank=8, targets=TARGETS[family])
     measured = measure_step(
-        model, shape, batch=batch, sequence=sequence, checkpointing=checkpointing
+        model, shape, batch=batch, sequence=sequence, checkpointing=checkpointing, device=device
     )
     setup = TrainingSetup(
         method=method,
         precision="fp32" if dtype == "fp32" else "bf16-pure",
         attention=attention,
+        device=device,
         gradient_checkpointing=checkpointing,
         batch_size=batch,
         sequence=sequence,
         lora_targets=TARGETS.get(family, ()),
         hidden_dropout=hidden_dropout,
-        attention_dropout=attention_dropout and attention == "eager",
+        # The CUDA harness measures SDPA without attention dropout (build_model).
+        attention_dropout=attention_dropout and (attention == "eager" or device == "cpu"),
     )
     predicted = estimate(shape, setup, context=0)
     trainable = sum(p.tensor.numel * p.bytes_per for p in parameters(shape, setup) if p.trains)
@@ -241,6 +280,86 @@ def test_zoo_check_of_the_full_variant_shows_what_would_fit(capsys):
     assert "does not fit" in out
     assert "What would fit" in out
     assert "cheapest plan that fits:" in out
+
+
+# e5-small's recipe as zoo runs it on a CPU: batch 16 x 128 tokens, precision auto (fp32 there).
+E5_SMALL = """\
+[run]
+name = "cpu-rules"
+
+[data]
+train = "train.csv"
+
+[[models]]
+model = "e5-small"
+
+[training]
+batch_size = 16
+max_length = 128
+precision = "{precision}"
+"""
+
+
+def _e5_small(tmp_path, registry, precision="auto"):
+    (tmp_path / "train.csv").write_text("text,label\na,x\nb,y\n", encoding="utf-8")
+    path = tmp_path / "recipe.toml"
+    path.write_text(E5_SMALL.format(precision=precision), encoding="utf-8")
+    return path, _load(path, registry)
+
+
+@pytest.mark.parametrize("attention_dropout", [True, False], ids=["dropout", "no-dropout"])
+def test_zoo_check_on_a_cpu_estimates_e5_small_activations_as_the_cpu_saves_them(
+    attention_dropout, tmp_path, registry
+):
+    """At e5-small's real shape (vocabulary 250,037, 12 layers): what `zoo check` plans on a CPU
+    against what one training forward of a random-init model of that shape saves on this CPU,
+    without CUDA emulation. With attention dropout (e5-small's 0.1) SDPA runs its math path and
+    keeps the s x s probabilities; without, its fused kernel; the masks are 4 bytes either way."""
+    from zoo.memory.activations import activations
+    from zoo.memory.check import training_setup
+    from zoo.memory.measure import _batch, build_model, saved_for_backward
+    from zoo.memory.probe import DeviceMemory
+    from zoo.memory.shapes import shape_from_config
+    from zoo.recipe import settings_for
+
+    _path, recipe = _e5_small(tmp_path, registry)
+    entry, spec = recipe.models[0], registry.get("e5-small")
+    cpu = DeviceMemory(name="CPU", kind="cpu", available=10**15)
+    setup = training_setup(recipe, entry, spec, settings_for(recipe, entry, spec), cpu)
+    assert (setup.device, setup.precision, setup.attention) == ("cpu", "fp32", "sdpa")
+    assert setup.attention_dropout  # e5-small's config
+    setup = attrs.evolve(setup, attention_dropout=attention_dropout)
+    shape = shape_from_config(spec.resources.architecture, 2)
+    model = build_model(
+        shape, attention="sdpa", dtype="fp32", device="cpu", attention_dropout=attention_dropout
+    )
+    measured = saved_for_backward(model, _batch(shape, 16, 128))
+    # 1,142 MB with attention dropout, 691 MB without (CUDA's kernels would save 632 MB).
+    assert measured > (1_100e6 if attention_dropout else 680e6)
+    assert activations(shape, setup).saved(False) == pytest.approx(measured, rel=0.03)
+
+
+def test_zoo_check_on_a_cpu_uses_the_cpu_s_kernels(tmp_path, registry, monkeypatch, capsys):
+    """The same recipe planned for this CPU and for a GPU: the CPU's 4-byte dropout masks and
+    SDPA's math path under attention dropout keep more activations, and zoo check says so."""
+    import zoo.engine.device
+
+    monkeypatch.setattr(zoo.engine.device, "cuda_device", lambda: None)  # this machine: a CPU
+    path, _recipe = _e5_small(tmp_path, registry, precision="fp32")
+    assert main(["check", str(path), "--json"]) == 0
+    (on_cpu,) = json.loads(capsys.readouterr().out)["models"]
+    assert main(["check", str(path), "--gpu-memory", "40GiB", "--json"]) == 0
+    (on_gpu,) = json.loads(capsys.readouterr().out)["models"]
+    assert on_cpu["device"].startswith("CPU (") and on_cpu["kernels"] == "cpu"
+    assert on_gpu["kernels"] == "cuda"
+    cpu, gpu = on_cpu["estimate_bytes"], on_gpu["estimate_bytes"]
+    assert on_cpu["peak_phase"] == on_gpu["peak_phase"] == "backward"
+    assert cpu["weights"] == gpu["weights"] and cpu["optimizer"] == gpu["optimizer"]
+    assert cpu["activations"] > 1.5 * gpu["activations"]
+    assert main(["check", str(path)]) == 0
+    assert "activations as CPU kernels save them" in capsys.readouterr().out
+    assert main(["check", str(path), "--gpu-memory", "40GiB"]) == 0
+    assert "CPU kernels" not in capsys.readouterr().out
 
 
 def _small_machine(monkeypatch, available: int) -> None:

@@ -473,6 +473,8 @@ def memory_tables(check: Any) -> list[Table]:
     notes = [f"{human_count(est.parameters)} parameters, {human_count(est.trainable)} trained"]
     if not est.approximate:
         notes.append(f"model family {est.family}")
+    if est.device == "cpu":
+        notes.append("activations as CPU kernels save them")
     if est.approximate:
         notes.append("approximate: this architecture is estimated as a BERT-like model")
     table.caption = "; ".join(notes)

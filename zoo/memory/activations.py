@@ -5,6 +5,13 @@ from reading the models' code and were checked against saved-tensor measurements
 (`zoo.memory.measure`, `tests/test_memory.py`); `../shared/notes/memory-estimation.md` lists
 them. Bytes are for the whole batch: b rows of s tokens, hidden size h, FFN size f, a heads.
 
+The device is part of the setup (`TrainingSetup.device`), because CUDA and CPU kernels save
+different tensors (measured): CUDA's dropout keeps a 1-byte mask, a CPU's multiplies by a mask
+in the tensor's own dtype and keeps that; and CPU SDPA with attention dropout leaves its fused
+kernel for the math path, which keeps q, k, v, the softmax, its dropout mask and output, all in
+float32 (`math_attention`). Without attention dropout both devices run a fused kernel that
+saves the same tensors.
+
 Autograd saves a tensor only where something below it trains. Under LoRA (without gradient
 checkpointing, which makes the embeddings' output require gradients) nothing below the first
 adapter saves anything, and a frozen Linear layer never saves its input.
@@ -71,6 +78,26 @@ def precision_bytes(setup: TrainingSetup) -> tuple[int, int]:
     return half, stream
 
 
+def mask_bytes(setup: TrainingSetup, element: int) -> int:
+    """Bytes per element of a dropout mask on a tensor of `element` bytes per element: 1 on
+    CUDA (a bool mask), the tensor's own on a CPU (a mask of its dtype)."""
+    return 1 if setup.device == "cuda" else element
+
+
+def adapter_mask_bytes(setup: TrainingSetup) -> int:
+    """Bytes per element of a LoRA adapter's dropout mask: peft casts the input to the
+    adapter's float32 weights before its dropout."""
+    return mask_bytes(setup, 4)
+
+
+def math_attention(setup: TrainingSetup) -> bool:
+    """Whether SDPA runs its math path: on a CPU with attention dropout (its fused CPU kernel
+    takes no dropout). The math path keeps q, k and v as float32 copies, the float32 softmax,
+    dropout mask and dropout output (s x s each), and no logsumexp; its output is a new tensor
+    that the out-projection saves."""
+    return setup.device == "cpu" and setup.attention == "sdpa" and setup.attention_dropout
+
+
 def linear_inputs(
     linears: Iterable[tuple[str, bool, str]],
     block: str,
@@ -95,7 +122,8 @@ def linear_inputs(
             continue
         width = ffn if wide else hidden
         if setup.adapters:
-            per_row = 4 + 1 if setup.lora_dropout else (4 if half != 4 else 0)
+            dropout = 4 + adapter_mask_bytes(setup)
+            per_row = dropout if setup.lora_dropout else (4 if half != 4 else 0)
             total += tokens * width * per_row + 4 * tokens * setup.lora_rank
         elif not saved_elsewhere(module, where):
             total += half * tokens * width

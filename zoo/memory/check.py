@@ -48,6 +48,7 @@ class ModelCheck:
             "peak_phase": None if est is None else est.phase,
             "approximate": None if est is None else est.approximate,
             "family": None if est is None else est.family,
+            "kernels": None if est is None else est.device,
             "device": self.device.name,
             "device_bytes": self.device.available,
             "fits": self.fits,
@@ -101,6 +102,8 @@ def training_setup(
         precision=precision,
         optimizer=settings.optimizer or "adamw",
         attention=settings.attention or "sdpa",
+        # What a CPU's kernels save differs from CUDA's (zoo.memory.activations).
+        device="cpu" if device.kind == "cpu" else "cuda",
         gradient_checkpointing=bool(settings.gradient_checkpointing),
         batch_size=settings.batch_size,
         sequence=settings.max_length,
@@ -111,7 +114,7 @@ def training_setup(
         gpus=device.count,
         strategy=strategy,
         hidden_dropout=hidden_dropout,
-        attention_dropout=attention_dropout and settings.attention == "eager",
+        attention_dropout=attention_dropout,  # SDPA on CUDA keeps nothing for it (the family)
         train_embeddings=settings.train_embeddings is not False,
     )
 

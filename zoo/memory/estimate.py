@@ -51,6 +51,7 @@ class Estimate:
     trainable: int  # parameters that train
     approximate: bool  # the architecture is not modelled tensor by tensor
     family: str  # the name of the model family that estimated it ("generic" when approximate)
+    device: str = "cuda"  # whose kernels' saved tensors it counts: TrainingSetup.device
 
     @property
     def total(self) -> int:
@@ -226,6 +227,7 @@ def estimate(shape: ModelShape, setup: TrainingSetup, *, context: int = CUDA_CON
         trainable=sum(p.tensor.numel for p in trainable),
         approximate=shape.approximate,
         family=shape.family.name,
+        device=setup.device,
     )
 
 
@@ -327,4 +329,5 @@ def inference(shape: ModelShape, setup: TrainingSetup, *, context: int = CUDA_CO
         trainable=0,
         approximate=shape.approximate,
         family=shape.family.name,
+        device=setup.device,
     )

@@ -9,9 +9,12 @@ One training step of a random-init model is measured exactly and without a GPU:
 - the live peak of a steady-state step (forward, backward, optimizer step), from PyTorch's
   `MemTracker`, which follows every tensor storage that the step creates.
 
-What a CPU does differently from CUDA is neutralised, as `../shared/notes/memory-estimation.md`
-describes: dropout keeps a 1-byte mask (as CUDA does) instead of a full noise tensor, and SDPA
-is measured with attention dropout 0, which CPU kernels need to keep to their fused path.
+Each measurement is for one device's kernels (`device`, as `TrainingSetup.device`). "cpu"
+measures the step as this CPU runs it: dropout masks in the tensor's dtype, and SDPA under
+attention dropout on its math path. "cuda" neutralises what a CPU does differently from CUDA,
+as `../shared/notes/memory-estimation.md` describes: dropout keeps a 1-byte mask (as CUDA does)
+instead of a full-size one, and SDPA is measured with attention dropout 0, which CPU kernels
+need to keep to their fused path.
 """
 
 from __future__ import annotations
@@ -34,13 +37,23 @@ class Measured:
     peak: int
 
 
-def build_model(shape: ModelShape, *, attention: str, dtype: str, seed: int = 0) -> Any:
-    """A random-init classification model of `shape` on the CPU, in training mode."""
+def build_model(
+    shape: ModelShape,
+    *,
+    attention: str,
+    dtype: str,
+    seed: int = 0,
+    device: str = "cuda",
+    attention_dropout: bool = True,
+) -> Any:
+    """A random-init classification model of `shape` on the CPU, in training mode, for a
+    measurement of `device`'s kernels (see the module docstring); with the attention dropout
+    of its config, or none (`attention_dropout=False`)."""
     import torch
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
     config = AutoConfig.for_model(**shape.config(), num_labels=shape.labels)
-    if attention == "sdpa":
+    if not attention_dropout or (attention == "sdpa" and device == "cuda"):
         # CPU SDPA with attention dropout falls back to the math path (see the module docstring).
         for key in ("attention_probs_dropout_prob", "attention_dropout"):
             if hasattr(config, key):
@@ -153,8 +166,10 @@ def measure_step(
     sequence: int,
     optimizer: str = "adamw",
     checkpointing: bool = False,
+    device: str = "cuda",
 ) -> Measured:
-    """Measure one steady-state training step of `model` (see the module docstring)."""
+    """Measure one steady-state training step of `model` as `device`'s kernels run it (see
+    the module docstring)."""
     import torch
 
     inputs = _batch(shape, batch, sequence)
@@ -170,7 +185,7 @@ def measure_step(
         optim.step()
         optim.zero_grad(set_to_none=True)
 
-    with cuda_like_dropout():
+    with cuda_like_dropout() if device == "cuda" else contextlib.nullcontext():
         step()  # the first step creates the optimizer state
         if checkpointing:
             activations = _retained_after_forward(model, inputs, optim)

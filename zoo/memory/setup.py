@@ -12,6 +12,8 @@ from zoo.spec import Attention, TrainingMethod
 Precision = Literal["fp32", "fp16", "bf16", "bf16-pure"]
 Optimizer = Literal["adamw", "adamw-foreach", "adamw-8bit", "adafactor", "sgd"]
 Strategy = Literal["none", "ddp", "zero2", "zero3", "fsdp"]
+# Whose kernels the step runs: what autograd saves differs (zoo.memory.activations).
+DeviceKind = Literal["cuda", "cpu"]
 
 
 @attrs.frozen(kw_only=True)
@@ -20,6 +22,7 @@ class TrainingSetup:
     precision: Precision = "fp32"
     optimizer: Optimizer = "adamw"  # adamw: fused AdamW, the HF Trainer's default
     attention: Attention = "sdpa"
+    device: DeviceKind = "cuda"
     gradient_checkpointing: bool = False
     batch_size: int = 8
     sequence: int = 128  # tokens per row: the recipe's max_length (the longest batch pads to it)

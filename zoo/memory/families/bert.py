@@ -10,6 +10,10 @@ input (e.sbh + 2e.sbf), and 1-byte dropout masks (2.sbh at p = 0.1). Eager atten
 softmax output, its dropout mask and output (a.s^2.b.(e + 1 + e)); SDPA a float32 logsumexp per
 row and head (4.a.s.b) and its output. The pooler's `hidden[:, 0]` is a view that keeps the whole
 last hidden state alive.
+
+On a CPU (measured at e5-small's and MiniLM's shapes): dropout masks are in the tensor's dtype
+(4 bytes in fp32), and SDPA with attention dropout runs the math path: float32 copies of q, k, v
+(12.sbh), the softmax, its mask and output (12.a.s^2.b), and the out-projection's own input.
 """
 
 from __future__ import annotations
@@ -19,7 +23,15 @@ from typing import Any, Literal
 
 import attrs
 
-from zoo.memory.activations import Activations, Block, linear_inputs, precision_bytes
+from zoo.memory.activations import (
+    Activations,
+    Block,
+    adapter_mask_bytes,
+    linear_inputs,
+    mask_bytes,
+    math_attention,
+    precision_bytes,
+)
 from zoo.memory.families.base import ModelFamily
 from zoo.memory.setup import TrainingSetup
 from zoo.memory.shapes import ModelShape, Tensor, linear, norm
@@ -79,14 +91,16 @@ def encoder_activations(
     checkpointing = setup.gradient_checkpointing
     half, stream = precision_bytes(setup)
     norm_bytes = stream * tokens * h + 8 * tokens  # a LayerNorm's input, its fp32 mean and rstd
-    hidden_mask = tokens * h if setup.hidden_dropout else 0  # 1-byte masks
+    mask = mask_bytes(setup, half)
+    hidden_mask = mask * tokens * h if setup.hidden_dropout else 0
+    math = math_attention(setup)
 
     def shared(module: str, block: str) -> bool:
         """The Linear layer's input is saved already, by another op that reads it."""
         if module in {"key", "value"}:  # the same tensor as the query's input, unless cast
             return not setup.mixed
         # The attention output projection reads the fused kernel's output, which it saves.
-        return module == "dense" and block == "attention" and setup.attention == "sdpa"
+        return module == "dense" and block == "attention" and setup.attention == "sdpa" and not math
 
     def saved_inputs(block: str) -> int:
         return linear_inputs(
@@ -95,14 +109,20 @@ def encoder_activations(
 
     # --- attention: query, key and value, the attention kernel, the output projection
     qkv = 3 * half * tokens * h
+    scores = a * s * s * b
     if setup.attention == "eager":
-        scores = a * s * s * b
         if setup.mixed:  # autocast: fp32 softmax and dropout (+ mask), 16-bit copy for matmul
-            kernel = scores * (4 + (4 + 1 if setup.attention_dropout else 0) + 2)
+            dropout = 4 + mask_bytes(setup, 4) if setup.attention_dropout else 0
+            kernel = scores * (4 + dropout + 2)
         else:
-            kernel = scores * (half + ((1 + half) if setup.attention_dropout else 0))
+            kernel = scores * (half + ((mask + half) if setup.attention_dropout else 0))
         attention_working = 2 * scores * half
         attention_forward = scores * half  # the raw scores, before the softmax
+    elif math:  # CPU SDPA under attention dropout: the math path, in float32
+        qkv = 3 * 4 * tokens * h
+        kernel = 3 * 4 * scores
+        attention_working = 2 * 4 * scores
+        attention_forward = 4 * scores
     else:  # fused SDPA: its output and a float32 logsumexp per row and head, no s x s matrix
         kernel = 4 * a * s * b + half * tokens * h
         attention_working = 3 * half * tokens * h
@@ -126,22 +146,16 @@ def encoder_activations(
     if lora and not grads_below:
         # Layer 0 reads the frozen embeddings, which need no gradient: the adapters' dropout
         # there keeps no mask, and an attention matmul keeps only what the trained side needs.
+        adapter_mask = adapter_mask_bytes(setup)
         unsaved = sum(
-            tokens * (f if wide else h)
+            adapter_mask * tokens * (f if wide else h)
             for module, wide, _ in LINEARS
             if module in setup.lora_targets and setup.lora_dropout
         )
-        if setup.attention == "eager":
-            unsaved += (
-                half
-                * tokens
-                * h
-                * sum(
-                    1
-                    for side, other in (("query", "key"), ("key", "query"))
-                    if not setup.trains(other)
-                )
-            )
+        if setup.attention == "eager" or math:
+            # q @ k^T keeps each side for the other's gradient; a frozen side needs none.
+            frozen = sum(1 for other in ("key", "query") if not setup.trains(other))
+            unsaved += (4 if math else half) * tokens * h * frozen
         first = (attrs.evolve(attention, saved=attention.saved - unsaved), ffn)
 
     width = embedding_width or h
@@ -149,7 +163,8 @@ def encoder_activations(
     if grads_below:
         # The embeddings' LayerNorm and dropout mask, at the embedding width; a projection to
         # the hidden size (ELECTRA) saves its input too.
-        below = stream * tokens * width + 8 * tokens + (tokens * width if hidden_mask else 0)
+        embedding_mask = mask_bytes(setup, stream) * tokens * width if hidden_mask else 0
+        below = stream * tokens * width + 8 * tokens + embedding_mask
         if width != h:
             below += half * tokens * width
     # BertPooler reads hidden[:, 0], a view that keeps the whole last hidden state alive

@@ -14,13 +14,18 @@ saved-tensor measurements, see tests/test_memory.py):
   identity), Wqkv's input, the rotated query and
   key (2e.sbh), and the value: eager attention's matmul saves a contiguous copy (e.sbh), SDPA a
   view of Wqkv's whole output (3e.sbh); eager: the fp32 softmax and a cast copy
-  (a.s^2.b.(4 + e)) and the out-projection's input; SDPA: its output, which the out-projection
+  (a.s^2.b.(4 + e); with attention dropout, which reads the copy, its mask and output instead:
+  a.s^2.b.(4 + 1 + e)) and the out-projection's input; SDPA: its output, which the out-projection
   reads as it is, and a float32 logsumexp (4.a.s.b);
 - MLP: the LayerNorm's input, Wi's input, Wi's 2f-wide output (GeLU reads a view of it), GeLU's
   output and the gated product that Wo reads (e.sbh + 4e.sbf);
 - below: the embeddings' LayerNorm input, and the rotary tables (one per attention kind); above:
   the final LayerNorm's input, and with "cls" pooling the view hidden[:, 0] keeps the whole last
   hidden state alive.
+On a CPU dropout masks are in the tensor's dtype, and SDPA with attention dropout runs the math
+path (`zoo.memory.activations.math_attention`): float32 copies of the rotated q and k and of v
+(12.sbh) instead of SDPA's views, the float32 softmax, mask and dropout output (12.a.s^2.b), and
+Wo's own input.
 """
 
 from __future__ import annotations
@@ -30,7 +35,15 @@ from typing import Any
 
 import attrs
 
-from zoo.memory.activations import Activations, Block, linear_inputs, precision_bytes
+from zoo.memory.activations import (
+    Activations,
+    Block,
+    adapter_mask_bytes,
+    linear_inputs,
+    mask_bytes,
+    math_attention,
+    precision_bytes,
+)
 from zoo.memory.families.base import ModelFamily
 from zoo.memory.setup import TrainingSetup
 from zoo.memory.shapes import ModelShape, Tensor, linear, norm
@@ -139,33 +152,42 @@ class ModernBertFamily(ModelFamily):
                 hidden=h,
                 ffn=f,
                 saved_elsewhere=lambda module, where: (
-                    sdpa and module == "Wo" and where == "attention"
+                    sdpa and not math and module == "Wo" and where == "attention"
                 ),
             )
 
         # The rotated query and key; SDPA keeps the value as a view of Wqkv's whole output,
         # eager attention's matmul a contiguous copy of it.
         sdpa = setup.attention != "eager"
+        math = math_attention(setup)
+        mask = mask_bytes(setup, half)
         qkv = (5 if sdpa else 3) * half * tokens * h
+        scores = a * s * s * b
         if setup.attention == "eager":
-            scores = a * s * s * b
-            kernel = scores * (4 + (half if half != 4 else 0))  # fp32 softmax and a cast copy
-            if setup.attention_dropout:
-                kernel += scores * (1 + half)
+            kernel = scores * 4  # the fp32 softmax
+            if setup.attention_dropout:  # dropout reads its cast copy: its mask and output
+                kernel += scores * (mask + half)
+            elif half != 4:  # the cast copy that the matmul reads
+                kernel += scores * half
             attention_working = 2 * scores * half
             attention_forward = scores * half
+        elif math:  # CPU SDPA under attention dropout: the math path, in float32
+            qkv = 3 * 4 * tokens * h
+            kernel = 3 * 4 * scores
+            attention_working = 2 * 4 * scores
+            attention_forward = 4 * scores
         else:
             kernel = 4 * a * s * b + half * tokens * h
             attention_working = 3 * half * tokens * h
             attention_forward = 0
-        attention_mask = tokens * h if setup.attention_dropout else 0  # out_drop's mask
+        attention_mask = mask * tokens * h if setup.attention_dropout else 0  # out_drop's mask
         residual = 2 * stream * tokens * h
         attention = Block(
             saved=norm_bytes + saved_inputs("attention") + qkv + kernel + attention_mask,
             working=attention_working,
             forward=attention_forward + residual,
         )
-        mlp_mask = tokens * f if setup.hidden_dropout else 0
+        mlp_mask = mask * tokens * f if setup.hidden_dropout else 0
         # Wi's 2f output (GeLU reads a view of it) and GeLU's output (f), which the gating
         # product saves; Wo's input, the product, is a Linear input like any other.
         gated = half * tokens * 3 * f
@@ -180,7 +202,7 @@ class ModernBertFamily(ModelFamily):
         unsaved = norm_bytes
         if lora and not grads_below:
             unsaved += sum(
-                tokens * (f if wide else h)
+                adapter_mask_bytes(setup) * tokens * (f if wide else h)
                 for module, wide, _ in LINEARS
                 if module in setup.lora_targets and setup.lora_dropout
             )
@@ -189,7 +211,8 @@ class ModernBertFamily(ModelFamily):
         rotary = kinds * 2 * s * (h // a) * stream  # cos and sin, per attention kind
         below = rotary
         if grads_below:
-            below += norm_bytes + (tokens * h if setup.hidden_dropout else 0)
+            below += norm_bytes
+            below += mask_bytes(setup, stream) * tokens * h if setup.hidden_dropout else 0
         cls_view = x["classifier_pooling"] == "cls" and not setup.mixed and grads_below
         above = norm_bytes + (stream * tokens * h if cls_view else 0)
         return Activations(
