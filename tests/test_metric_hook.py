@@ -211,8 +211,8 @@ def test_hook_register_metrics(pm, tiny_bert, data, monkeypatch, render):
     built = []
     original = train._trainer_class
 
-    def recording_class():
-        class Recording(original()):
+    def recording_class(**kwargs):
+        class Recording(original(**kwargs)):
             def __init__(self, *args, **kwargs):
                 super().__init__(*args, **kwargs)
                 built.append(self)

@@ -190,8 +190,8 @@ def trainers(monkeypatch) -> list:
     built = []
     make_class = train._trainer_class
 
-    def recording_class():
-        class Recording(make_class()):
+    def recording_class(**kwargs):
+        class Recording(make_class(**kwargs)):
             def __init__(self, *args, **kwargs):
                 super().__init__(*args, **kwargs)
                 built.append(self)
@@ -352,6 +352,38 @@ def test_train_embeddings_false_freezes_the_word_embeddings_alone(
     every = sum(p.numel() for p in trainer.model.parameters())
     frozen = 0 if train_embeddings else words.numel()
     assert run["trainable_parameters"] == every - frozen
+
+
+def test_the_engine_moves_only_the_rows_of_tokens_that_training_saw(tiny_bert, data, trainers):
+    from safetensors.torch import load_file
+    from transformers import AutoTokenizer
+
+    result = train_tiny_bert(tiny_bert, data, train_embeddings="sparse")
+    [trainer] = trainers
+    from zoo.engine.sparse_embeddings import LazyAdamW
+
+    assert type(optimizer_of(trainer)) is LazyAdamW
+    assert trainer.model.get_input_embeddings().sparse
+    before = load_file(tiny_bert / "model.safetensors")
+    after = load_file(result.run_dir / "model" / "model.safetensors")
+    name = "embeddings.word_embeddings.weight"
+    moved = set((before[name] != after[f"bert.{name}"]).any(dim=1).nonzero().flatten().tolist())
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
+    with (data / "train.csv").open(encoding="utf-8", newline="") as f:
+        texts = [row["text"] for row in csv.DictReader(f)]
+    seen = {i for ids in tokenizer(texts, truncation=True, max_length=32)["input_ids"] for i in ids}
+    assert moved and moved <= seen
+    assert len(moved) < before[name].shape[0] / 2  # most of the vocabulary kept its values
+    # Everything else trains as usual.
+    layer = "encoder.layer.0.attention.self.query.weight"
+    assert not torch.equal(before[layer], after[f"bert.{layer}"])
+    assert trainer.state.log_history[0]["grad_norm"] > 0  # zoo's norm, logged by the Trainer
+
+
+def test_the_engine_trains_sparse_without_clipping_too(tiny_bert, data, trainers):
+    result = train_tiny_bert(tiny_bert, data, train_embeddings="sparse",
+                             trainer={"max_grad_norm": 0.0})  # fmt: skip
+    assert result.status == "ok"
 
 
 def test_lora_with_activation_checkpointing_trains_its_adapters(tiny_bert, data, trainers):

@@ -142,6 +142,7 @@ def entry_problems(
             )
         )
     problems += chunk_problems(recipe, index, entry, settings)
+    problems += sparse_embedding_problems(recipe, index, entry, settings)
     if recipe.data.pairs:
         problems += pair_problems(recipe, index, entry, spec, settings)
     limit, where = position_limit(recipe, entry, spec)
@@ -151,6 +152,36 @@ def entry_problems(
                 _origin(recipe, index, entry, "max_length"),
                 f"{settings.max_length} tokens is more than {entry.label!r} can read: {limit} "
                 f"positions ({where}); set max_length to {limit} or less",
+            )
+        )
+    return problems
+
+
+def sparse_embedding_problems(
+    recipe: Recipe, index: int, entry: ModelEntry, settings: Any
+) -> list[Problem]:
+    """train_embeddings = 'sparse': zoo's lazy AdamW step, so optimizer 'adamw' alone, and
+    eager PyTorch (sparse gradients under torch.compile are not verified)."""
+    if settings.train_embeddings != "sparse" or entry.training_method != "full":
+        return []
+    where = _origin(recipe, index, entry, "train_embeddings")
+    problems = []
+    if settings.optimizer != "adamw":
+        problems.append(
+            Problem(
+                where,
+                "'sparse' updates its rows with zoo's lazy AdamW, so it needs optimizer = "
+                f"'adamw', not {settings.optimizer!r}; set train_embeddings = false (or true) "
+                "for that optimizer",
+            )
+        )
+    if settings.torch_compile:
+        problems.append(
+            Problem(
+                where,
+                "'sparse' is not combined with torch_compile (zoo has not verified sparse "
+                "gradients under torch.compile); turn torch_compile off or set "
+                "train_embeddings = false",
             )
         )
     return problems

@@ -38,6 +38,8 @@ ModelName = NewType("ModelName", str)
 MetricName = NewType("MetricName", str)  # a registered zoo.Metric
 RunName = NewType("RunName", str)
 Seeds = NewType("Seeds", tuple[int, ...])
+# true, false or "sparse" (only the rows a batch's tokens use: zoo.engine.sparse_embeddings).
+EmbeddingTraining = NewType("EmbeddingTraining", bool | Literal["sparse"])
 
 Scheduler = Literal["linear", "cosine", "constant", "constant_with_warmup"]
 Encoding = Literal["auto", "utf-8", "utf-8-sig", "cp949", "euc-kr"]
@@ -198,11 +200,14 @@ class TrainingConfig:
         "compute",
         default=None,
     )
-    train_embeddings: bool | None = doc(
-        "full fine-tuning: whether the word-embedding matrix trains; false freezes it (no "
+    train_embeddings: EmbeddingTraining | None = doc(
+        "full fine-tuning: whether the word-embedding matrix trains. false freezes it (no "
         "gradient, no optimizer state: most of a multilingual encoder's parameters, so steps "
-        "run faster), while position and type embeddings and everything else still train. "
-        "LoRA and QLoRA never train it. Default true (a model's plugin may set its own)",
+        "run faster); 'sparse' trains only the rows of the tokens each batch holds (sparse "
+        "gradients, a lazy AdamW step on those rows: most of the speed, and the vocabulary "
+        "still learns; one process, optimizer 'adamw'). Position and type embeddings and "
+        "everything else still train. LoRA and QLoRA never train it. Default true (a model's "
+        "plugin may set its own)",
         default=None,
     )
     optimizer: Optimizer | None = doc(
@@ -528,6 +533,14 @@ def _choice(value: Any, type_: Any) -> Any:
     raise ValueError(f"must be one of {listed}, got {describe_value(value)}{hint}")
 
 
+def _embedding_training(value: Any, _type: Any) -> bool | str:
+    if isinstance(value, bool) or value == "sparse":
+        return value
+    near = isinstance(value, str) and value.strip().lower() == "sparse"
+    hint = " (did you mean 'sparse'?)" if near else ""
+    raise ValueError(f"must be true, false or 'sparse', got {describe_value(value)}{hint}")
+
+
 def _validation(conv: cattrs.Converter) -> Callable[[Any, Any], float | str | Folds]:
     def structure(value: Any, _type: Any) -> float | str | Folds:
         if isinstance(value, str):
@@ -646,6 +659,7 @@ def make_converter(
     conv.register_structure_hook(RunName, _run_name)
     conv.register_structure_hook(ClassWeights, _class_weights)
     conv.register_structure_hook(Seeds, _seeds)
+    conv.register_structure_hook(EmbeddingTraining, _embedding_training)
     conv.register_structure_hook(EvalEvery, _eval_every)
     conv.register_structure_hook(TrainerTable, _trainer_table)
     conv.register_structure_hook(TrackerNames, _report_to)

@@ -109,7 +109,7 @@ def _tokenizer_key(tokenizer: Any, settings: Any, keep: set[str], truncation: st
     )
 
 
-def _trainer_class():
+def _trainer_class(*, sparse: bool = False):
     import torch
     from torch.utils.data import SequentialSampler
     from transformers import Trainer
@@ -134,7 +134,23 @@ def _trainer_class():
                 return SequentialSampler(eval_dataset)
             return super()._get_eval_sampler(eval_dataset)
 
-    return ZooTrainer
+    class SparseEmbeddingsTrainer(ZooTrainer):
+        """train_embeddings = "sparse": torch's clip_grad_norm_ cannot read the embedding's
+        sparse gradient, so the norm (and the clipping) are zoo's, after the same unscaling."""
+
+        def _clip_grad_norm(self, model, max_norm=None):
+            from zoo.engine.sparse_embeddings import clip_grad_norm
+
+            self.accelerator.unscale_gradients()
+            limit = self.args.max_grad_norm if max_norm is None else max_norm
+            return clip_grad_norm(model.parameters(), limit)
+
+        def _get_grad_norm(self, model, grad_norm=None):
+            if grad_norm is None:  # max_grad_norm = 0: the norm for the logs, no clipping
+                grad_norm = self._clip_grad_norm(model, float("inf"))
+            return super()._get_grad_norm(model, grad_norm=grad_norm)
+
+    return SparseEmbeddingsTrainer if sparse else ZooTrainer
 
 
 def _progress_callback(progress: Progress):
@@ -323,6 +339,10 @@ def load_model(job: TrainJob, device: Any, precision: str) -> tuple[Any, Any, Lo
     elif settings.train_embeddings is False:
         # No gradient, so no optimizer state either: the Trainer's AdamW skips frozen weights.
         model.get_input_embeddings().weight.requires_grad_(False)
+    elif settings.train_embeddings == "sparse":
+        from zoo.engine.sparse_embeddings import make_sparse
+
+        make_sparse(model)
     return model, tokenizer, request
 
 
@@ -457,7 +477,22 @@ def build_trainer(
     if settings.early_stopping_patience:
         # Counts evaluations (training.eval_every), not epochs.
         callbacks.append(EarlyStoppingCallback(settings.early_stopping_patience))
-    trainer = _trainer_class()(
+    sparse = settings.train_embeddings == "sparse" and job.method == "full"
+    extra = {}
+    if sparse:  # AdamW, with the lazy step for the embedding's rows (preflight: adamw alone)
+        from transformers import Trainer
+
+        if args.world_size > 1:
+            raise ZooError(
+                "training.train_embeddings = 'sparse' trains in one process: its gradient "
+                "clipping and row-wise AdamW step are not distributed",
+                hint="run without --nproc, or set train_embeddings = false (or true)",
+            )
+        from zoo.engine.sparse_embeddings import LazyAdamW
+
+        _, kwargs = Trainer.get_optimizer_cls_and_kwargs(args, model)
+        extra["optimizer_cls_and_kwargs"] = (LazyAdamW, kwargs)
+    trainer = _trainer_class(sparse=sparse)(
         model=model,
         args=args,
         data_collator=DataCollatorWithPadding(tokenizer),
@@ -467,6 +502,7 @@ def build_trainer(
         compute_metrics=compute_metrics,
         compute_loss_func=loss,
         callbacks=callbacks,
+        **extra,
     )
     # With tqdm off, the Trainer prints every log line to stdout; zoo keeps stdout for results.
     trainer.remove_callback(PrinterCallback)

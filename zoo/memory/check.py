@@ -115,7 +115,7 @@ def training_setup(
         strategy=strategy,
         hidden_dropout=hidden_dropout,
         attention_dropout=attention_dropout,  # SDPA on CUDA keeps nothing for it (the family)
-        train_embeddings=settings.train_embeddings is not False,
+        train_embeddings=True if settings.train_embeddings is None else settings.train_embeddings,
     )
 
 

@@ -68,6 +68,7 @@ class _Param:
     tensor: Tensor
     bytes_per: float  # per element
     trains: bool
+    sparse: bool = False  # its gradient is sparse: the rows one batch uses (train_embeddings)
 
 
 def parameters(shape: ModelShape, setup: TrainingSetup) -> list[_Param]:
@@ -75,10 +76,13 @@ def parameters(shape: ModelShape, setup: TrainingSetup) -> list[_Param]:
     trains (LoRA adds adapters and a trainable float32 copy of the head, as peft does)."""
     if setup.method == "full":
         weight = 2 if setup.precision == "bf16-pure" or _zero(setup) else 4
-        return [
-            _Param(tensor, weight, setup.train_embeddings or not word_embeddings(shape, tensor))
-            for tensor in shape.tensors()
-        ]
+        items = []
+        for tensor in shape.tensors():
+            words = word_embeddings(shape, tensor)
+            trains = setup.train_embeddings is not False or not words
+            sparse = words and setup.train_embeddings == "sparse"
+            items.append(_Param(tensor, weight, trains, sparse))
+        return items
     # zoo loads a LoRA base in the compute dtype; QLoRA quantises the layers' Linear weights
     # and keeps the rest in float32 (peft's prepare_model_for_kbit_training).
     base = 2 if setup.precision != "fp32" else 4
@@ -156,6 +160,20 @@ def step_temporaries(setup: TrainingSetup, trainable: list[_Param]) -> int:
     return 0  # fused AdamW and SGD update in place
 
 
+def sparse_gradients(setup: TrainingSetup, trainable: list[_Param]) -> tuple[int, int]:
+    """train_embeddings = "sparse": the bytes of the sparse gradients (a row and an int64 index
+    per token of the accumulated batches: rows repeat until coalesced), and what the lazy
+    AdamW step adds (the coalesced copy, and five row-sized temporaries per row it updates)."""
+    tokens = setup.batch_size * setup.sequence * setup.gradient_accumulation_steps
+    gradients = temporaries = 0
+    for p in trainable:
+        if p.sparse:
+            row = p.tensor.columns * p.bytes_per
+            gradients += round(tokens * (row + 8))
+            temporaries += round(tokens * (row + 8) + 5 * tokens * p.tensor.columns * 4)
+    return gradients, temporaries
+
+
 def _logits(shape: ModelShape, setup: TrainingSetup, batch: int) -> int:
     # A decoder scores every position, then picks the last token's; an encoder one vector a row.
     positions = shape.family.scored_positions(setup)
@@ -169,11 +187,13 @@ def estimate(shape: ModelShape, setup: TrainingSetup, *, context: int = CUDA_CON
     the CPU measurements check)."""
     items = parameters(shape, setup)
     trainable = [p for p in items if p.trains]
+    dense = [p for p in trainable if not p.sparse]
     shards = setup.sharding
     weights = _bytes(items)
-    gradients = _bytes(trainable)
+    sparse, sparse_step = sparse_gradients(setup, trainable)
+    gradients = _bytes(dense) + sparse
     optimizer = optimizer_state(setup, trainable)
-    temporaries = step_temporaries(setup, trainable)
+    temporaries = step_temporaries(setup, dense) + sparse_step
     if setup.method == "qlora":  # the largest quantised Linear, dequantised for its matmul
         largest = max(t.numel for t in shape.tensors() if t.kind == "linear" and t.block != "other")
         temporaries = max(temporaries, 2 * largest)
@@ -249,7 +269,7 @@ def _backward_peak(
     blocks = [("ffn", act.ffn), ("attention", act.attention)]
     trainable = [p for p in items if p.trains]
     # Sharding (ZeRO, FSDP) keeps a share of each gradient: scale the unsharded blocks.
-    share = gradients / max(_bytes(trainable), 1)
+    share = gradients / max(_bytes(trainable), 1) if _zero(setup) else 1.0
     block_grads = {
         name: round(share * _bytes(trainable, block=name) / act.layers) for name, _ in blocks
     }

@@ -36,8 +36,9 @@ class TrainingSetup:
     # Hidden and attention dropout as the model's config has it (BERT 0.1, GPT-NeoX 0.0).
     hidden_dropout: bool = True
     attention_dropout: bool = True
-    # Full fine-tuning: False freezes the word-embedding matrix (no gradient, no optimizer state).
-    train_embeddings: bool = True
+    # Full fine-tuning: False freezes the word-embedding matrix (no gradient, no optimizer
+    # state); "sparse" trains the rows a batch uses (a sparse gradient, the full AdamW state).
+    train_embeddings: bool | Literal["sparse"] = True
 
     @property
     def effective_batch(self) -> int:
