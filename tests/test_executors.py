@@ -395,11 +395,44 @@ def test_where_units_run_is_no_part_of_the_recipe_hash(tmp_path):
     plain.write_text(TFIDF, encoding="utf-8")
     elsewhere.write_text(TFIDF + '\n[executor]\nname = "ray"\njobs = 4\n', encoding="utf-8")
     plugins = Plugins.load(warn=False)
-    hashes = [recipe_identity(plugins.recipe(p)).recipe_hash for p in (plain, elsewhere)]
+    hashes = [
+        recipe_identity(plugins.recipe(p), plugins.registry).recipe_hash for p in (plain, elsewhere)
+    ]
     assert hashes[0] == hashes[1]
     other = tmp_path / "other.toml"
     other.write_text(TFIDF.replace("seeds = [1, 2]", "seeds = [1, 3]"), encoding="utf-8")
-    assert recipe_identity(plugins.recipe(other)).recipe_hash != hashes[0]
+    assert recipe_identity(plugins.recipe(other), plugins.registry).recipe_hash != hashes[0]
+
+
+def test_a_changed_plugin_default_is_another_recipe(tmp_path):
+    # --skip-done and --resume match runs by the recipe hash: a model whose plugin default
+    # changed trains differently, so its old runs must not count as this recipe's.
+    import attrs
+
+    from zoo.api import Plugins
+    from zoo.runner import recipe_identity
+
+    write_demo_slice(tmp_path)
+    plugins = Plugins.load(warn=False)
+
+    class ChangedDefault:
+        def __init__(self, key, value):
+            self.key, self.value = key, value
+
+        def spec_for(self, recipe, entry):
+            spec = plugins.registry.spec_for(recipe, entry)
+            return attrs.evolve(spec, defaults={**spec.defaults, self.key: self.value})
+
+    def hash_of(text, registry):
+        path = tmp_path / "recipe.toml"
+        path.write_text(text, encoding="utf-8")
+        return recipe_identity(plugins.recipe(path), registry).recipe_hash
+
+    before = hash_of(TFIDF, plugins.registry)
+    assert hash_of(TFIDF, ChangedDefault("learning_rate", 0.5)) != before
+    # A setting the recipe gives itself leaves the plugin's default without effect.
+    given = TFIDF + "\n[training]\nlearning_rate = 0.1\n"
+    assert hash_of(given, ChangedDefault("learning_rate", 0.5)) == hash_of(given, plugins.registry)
 
 
 @pytest.mark.slow

@@ -236,7 +236,7 @@ def coordinate(
 ) -> list[ModelRun]:
     """Run every unit of `recipe` through `executor`, `jobs` at a time, each with `nproc`
     processes (see the module)."""
-    identity = recipe_identity(recipe)
+    identity = recipe_identity(recipe, registry)
     recorder = Recorder(Path(identity.output_dir))
     finished = finished_units(recipe, identity) if skip_done else {}
     plan = Plan(recipe, registry, splits_for, identity, options, finished)

@@ -229,20 +229,27 @@ def fold_of(recipe: Recipe) -> dict[str, int | None]:
     return {"fold": folds.fold, "folds": folds.folds}
 
 
-def hashed_recipe(recipe: Recipe) -> dict[str, Any]:
+def hashed_recipe(recipe: Recipe, registry: Registry) -> dict[str, Any]:
     """What the recipe hash covers: the whole recipe but where its units run ([executor]),
-    which changes no result (so --skip-done knows a unit whichever executor ran it)."""
+    which changes no result (so --skip-done knows a unit whichever executor ran it), and the
+    settings each model trains with, its plugin's and zoo's defaults filled in: a changed
+    default trains another model, which --skip-done and --resume must not take for the old."""
     data = recipe_to_dict(recipe)
     data.pop("executor", None)
+    resolved = {
+        entry.label: attrs.asdict(settings_for(recipe, entry, registry.spec_for(recipe, entry)))
+        for entry in recipe.models
+    }
+    data["resolved_settings"] = json.dumps(resolved, sort_keys=True, default=str)
     return data
 
 
-def recipe_identity(recipe: Recipe) -> RecipeIdentity:
+def recipe_identity(recipe: Recipe, registry: Registry) -> RecipeIdentity:
     files = data_paths(recipe)
     digests = {key: file_digest(path) for key, path in files.items()}
     return RecipeIdentity(
         recipe_name=recipe.run.name,
-        recipe_hash=hash_text(tomli_w.dumps(hashed_recipe(recipe))),
+        recipe_hash=hash_text(tomli_w.dumps(hashed_recipe(recipe, registry))),
         # over the files in data_files()' order, as fingerprint_files(data_files(recipe))
         data_fingerprint=fingerprint_digests(digests.values()),
         output_dir=str(recipe.path(recipe.run.output_dir)),
@@ -355,9 +362,8 @@ def _train(
     """Check, train, and write the run directory of one model (`run_model` without events)."""
     device = _refuse_what_cannot_run(recipe, entry, spec, settings, options)
     job = _job(recipe, entry, spec, settings, splits, options, device, events)
-    start = _start(
-        recipe, entry, spec, settings, splits, identity or recipe_identity(recipe), options
-    )
+    identity = identity or recipe_identity(recipe, registry)
+    start = _start(recipe, entry, spec, settings, splits, identity, options)
     fold = fold_of(recipe)
     run_dir = _RunDir(
         parent=recipe.path(recipe.run.output_dir) / recipe.run.name,
@@ -717,7 +723,7 @@ def run_recipe(
     Recorder)."""
     runs = []
     splits_for = splits_for or load_all_splits(recipe)
-    identity = recipe_identity(recipe)
+    identity = recipe_identity(recipe, registry)
     if options.resume is not None:
         identity = check_resume(options.resume, recipe, registry, splits_for, identity)
     # Only the main process of a distributed run records.
