@@ -79,6 +79,7 @@ lr_scheduler = "cosine"
 warmup_ratio = 0.03
 max_length = 64
 early_stopping_patience = 0
+train_embeddings = true  # as RESULTS.md section 5 measured it (e5-small's default then)
 """
 
 

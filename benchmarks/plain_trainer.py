@@ -1,7 +1,13 @@
 """A hand-written Hugging Face Trainer script, the way one would write it without zoo: the
 baseline of benchmark 1. Same split, tokenization and TrainingArguments as zoo's engine.
 
-    python benchmarks/plain_trainer.py MODEL_DIR TRAIN.tsv TEST.tsv OUT.json
+    python benchmarks/plain_trainer.py MODEL_DIR TRAIN.tsv TEST.tsv OUT.json [EPOCHS LR]
+    python benchmarks/plain_trainer.py MODEL_DIR TRAIN.tsv TEST.tsv OUT.json --trainer-defaults
+
+The first form sets what zoo sets (batch 16, cosine, warmup 3%, weight decay 0.01, length
+grouping; 1 epoch and lr 1e-4 unless given). `--trainer-defaults` is the script one writes from
+the Trainer's documentation: its defaults (3 epochs, lr 5e-5, batch 8, linear decay, no warmup,
+no weight decay, random batches), evaluating and keeping the best checkpoint each epoch.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from transformers import (  # noqa: E402
     TrainingArguments,
 )
 
-SEED, MAX_LENGTH, BATCH = 42, 128, 16
+SEED, MAX_LENGTH = 42, 128
 
 
 def read(path):
@@ -41,7 +47,7 @@ class SequentialEvalTrainer(Trainer):
         return SequentialSampler(eval_dataset)
 
 
-def main(model_dir, train_path, test_path, out_path):
+def main(model_dir, train_path, test_path, out_path, *settings):
     transformers.logging.set_verbosity_error()
     texts, labels = read(train_path)
     test_texts, test_labels = read(test_path)
@@ -69,16 +75,25 @@ def main(model_dir, train_path, test_path, out_path):
         dataset(val_x, val_y),
         dataset(test_texts, test_labels),
     )
-    steps = -(-len(train) // BATCH)
+    if settings == ("--trainer-defaults",):
+        batch = 8
+        steps = -(-len(train) // batch)
+        chosen = dict(num_train_epochs=3, per_device_train_batch_size=batch)
+    else:
+        batch = 16
+        steps = -(-len(train) // batch)
+        epochs, lr = (int(settings[0]), float(settings[1])) if settings else (1, 1e-4)
+        chosen = dict(
+            num_train_epochs=epochs, learning_rate=lr, per_device_train_batch_size=batch,
+            lr_scheduler_type="cosine", warmup_steps=0.03, weight_decay=0.01,
+            train_sampling_strategy="group_by_length", logging_nan_inf_filter=False,
+        )  # fmt: skip
     args = TrainingArguments(
-        output_dir=f"{out_path}.checkpoints", seed=SEED, num_train_epochs=1,
-        learning_rate=1e-4, per_device_train_batch_size=BATCH,
-        per_device_eval_batch_size=2 * BATCH, lr_scheduler_type="cosine", warmup_steps=0.03,
-        weight_decay=0.01, eval_strategy="steps", eval_steps=steps, save_strategy="steps",
-        save_steps=steps, save_total_limit=1, load_best_model_at_end=True,
-        metric_for_best_model="f1_macro", train_sampling_strategy="group_by_length",
-        logging_steps=max(1, steps // 4), logging_nan_inf_filter=False, use_cpu=True,
-        report_to="none", disable_tqdm=True,
+        output_dir=f"{out_path}.checkpoints", seed=SEED, per_device_eval_batch_size=2 * batch,
+        eval_strategy="steps", eval_steps=steps, save_strategy="steps", save_steps=steps,
+        save_total_limit=1, load_best_model_at_end=True, metric_for_best_model="f1_macro",
+        logging_steps=max(1, steps // 4), use_cpu=True, report_to="none", disable_tqdm=True,
+        **chosen,
     )  # fmt: skip
 
     def metrics(p):
@@ -106,4 +121,4 @@ def main(model_dir, train_path, test_path, out_path):
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:5])
+    main(*sys.argv[1:])
