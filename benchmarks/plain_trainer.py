@@ -1,9 +1,10 @@
 """A hand-written Hugging Face Trainer script, the way one would write it without zoo: the
 baseline of benchmark 1. Same split, tokenization and TrainingArguments as zoo's engine.
 
-    python benchmarks/plain_trainer.py MODEL_DIR TRAIN.tsv TEST.tsv OUT.json [EPOCHS LR]
-    python benchmarks/plain_trainer.py MODEL_DIR TRAIN.tsv TEST.tsv OUT.json --trainer-defaults
+    python benchmarks/plain_trainer.py MODEL_DIR TRAIN TEST OUT.json [EPOCHS LR]
+    python benchmarks/plain_trainer.py MODEL_DIR TRAIN TEST OUT.json --trainer-defaults
 
+TRAIN and TEST: .tsv (text column `document`) or .csv (`text`), with a `label` column.
 The first form sets what zoo sets (batch 16, cosine, warmup 3%, weight decay 0.01, length
 grouping; 1 epoch and lr 1e-4 unless given). `--trainer-defaults` is the script one writes from
 the Trainer's documentation: its defaults (3 epochs, lr 5e-5, batch 8, linear decay, no warmup,
@@ -38,8 +39,16 @@ SEED, MAX_LENGTH = 42, 128
 
 def read(path):
     with open(path, encoding="utf-8-sig", newline="") as f:
-        rows = list(csv.DictReader(f, delimiter="\t"))
-    return [r["document"].strip() for r in rows], [r["label"].strip() for r in rows]
+        rows = list(csv.DictReader(f, delimiter="," if path.endswith(".csv") else "\t"))
+    text = "document" if "document" in rows[0] else "text"
+    return [r[text].strip() for r in rows], [r["label"].strip() for r in rows]
+
+
+def label_order(labels):
+    """As zoo orders them: numerically when every label is an integer, else alphabetically."""
+    if all(label.isdigit() for label in labels):
+        return sorted(set(labels), key=int)
+    return sorted(set(labels))
 
 
 class SequentialEvalTrainer(Trainer):
@@ -51,7 +60,7 @@ def main(model_dir, train_path, test_path, out_path, *settings):
     transformers.logging.set_verbosity_error()
     texts, labels = read(train_path)
     test_texts, test_labels = read(test_path)
-    names = sorted(set(labels), key=int)
+    names = label_order(labels)
     ids = {n: i for i, n in enumerate(names)}
     train_x, val_x, train_y, val_y = train_test_split(
         texts, labels, test_size=0.2, random_state=SEED, stratify=labels
