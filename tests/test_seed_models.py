@@ -231,7 +231,7 @@ def test_a_saved_lora_adapter_reloads_and_predicts_what_it_predicted(registry, t
 
 def test_zero_shot_gives_one_label_per_row_and_records_its_prompt(registry, tiny, data):
     entry = f'model = "koalpaca-5.8b"\nmethod = "zero-shot"\ncheckpoint = "{tiny["gpt-neox"]}"'
-    [result], failures = run(write_recipe(data, entry), registry)
+    [result], failures = run(write_recipe(data, entry, max_length=160), registry)
     assert failures == []
     assert result.status == "ok"
     with (result.run_dir / "predictions.csv").open(encoding="utf-8", newline="") as f:
@@ -246,7 +246,8 @@ def test_zero_shot_gives_one_label_per_row_and_records_its_prompt(registry, tiny
 def test_zero_shot_does_not_depend_on_the_order_of_the_labels(tiny):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from zoo.engine.zero_shot import label_scores
+    from zoo.engine.label_scoring import label_scores
+    from zoo.prompts import DEFAULT_PROMPT, Prompt
 
     model = AutoModelForCausalLM.from_pretrained(tiny["gpt-neox"])
     tokenizer = AutoTokenizer.from_pretrained(tiny["gpt-neox"])
@@ -254,8 +255,13 @@ def test_zero_shot_does_not_depend_on_the_order_of_the_labels(tiny):
     texts = demo_texts()[:6]
     labels = ("코드", "웹", "이론", "시스템", "원격")
     reordered = ("원격", "이론", "코드", "시스템", "웹")
-    first = label_scores(model, tokenizer, texts, labels, max_length=64, batch_size=4)
-    second = label_scores(model, tokenizer, texts, reordered, max_length=64, batch_size=7)
+
+    def scores(order, batch_size):
+        prompt = Prompt.from_template(DEFAULT_PROMPT, order)
+        return label_scores(model, tokenizer, prompt, texts, order, max_length=64,
+                            batch_size=batch_size)  # fmt: skip
+
+    first, second = scores(labels, 4), scores(reordered, 7)
     assert first.shape == (6, 5)
     for row in range(len(texts)):
         by_label = dict(zip(labels, first[row], strict=True))

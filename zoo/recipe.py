@@ -24,7 +24,8 @@ from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, Iterabl
 from zoo.errors import Problem, RecipeError
 from zoo.hub_models import hub_label, is_hub, repo_id
 from zoo.metrics import BUILTIN_METRICS, DEFAULT_METRIC, unknown_metric_hint
-from zoo.spec import Attention, Method, ModelSpec, Precision, Truncation
+from zoo.prompts import DEFAULT_SHOTS, label_words_problems, template_problem
+from zoo.spec import Attention, Head, Method, ModelSpec, Precision, Truncation, trains_weights
 from zoo.trackers import TRACKERS, unknown_tracker
 from zoo.transforms import BUILTIN_TRANSFORMS
 
@@ -40,6 +41,8 @@ RunName = NewType("RunName", str)
 Seeds = NewType("Seeds", tuple[int, ...])
 # true, false or "sparse" (only the rows a batch's tokens use: zoo.engine.sparse_embeddings).
 EmbeddingTraining = NewType("EmbeddingTraining", bool | Literal["sparse"])
+PromptTemplate = NewType("PromptTemplate", str)  # {text} once (zoo.prompts)
+LabelWords = NewType("LabelWords", object)  # a table of label -> words
 
 Scheduler = Literal["linear", "cosine", "constant", "constant_with_warmup"]
 Encoding = Literal["auto", "utf-8", "utf-8-sig", "cp949", "euc-kr"]
@@ -288,7 +291,31 @@ class ModelEntry(TrainingConfig):
         "a registered model name (see 'zoo models'), or any hub model by id: 'hub:ORG/NAME'"
     )
     method: Method | None = doc(
-        "'full' fine-tuning (default), 'lora', 'qlora' (4-bit base, CUDA) or 'zero-shot'",
+        "'full' fine-tuning (default), 'lora', 'qlora' (4-bit base, CUDA); or, for a decoder, "
+        "'zero-shot' (scores each label's words after the prompt, trains nothing) or "
+        "'few-shot' (the same with `shots` training examples per class in the prompt)",
+        default=None,
+    )
+    head: Head | None = doc(
+        "what a fine-tuned model answers with: 'classifier', a fresh classification head "
+        "(default), or, for a decoder, 'label-words': the model learns to say the label's "
+        "words after the prompt, and predicts by scoring every label's words",
+        default=None,
+    )
+    prompt: PromptTemplate | None = doc(
+        "a decoder's prompt for label words, zero-shot and few-shot, with {text} once where "
+        "the text goes and optionally {labels} (the label words, listed); default: the "
+        "model plugin's",
+        default=None,
+    )
+    label_words: LabelWords | None = doc(
+        "the words a label is answered with, for labels whose names are not words, e.g. "
+        '{0 = "일상", 1 = "이별"}; other labels are answered with their names',
+        default=None,
+    )
+    shots: PositiveInt | None = doc(
+        f"'few-shot': training examples per class in the prompt, chosen by the seed "
+        f"(default {DEFAULT_SHOTS})",
         default=None,
     )
     lora: LoraSettings | None = doc("LoRA settings for 'lora' and 'qlora'", default=None)
@@ -316,6 +343,11 @@ class ModelEntry(TrainingConfig):
     @property
     def training_method(self) -> str:
         return self.method or "full"
+
+    @property
+    def answer_head(self) -> str:
+        """'classifier' or 'label-words' (the `head` key, its default filled in)."""
+        return self.head or "classifier"
 
 
 @attrs.frozen(kw_only=True)
@@ -541,6 +573,24 @@ def _embedding_training(value: Any, _type: Any) -> bool | str:
     raise ValueError(f"must be true, false or 'sparse', got {describe_value(value)}{hint}")
 
 
+def _prompt_template(value: Any, _type: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"expected a string with {{text}} in it, got {describe_value(value)}")
+    problem = template_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+def _label_words(value: Any, _type: Any) -> dict[str, str]:
+    if not isinstance(value, Mapping):
+        raise ValueError(f'expected a table of label = "words", got {describe_value(value)}')
+    problems = label_words_problems(value)
+    if problems:
+        raise ValueError("; ".join(problems))
+    return {str(label): words.strip() for label, words in value.items()}
+
+
 def _validation(conv: cattrs.Converter) -> Callable[[Any, Any], float | str | Folds]:
     def structure(value: Any, _type: Any) -> float | str | Folds:
         if isinstance(value, str):
@@ -660,6 +710,8 @@ def make_converter(
     conv.register_structure_hook(ClassWeights, _class_weights)
     conv.register_structure_hook(Seeds, _seeds)
     conv.register_structure_hook(EmbeddingTraining, _embedding_training)
+    conv.register_structure_hook(PromptTemplate, _prompt_template)
+    conv.register_structure_hook(LabelWords, _label_words)
     conv.register_structure_hook(EvalEvery, _eval_every)
     conv.register_structure_hook(TrainerTable, _trainer_table)
     conv.register_structure_hook(TrackerNames, _report_to)
@@ -1138,12 +1190,40 @@ def method_problems(recipe: Recipe, methods: Mapping[str, Sequence[str]]) -> lis
                     f"{entry.model!r} supports {listed}, not {entry.training_method!r}",
                 )
             )
-        if entry.training_method == "zero-shot" and entry.truncation is not None:
+        method = entry.training_method
+        if not trains_weights(method) and entry.truncation is not None:
             problems.append(
                 Problem(
                     f"models[{i}].truncation",
-                    "zero-shot scoring keeps the end of its prompt (training.truncation applies "
-                    "to fine-tuned models, and their run.json says what it cut): remove it here",
+                    f"{method} scoring cuts the text to fit its prompt (training.truncation "
+                    "applies to fine-tuned models, and their run.json says what it cut): "
+                    "remove it here",
+                )
+            )
+        if entry.head is not None and not trains_weights(method):
+            problems.append(
+                Problem(
+                    f"models[{i}].head",
+                    f"{method} trains no head: it scores each label's words after the prompt "
+                    "already; remove head, or fine-tune (method = 'full', 'lora' or 'qlora')",
+                )
+            )
+        prompted = not trains_weights(method) or entry.answer_head == "label-words"
+        for key in ("prompt", "label_words"):
+            if getattr(entry, key) is not None and not prompted:
+                problems.append(
+                    Problem(
+                        f"models[{i}].{key}",
+                        f"{key} is read by head = 'label-words', 'zero-shot' and 'few-shot', "
+                        f"not by a classification head; remove it, or set one of those",
+                    )
+                )
+        if entry.shots is not None and method != "few-shot":
+            problems.append(
+                Problem(
+                    f"models[{i}].shots",
+                    f"shots is the number of examples per class of method = 'few-shot', "
+                    f"not of {method!r}: remove it, or set method = 'few-shot'",
                 )
             )
         if entry.lora is not None and entry.training_method not in {"lora", "qlora"}:

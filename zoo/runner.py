@@ -26,6 +26,7 @@ from zoo.events import RunEvents, RunListeners
 from zoo.files import new_run_dir, write_text
 from zoo.metrics import BUILTIN_METRICS, INTERVALS, Metric, for_task, scores_of
 from zoo.multilabel import multi_hot_ids
+from zoo.prompts import DEFAULT_SHOTS, resolved_prompt
 from zoo.recipe import (
     Folds,
     ModelEntry,
@@ -57,7 +58,7 @@ from zoo.rundir import (
     write_outputs,
     write_record,
 )
-from zoo.spec import DEFAULT_TRUNCATION, ModelSpec
+from zoo.spec import DEFAULT_TRUNCATION, ModelSpec, trains_weights
 from zoo.store import (
     ResultsStore,
     RunRecord,
@@ -236,10 +237,13 @@ def hashed_recipe(recipe: Recipe, registry: Registry) -> dict[str, Any]:
     default trains another model, which --skip-done and --resume must not take for the old."""
     data = recipe_to_dict(recipe)
     data.pop("executor", None)
-    resolved = {
-        entry.label: attrs.asdict(settings_for(recipe, entry, registry.spec_for(recipe, entry)))
-        for entry in recipe.models
-    }
+    resolved = {}
+    for entry in recipe.models:
+        spec = registry.spec_for(recipe, entry)
+        resolved[entry.label] = attrs.asdict(settings_for(recipe, entry, spec))
+        if not trains_weights(entry.training_method) or entry.answer_head == "label-words":
+            # The prompt it is asked with: a changed plugin prompt is another model.
+            resolved[entry.label]["prompt"] = resolved_prompt(entry.prompt, spec.prompt)
     data["resolved_settings"] = json.dumps(resolved, sort_keys=True, default=str)
     return data
 
@@ -452,6 +456,10 @@ def _job(
     return TrainJob(
         method=entry.training_method,
         lora=entry.lora,
+        head=entry.answer_head,
+        prompt=resolved_prompt(entry.prompt, spec.prompt),
+        label_words=entry.label_words,
+        shots=entry.shots or DEFAULT_SHOTS,
         spec=spec,
         location=location,
         revision=revision,

@@ -15,6 +15,7 @@ from typing import Any, Literal, get_args
 
 import attrs
 
+from zoo.prompts import template_problem
 from zoo.resources import parameters_from_config
 
 # The name of a model family of the memory estimator (`zoo.ModelFamily.name`: "bert",
@@ -22,11 +23,25 @@ from zoo.resources import parameters_from_config
 # a model that is not a transformer (e.g. TF-IDF). The estimator itself picks the family from
 # the architecture's `model_type`; this is the name `zoo models` shows.
 Family = str
-# How a model entry uses its model: the methods that train weights, and zero-shot, which only
-# evaluates. A plugin says which of them its model supports (`ModelSpec.methods`).
+# How a model entry uses its model: the methods that train weights, and the prompting methods,
+# which train nothing and score each label's words after a prompt (zero-shot; few-shot, with
+# training examples in the prompt). A plugin says which its model supports (`Resources.methods`).
 TrainingMethod = Literal["full", "lora", "qlora"]
-Method = Literal[TrainingMethod, "zero-shot"]
+PromptingMethod = Literal["zero-shot", "few-shot"]
+Method = Literal[TrainingMethod, PromptingMethod]
 METHODS: tuple[str, ...] = get_args(Method)
+PROMPTING_METHODS: tuple[str, ...] = get_args(PromptingMethod)
+# What a trained model answers with: a fresh classification head ("classifier"), or, for a
+# decoder, the label's words after a prompt, which its own LM head learns to say ("label-words").
+Head = Literal["classifier", "label-words"]
+HEADS: tuple[str, ...] = get_args(Head)
+
+
+def trains_weights(method: str) -> bool:
+    """Whether a method trains (and saves) a model; the prompting methods only score."""
+    return method not in PROMPTING_METHODS
+
+
 Precision = Literal["auto", "fp32", "fp16", "bf16"]
 Attention = Literal["sdpa", "eager"]
 # Which tokens of a text longer than max_length a model reads (zoo.engine.truncation).
@@ -184,6 +199,16 @@ class ModelSpec:
     engine: CustomEngine | None = None
     # The model needs Python code from its repository; a recipe must also allow it.
     trust_remote_code: bool = False
+    # A decoder's prompt for label words, zero-shot and few-shot (a recipe's `prompt` wins):
+    # `{text}` once, where the text goes, and optionally `{labels}`, the label words listed.
+    # None: zoo's default prompt (zoo.prompts.DEFAULT_PROMPT).
+    prompt: str | None = attrs.field(default=None)
+
+    @prompt.validator
+    def _one_text_slot(self, _attribute: attrs.Attribute, value: str | None) -> None:
+        problem = None if value is None else template_problem(value)
+        if problem:
+            raise ValueError(f"the prompt of {self.name!r}: {problem}")
 
     @property
     def training_defaults(self) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from zoo.engine.device import DeviceInfo
 from zoo.errors import ZooError
 from zoo.events import RunEvents
 from zoo.metrics import BUILTIN_METRICS, Metric, full_report
+from zoo.prompts import DEFAULT_PROMPT, DEFAULT_SHOTS, Prompt, answer_words
 from zoo.recipe import DistributedSection, LoraSettings, TrainingConfig
 from zoo.spec import ModelSpec
 
@@ -43,8 +44,14 @@ class TrainJob:
     settings: TrainingConfig  # resolved: every key set (max_steps may be None)
     splits: Splits
     seed: int
-    method: str = "full"  # "full", "lora", "qlora" or "zero-shot"
+    method: str = "full"  # zoo.spec.METHODS
     lora: LoraSettings | None = None
+    head: str = "classifier"  # zoo.spec.HEADS
+    # A decoder's prompt template ({text} once; zoo.prompts), the recipe's or its plugin's, and
+    # the recipe's label_words: read by head = "label-words", zero-shot and few-shot.
+    prompt: str = DEFAULT_PROMPT
+    label_words: Mapping[str, str] | None = None
+    shots: int = DEFAULT_SHOTS  # few-shot: training examples per class in the prompt
     # A Trainer checkpoint to continue from (`zoo run --resume`).
     resume_from: Path | None = None
     allow_pickle: bool = False
@@ -69,6 +76,14 @@ class TrainJob:
     @property
     def multi_label(self) -> bool:
         return self.splits.separator is not None
+
+    def answer_words(self) -> list[str]:
+        """Each label's words, in label order (label_words, else the label's name)."""
+        return answer_words(self.splits.labels, self.label_words)
+
+    def prompt_for_labels(self) -> Prompt:
+        """The prompt, `{labels}` filled in with the label words."""
+        return Prompt.from_template(self.prompt, self.answer_words())
 
     def thresholds(self, validation_probabilities: np.ndarray) -> tuple[float, ...] | None:
         """Multi-label: each label's decision threshold, tuned on the validation split's

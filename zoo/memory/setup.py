@@ -6,7 +6,7 @@ from typing import Literal
 
 import attrs
 
-from zoo.spec import Attention, TrainingMethod
+from zoo.spec import Attention, Head, TrainingMethod
 
 # fp16/bf16: mixed precision (fp32 weights, 16-bit compute); bf16-pure: everything in bf16.
 Precision = Literal["fp32", "fp16", "bf16", "bf16-pure"]
@@ -39,6 +39,9 @@ class TrainingSetup:
     # Full fine-tuning: False freezes the word-embedding matrix (no gradient, no optimizer
     # state); "sparse" trains the rows a batch uses (a sparse gradient, the full AdamW state).
     train_embeddings: bool | Literal["sparse"] = True
+    # "label-words": a decoder trains its LM head (over the whole vocabulary, at every
+    # position) instead of a fresh classification head (zoo.spec.Head).
+    head: Head = "classifier"
 
     @property
     def effective_batch(self) -> int:

@@ -77,6 +77,9 @@ class ModelShape:
     positions: int = 512
     type_vocab: int = 2
     rotary_pct: float = 0.25
+    # A decoder's LM head is its word-embedding matrix (config `tie_word_embeddings`): no
+    # weights of its own (`ModelFamily.lm_head`).
+    tied_embeddings: bool = False
     extra: Mapping[str, Any] = attrs.field(
         factory=dict, converter=lambda v: MappingProxyType(dict(v)), eq=False, hash=False
     )

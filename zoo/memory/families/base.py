@@ -41,6 +41,8 @@ class ModelFamily(abc.ABC):
     model_types: ClassVar[tuple[str, ...]] = ()
     # The module of the word-embedding matrix among `tensors`: what train_embeddings freezes.
     word_embeddings: ClassVar[str] = "word_embeddings"
+    # A causal LM (decoder): zero-shot, few-shot and head = "label-words" can use its LM head.
+    decoder: ClassVar[bool] = False
 
     def shape(self, config: Mapping[str, Any], labels: int) -> ModelShape:
         """The architecture numbers of a transformers config dictionary. Numbers only this
@@ -71,6 +73,14 @@ class ModelFamily(abc.ABC):
     def activations(self, shape: ModelShape, setup: TrainingSetup) -> Activations:
         """What a training step keeps for the backward pass, layer by layer (see
         `zoo.memory.activations`)."""
+
+    def lm_head(self, shape: ModelShape) -> list[Tensor]:
+        """The causal LM's output layer, which head = "label-words" trains in place of the
+        fresh classification head: vocabulary x hidden, without a bias, and no tensor of its
+        own where the config ties it to the word embeddings (`ModelShape.tied_embeddings`)."""
+        if shape.tied_embeddings:
+            return []
+        return [Tensor("lm_head", "linear", shape.vocab, shape.hidden)]
 
     def dropout(self, config: Mapping[str, Any]) -> tuple[bool, bool]:
         """Whether the model, as configured, has hidden and attention dropout (BERT's 0.1 by

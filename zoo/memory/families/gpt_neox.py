@@ -41,12 +41,25 @@ class GptNeoxFamily(ModelFamily):
     name = "gpt-neox"
     word_embeddings = "embed_in"
     model_types = ("gpt_neox",)
+    decoder = True
+
+    def shape(self, config: Mapping[str, Any], labels: int) -> ModelShape:
+        tied = bool(config.get("tie_word_embeddings", False))
+        return attrs.evolve(super().shape(config, labels), tied_embeddings=tied)
+
+    def lm_head(self, shape: ModelShape) -> list[Tensor]:
+        # GPTNeoXForCausalLM names its output layer embed_out.
+        return (
+            []
+            if shape.tied_embeddings
+            else [Tensor("embed_out", "linear", shape.vocab, shape.hidden)]
+        )
 
     def config(self, shape: ModelShape) -> dict[str, Any]:
         return {
             **super().config(shape),
             "rotary_pct": shape.rotary_pct,
-            "tie_word_embeddings": False,
+            "tie_word_embeddings": shape.tied_embeddings,
         }
 
     def tensors(self, shape: ModelShape, layers: int) -> list[Tensor]:
