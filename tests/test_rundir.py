@@ -681,7 +681,8 @@ def test_a_failed_run_is_recorded_with_its_reason(run_copy, capsys):
 
 def test_every_model_entry_key_survives_the_run_directory_recipe(tmp_path):
     """Each key of a [[models]] entry that is not a training setting, set to a value other than
-    its default, comes back the same from RUN_DIR/recipe.toml (a new key must be added here)."""
+    its default, comes back the same from RUN_DIR/recipe.toml (a new key must be added here).
+    Two entries between them set every key: shots is few-shot's alone, head a trained one's."""
     from zoo.recipe import TRAINING_KEYS, ModelEntry, load_recipe
     from zoo.rundir import effective_recipe
 
@@ -691,27 +692,34 @@ def test_every_model_entry_key_survives_the_run_directory_recipe(tmp_path):
         '[run]\nname = "rd"\n\n[data]\ntrain = "train.csv"\n\n'
         '[[models]]\nmodel = "minilm"\nmethod = "lora"\nname = "mini"\ncheckpoint = "weights"\n'
         "allow_pickle = true\ntrust_remote_code = true\n"
-        'lora = { r = 4, alpha = 8, dropout = 0.1, target_modules = ["query"] }\n',
+        'lora = { r = 4, alpha = 8, dropout = 0.1, target_modules = ["query"] }\n'
+        'head = "label-words"\nprompt = "Q: {text} \\"{labels}\\" A:"\n'
+        'label_words = { a = "에이", b = "비" }\n\n'
+        '[[models]]\nmodel = "koalpaca-5.8b"\nmethod = "few-shot"\nname = "few"\nshots = 2\n',
         encoding="utf-8",
     )
     recipe = load_recipe(tmp_path / "recipe.toml")
-    [entry] = recipe.models
     keys = [f.name for f in attrs.fields(ModelEntry) if f.name not in TRAINING_KEYS]
     defaults = {f.name: f.default for f in attrs.fields(ModelEntry)}
-    assert [k for k in keys if getattr(entry, k) == defaults[k]] == []  # every key is set here
+    unset = [k for k in keys if all(getattr(e, k) == defaults[k] for e in recipe.models)]
+    assert unset == []  # every key is set here
 
     from zoo.plugins import get_plugin_manager
     from zoo.recipe import settings_for
     from zoo.registry import collect_models
 
-    settings = settings_for(recipe, entry, collect_models(get_plugin_manager()).get("minilm"))
-    run_dir = tmp_path / "runs" / "rd" / "mini-seed42-20261201-101010"
-    run_dir.mkdir(parents=True)
-    (run_dir / "recipe.toml").write_text(effective_recipe(recipe, entry, settings), "utf-8")
-    [again] = load_recipe(run_dir / "recipe.toml").models
-    for key in keys:
-        expected = str(tmp_path / "weights") if key == "checkpoint" else getattr(entry, key)
-        assert getattr(again, key) == expected, key
+    registry = collect_models(get_plugin_manager())
+    for entry in recipe.models:
+        settings = settings_for(recipe, entry, registry.get(entry.model))
+        run_dir = tmp_path / "runs" / "rd" / f"{entry.label}-seed42-20261201-101010"
+        run_dir.mkdir(parents=True)
+        (run_dir / "recipe.toml").write_text(effective_recipe(recipe, entry, settings), "utf-8")
+        [again] = load_recipe(run_dir / "recipe.toml").models
+        for key in keys:
+            expected = getattr(entry, key)
+            if key == "checkpoint" and expected is not None:
+                expected = str(tmp_path / "weights")
+            assert getattr(again, key) == expected, key
 
 
 def test_resuming_may_change_where_a_run_logs_but_not_what_it_learns():

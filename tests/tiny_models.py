@@ -166,6 +166,46 @@ def save_tiny_gpt_neox(directory: Path, texts: Iterable[str], *, hidden: int = 3
     return directory
 
 
+def save_tiny_llama(directory: Path, texts: Iterable[str], *, hidden: int = 32) -> Path:
+    """A 2-layer Llama causal LM (grouped-query attention, tied embeddings, as the small
+    current decoders have) with a character tokenizer that puts a BOS token before every text
+    and has an end-of-text token but no pad token."""
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    torch.manual_seed(0)
+    pieces = ["<s>", "</s>", "<unk>"] + korean_wordpiece_vocab(texts)[len(SPECIAL) :]
+    vocab = {piece: i for i, piece in enumerate(pieces)}
+    backend = Tokenizer(models.WordPiece(vocab, unk_token="<unk>", max_input_chars_per_word=200))
+    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    backend.post_processor = processors.TemplateProcessing(
+        single="<s> $A", pair="<s> $A $B", special_tokens=[("<s>", 0)]
+    )
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        bos_token="<s>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        model_input_names=["input_ids", "attention_mask"],
+    )
+    config = LlamaConfig(
+        vocab_size=len(vocab),
+        hidden_size=hidden,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        intermediate_size=2 * hidden,
+        max_position_embeddings=512,
+        bos_token_id=0,
+        eos_token_id=1,
+        tie_word_embeddings=True,
+    )
+    LlamaForCausalLM(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
 def save_tiny_encoder(directory: Path, texts: Iterable[str], model_type: str) -> Path:
     """A 2-layer random-init encoder of `model_type` ("roberta", "electra", "modernbert") with
     the Korean character WordPiece tokenizer: a stand-in for KLUE RoBERTa, KoELECTRA (with an

@@ -139,6 +139,7 @@ def predict_texts(
             progress=progress,
             pairs=pairs,
             multi_label=run.label_separator is not None,
+            labels=run.labels,
         )
     labels = run.labels
     assert labels is not None

@@ -16,6 +16,7 @@ from zoo.errors import Problem, RecipeError
 from zoo.metrics import BUILTIN_METRICS, MULTI_LABEL_METRICS, Metric, for_task
 from zoo.recipe import ModelEntry, Recipe
 from zoo.registry import Registry
+from zoo.spec import ModelSpec
 
 # Model types whose position ids start after the padding index (RoBERTa's `padding_idx + 1`):
 # they read `max_position_embeddings - pad_token_id - 1` tokens.
@@ -143,6 +144,7 @@ def entry_problems(
         )
     problems += chunk_problems(recipe, index, entry, settings)
     problems += sparse_embedding_problems(recipe, index, entry, settings)
+    problems += answer_problems(recipe, index, entry, registry, labels)
     if recipe.data.pairs:
         problems += pair_problems(recipe, index, entry, spec, settings)
     limit, where = position_limit(recipe, entry, spec)
@@ -155,6 +157,68 @@ def entry_problems(
             )
         )
     return problems
+
+
+def answer_problems(
+    recipe: Recipe, index: int, entry: ModelEntry, registry: Registry, labels: tuple[str, ...]
+) -> list[Problem]:
+    """What label words cannot do: head = 'label-words' needs a decoder and single-label data
+    of one text per row, and no classification-head setting; label_words must name the data's
+    labels, and give no two of them the same words (zero-shot and few-shot read them too)."""
+    from zoo.prompts import answer_words, unknown_label_words
+    from zoo.recipe import settings_for
+
+    where = f"models[{index}]"
+    problems = []
+    unknown = unknown_label_words(labels, entry.label_words)
+    if unknown:
+        problems.append(
+            Problem(
+                f"{where}.label_words",
+                f"names {', '.join(map(repr, unknown))}, which data.train has no rows of (its "
+                f"labels: {', '.join(labels)}); name the data's labels",
+            )
+        )
+    try:
+        answer_words(labels, entry.label_words)
+    except ValueError as exc:
+        problems.append(Problem(f"{where}.label_words", str(exc)))
+    if entry.answer_head != "label-words":
+        return problems
+    spec = registry.spec_for(recipe, entry)
+    family = registry.families.claim(_model_type(spec)) if spec.engine is None else None
+    if family is None or not family.decoder:
+        kind = "has no transformer family" if family is None else f"is a {family.name} encoder"
+        problems.append(
+            Problem(
+                f"{where}.head",
+                f"{entry.model!r} {kind}: label words need a decoder (a causal LM) that can "
+                "say them; remove head for a classification head",
+            )
+        )
+    settings = settings_for(recipe, entry, spec)
+    refused = (
+        (recipe.data.label_separator is not None, "data.label_separator",
+         "label words answer with one label per text, but the data is multi-label"),
+        (recipe.data.pairs, "data.text_column",
+         "label words read one text per row, but the data has text pairs"),
+        (settings.class_weights is not None, _origin(recipe, index, entry, "class_weights"),
+         "weighs a classification head's loss; label words are trained on their tokens"),
+        (settings.train_embeddings == "sparse", _origin(recipe, index, entry, "train_embeddings"),
+         "'sparse' is for a classification head: a decoder's LM head reads the whole "
+         "embedding matrix; set true or false"),
+        (settings.truncation is not None, _origin(recipe, index, entry, "truncation"),
+         "label words cut a long text's end to fit the prompt; remove it"),
+    )  # fmt: skip
+    for wrong, setting, why in refused:
+        if wrong:
+            problems.append(Problem(setting, f"{why} (head = 'label-words' of {where})"))
+    return problems
+
+
+def _model_type(spec: ModelSpec) -> str | None:
+    architecture = spec.resources.architecture
+    return None if architecture is None else architecture.get("model_type")
 
 
 def sparse_embedding_problems(

@@ -52,6 +52,10 @@ PREDICTIONS = "predictions.csv"
 ERROR = "error.txt"
 MODEL = "model"
 CHECKPOINTS = "checkpoints"
+# The prompt a zero-shot or few-shot run asked with ({text} where each row's text went).
+PROMPT = "prompt.txt"
+# Beside a label-words model (in MODEL): the prompt and each label's words it answers with.
+LABEL_WORDS = "label_words.json"
 
 # Files one of which holds a saved model's weights (transformers, peft, the TF-IDF baseline).
 WEIGHT_FILES = (

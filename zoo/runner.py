@@ -582,6 +582,8 @@ def _outcome(result, job, splits, recipe, entry, options, retries, clock) -> dic
         "parameters": result.parameters,
         "trainable_parameters": result.trainable_parameters,
         "method": entry.training_method,
+        # What a trained model answers with (zoo.spec.HEADS); a prompting method trains none.
+        "head": entry.answer_head if trains_weights(entry.training_method) else None,
         "device": result.device,
         "processes": world()[1],
         "distributed": recipe.distributed.strategy if world()[1] > 1 else None,

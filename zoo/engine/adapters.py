@@ -9,9 +9,17 @@ from zoo.recipe import LoraSettings
 from zoo.spec import ModelSpec
 
 
-def apply_lora(model: Any, spec: ModelSpec, settings: LoraSettings | None, *, quantized: bool):
+def apply_lora(
+    model: Any,
+    spec: ModelSpec,
+    settings: LoraSettings | None,
+    *,
+    quantized: bool,
+    causal_lm: bool = False,
+):
     """Wrap `model` in LoRA adapters; only the adapters and the fresh head stay trainable, and
-    they are float32 whatever dtype the frozen base has."""
+    they are float32 whatever dtype the frozen base has. `causal_lm` (head = "label-words"):
+    a decoder's own LM head, which stays frozen like the rest of the base."""
     import torch
     from peft import LoraConfig, TaskType, get_peft_model, prepare_model_for_kbit_training
 
@@ -30,7 +38,7 @@ def apply_lora(model: Any, spec: ModelSpec, settings: LoraSettings | None, *, qu
     config = LoraConfig(
         # SEQ_CLS keeps the classification head ("classifier"/"score") fully trainable and
         # saves it with the adapter.
-        task_type=TaskType.SEQ_CLS,
+        task_type=TaskType.CAUSAL_LM if causal_lm else TaskType.SEQ_CLS,
         r=settings.r,
         lora_alpha=settings.alpha,
         lora_dropout=settings.dropout,

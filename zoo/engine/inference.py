@@ -3,6 +3,7 @@ torch, kept here so that zoo/predict.py imports none of it."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,17 +21,28 @@ def transformer_probabilities(
     chunk_stride: int | None = None,
     pairs: list[str] | None = None,
     multi_label: bool = False,
+    labels: Sequence[str] | None = None,
 ) -> np.ndarray:
     """Class probabilities from a saved transformer (a full model or LoRA adapters), each
     text (or with `pairs`, each text pair) cut to `max_length` as in training (`truncation`;
-    with chunks, the mean of its windows' probabilities, `chunk_stride` tokens shared)."""
+    with chunks, the mean of its windows' probabilities, `chunk_stride` tokens shared).
+
+    A label-words model (its saved label words beside it; `labels`: the run's) scores every
+    label's words after its prompt instead, as its run did."""
     import torch
 
     from zoo.engine import truncation as cuts
+    from zoo.engine.label_words import saved_answers
     from zoo.engine.loading import load_trained
     from zoo.engine.train import quiet_libraries
 
     quiet_libraries()
+    if labels is not None:
+        answers = saved_answers(model_dir, labels)
+        if answers is not None:
+            return _label_word_probabilities(
+                model_dir, answers, texts, max_length, batch_size, progress
+            )
     model, tokenizer = load_trained(model_dir)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model.to(device).eval()
@@ -73,3 +85,30 @@ def transformer_probabilities(
         progress.advance(len(some))
     progress.stop()
     return np.concatenate(found)
+
+
+def _label_word_probabilities(
+    model_dir: Path, answers: Any, texts: list[str], max_length: int, batch_size: int, progress: Any
+) -> np.ndarray:
+    import torch
+
+    from zoo.engine.jobs import softmax
+    from zoo.engine.label_scoring import label_scores
+    from zoo.engine.loading import load_trained
+
+    model, tokenizer = load_trained(model_dir, causal_lm=True)
+    model.to("cuda" if torch.cuda.is_available() else "cpu")
+    progress.start("predicting", len(texts) * len(answers.words))
+    scores = label_scores(
+        model,
+        tokenizer,
+        answers.prompt,
+        texts,
+        answers.words,
+        max_length=max_length,
+        end=True,
+        batch_size=max(batch_size, len(answers.words)),
+        progress=progress,
+    )
+    progress.stop()
+    return softmax(scores)

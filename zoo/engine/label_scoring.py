@@ -122,6 +122,7 @@ def _cached_scores(
         ids[row, width - len(p) :] = torch.tensor(p)
         mask[row, width - len(p) :] = 1
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    name = _cache_argument(model)
     with torch.no_grad():
         out = model(
             input_ids=ids.to(device),
@@ -130,7 +131,7 @@ def _cached_scores(
             use_cache=True,
             logits_to_keep=1,
         )
-    cache = out.past_key_values
+    cache = out.get(name)
     if cache is None or not hasattr(cache, "batch_repeat_interleave"):
         return None
     first = torch.log_softmax(out.logits[:, -1].float(), dim=-1).cpu()  # [n, vocab]
@@ -151,7 +152,7 @@ def _cached_scores(
                     device
                 ),
                 position_ids=(lengths[:, None] + torch.arange(rest)).to(device),
-                past_key_values=cache,
+                **{name: cache},
                 use_cache=True,
             ).logits
         log_probs = torch.log_softmax(later.float(), dim=-1).cpu()
@@ -161,6 +162,15 @@ def _cached_scores(
                 totals[:, j] += picked.sum(-1) if picked.dim() > 1 else picked
     lengths = torch.tensor([len(a) for a in answers], dtype=torch.float32)
     return (totals / lengths).numpy().astype(np.float64)
+
+
+def _cache_argument(model: Any) -> str:
+    """What the model's forward calls its key/value cache: `cache` from transformers 5.2x on
+    (`past_key_values`, its old name, warns there), `past_key_values` before."""
+    import inspect
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
 
 
 def _whole_scores(

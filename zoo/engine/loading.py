@@ -161,9 +161,30 @@ def load_for_classification(request: LoadRequest) -> tuple[Any, Any]:
     """zoo's standard loader: a tokenizer and AutoModelForSequenceClassification with a fresh
     head for the recipe's labels (any head the checkpoint had is replaced), in the request's
     weights dtype and attention implementation."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoModelForSequenceClassification
 
     labels = request.labels
+    return _load(
+        request,
+        AutoModelForSequenceClassification,
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id={name: i for i, name in enumerate(labels)},
+        ignore_mismatched_sizes=True,
+    )
+
+
+def load_causal_lm(request: LoadRequest) -> tuple[Any, Any]:
+    """A decoder with its own LM head (head = "label-words"): AutoModelForCausalLM and its
+    tokenizer, in the request's weights dtype and attention implementation."""
+    from transformers import AutoModelForCausalLM
+
+    return _load(request, AutoModelForCausalLM)
+
+
+def _load(request: LoadRequest, auto_class: Any, **model_kwargs: Any) -> tuple[Any, Any]:
+    from transformers import AutoTokenizer
+
     common: dict[str, Any] = {"revision": request.revision} if request.revision else {}
     if request.trust_remote_code:
         common["trust_remote_code"] = True
@@ -175,14 +196,7 @@ def load_for_classification(request: LoadRequest) -> tuple[Any, Any]:
         options["device_map"] = {"": torch.cuda.current_device()}
     try:
         tokenizer = AutoTokenizer.from_pretrained(request.location, **common)
-        model = AutoModelForSequenceClassification.from_pretrained(
-            request.location,
-            num_labels=len(labels),
-            id2label=dict(enumerate(labels)),
-            label2id={name: i for i, name in enumerate(labels)},
-            ignore_mismatched_sizes=True,
-            **options,
-        )
+        model = auto_class.from_pretrained(request.location, **model_kwargs, **options)
     except OSError as exc:
         raise ModelUnavailableError(
             f"cannot load {request.spec.name!r} from {request.location}: {exc}",
@@ -194,24 +208,29 @@ def load_for_classification(request: LoadRequest) -> tuple[Any, Any]:
             raise
         raise problem from exc
     apply_tokenizer_settings(tokenizer, request.tokenizer)
-    # GPT-style models have no pad token: the classifier must know which token pads.
+    # GPT-style models have no pad token: the model must know which token pads.
     model.config.pad_token_id = tokenizer.pad_token_id
     return model, tokenizer
 
 
-def load_trained(model_dir: Path) -> tuple[Any, Any]:
-    """A model that zoo saved: a full model, or LoRA adapters plus head on their base model."""
-    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+def load_trained(model_dir: Path, *, causal_lm: bool = False) -> tuple[Any, Any]:
+    """A model that zoo saved: a full model, or LoRA adapters (plus head) on their base model;
+    `causal_lm`: a decoder with its LM head (head = "label-words")."""
+    from transformers import (
+        AutoConfig,
+        AutoModelForCausalLM,
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+    )
 
+    auto_class = AutoModelForCausalLM if causal_lm else AutoModelForSequenceClassification
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     if not (model_dir / "adapter_config.json").exists():
-        return AutoModelForSequenceClassification.from_pretrained(model_dir), tokenizer
+        return auto_class.from_pretrained(model_dir), tokenizer
     from peft import PeftModel
 
     adapter = json.loads((model_dir / "adapter_config.json").read_text(encoding="utf-8"))
     # The labels live in the config saved beside the adapter, the weights in the base model.
     config = AutoConfig.from_pretrained(model_dir)
-    base = AutoModelForSequenceClassification.from_pretrained(
-        adapter["base_model_name_or_path"], config=config
-    )
+    base = auto_class.from_pretrained(adapter["base_model_name_or_path"], config=config)
     return PeftModel.from_pretrained(base, model_dir), tokenizer

@@ -279,6 +279,10 @@ def train_model(
         from zoo.engine.zero_shot import run_zero_shot
 
         return run_zero_shot(job, device, precision, make_run_dir, progress)
+    if job.head == "label-words":
+        from zoo.engine.label_words import run_label_words
+
+        return run_label_words(job, device, precision, make_run_dir, progress)
     devices.check_training(job.method, job.settings, device)
     if job.settings.trainer:
         # Built once before the model loads, so that a value TrainingArguments refuses (from

@@ -25,6 +25,7 @@ def run_zero_shot(job: Any, device: Any, precision: str, make_run_dir: Any, prog
         model_options,
         weights_format,
     )
+    from zoo.rundir import PROMPT
 
     options: dict[str, Any] = {"revision": job.revision} if job.revision else {}
     if job.trust_remote_code:
@@ -49,7 +50,7 @@ def run_zero_shot(job: Any, device: Any, precision: str, make_run_dir: Any, prog
     run_dir = make_run_dir()
     labels = job.splits.labels
     prompt, words = job.prompt_for_labels(), job.answer_words()
-    (run_dir / "prompt.txt").write_text(prompt.template(), encoding="utf-8")
+    (run_dir / PROMPT).write_text(prompt.template(), encoding="utf-8")
 
     def evaluate(rows):
         progress.start("zero-shot scoring", len(rows) * len(labels))
