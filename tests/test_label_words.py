@@ -270,3 +270,64 @@ def test_what_only_a_classification_head_can_do_is_refused_for_label_words(tmp_p
         "models[0].class_weights",
         "models[0].truncation",
     ]
+
+
+def test_a_label_words_lora_adapter_reloads_and_predicts_what_its_run_predicted(
+    keyword_task,  # noqa: F811
+    decoders,
+    one_thread,  # noqa: F811
+    tmp_path,
+):
+    entry = f'model = "koalpaca-5.8b"\nmethod = "lora"\ncheckpoint = "{decoders["gpt-neox"]}"'
+    run = label_words_run(keyword_task, "neox-lora-words", entry, max_steps=8)
+    assert run["status"] == "ok"
+    model_dir = Path(run["run_dir"]) / "model"
+    assert (model_dir / "adapter_config.json").exists()
+    assert json.loads((model_dir / "adapter_config.json").read_text())["task_type"] == "CAUSAL_LM"
+    rows = read_rows(Path(run["run_dir"]) / "predictions.csv")
+    texts = tmp_path / "texts.csv"
+    with texts.open("w", encoding="utf-8", newline="") as f:
+        csv.writer(f).writerows([["text"], *[[r["text"]] for r in rows]])
+    out = tmp_path / "predicted.csv"
+    argv = ["predict", run["run_dir"], "--input", str(texts), "--output", str(out), "--proba"]
+    assert zoo.cli.main(argv) == 0
+    predicted = read_rows(out)
+    assert [r["label"] for r in predicted] == [r["predicted"] for r in rows]
+
+
+def test_a_damaged_label_words_file_is_refused_with_what_to_do(tmp_path):
+    from zoo.engine.label_words import saved_answers
+    from zoo.rundir import LABEL_WORDS, RunDirError
+
+    (tmp_path / LABEL_WORDS).write_text('{"prompt": {"before": "Q: "}, "words": ["a"]}')
+    with pytest.raises(RunDirError, match="is not the label words zoo wrote"):
+        saved_answers(tmp_path, ["a"])
+    (tmp_path / LABEL_WORDS).write_text(
+        '{"prompt": {"before": "Q: ", "after": " A:"}, "words": ["a"]}'
+    )
+    with pytest.raises(RunDirError, match="lists 1 label words for the run's 2 labels"):
+        saved_answers(tmp_path, ["a", "b"])
+    assert saved_answers(tmp_path, ["a"]).prompt.render("x") == "Q: x A:"
+
+
+def test_a_hub_decoder_gets_the_decoder_methods_and_pads_with_its_end_token(decoders):
+    from zoo.hub_models import hub_spec
+    from zoo.memory.families import builtin_families
+
+    spec = hub_spec("hub:someone/tiny-neox", decoders["gpt-neox"], builtin_families())
+    assert spec.resources.methods == ("full", "lora", "qlora", "zero-shot")
+    assert spec.resources.lora_targets == ("query_key_value",)
+    assert spec.tokenizer.pad_token == "eos"  # its config names no pad token
+
+
+def test_a_hub_decoder_trains_label_words_with_lora_from_its_checkpoint(
+    keyword_task,  # noqa: F811
+    decoders,
+    one_thread,  # noqa: F811
+):
+    entry = (
+        f'model = "hub:someone/tiny-neox"\nmethod = "lora"\ncheckpoint = "{decoders["gpt-neox"]}"'
+    )
+    run = label_words_run(keyword_task, "hub-words", entry, max_steps=4)
+    assert run["status"] == "ok"
+    assert json.loads((Path(run["run_dir"]) / "run.json").read_text())["head"] == "label-words"

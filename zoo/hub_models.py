@@ -14,8 +14,10 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import attrs
+
 from zoo.errors import ModelUnavailableError
-from zoo.spec import HubSource, ModelSpec, Resources, TokenizerSettings
+from zoo.spec import DECODER_METHODS, HubSource, ModelSpec, Resources, TokenizerSettings
 
 if TYPE_CHECKING:
     from zoo.memory.families.base import Families
@@ -123,11 +125,21 @@ def hub_spec(
     if positions is None or positions < 1:
         positions = MAX_LENGTH
     repo = repo_id(model)
+    tokenizer = TokenizerSettings(max_length=min(MAX_LENGTH, positions))
+    resources = Resources(architecture=config, parameters=parameters)
+    if family is not None and family.decoder:
+        # A causal LM: the prompting methods and label words too, LoRA on the family's
+        # attention; a decoder without a pad token pads with its end-of-text token.
+        pad = None if config.get("pad_token_id") is not None else "eos"
+        tokenizer = attrs.evolve(tokenizer, pad_token=pad, token_type_ids=False)
+        resources = attrs.evolve(
+            resources, methods=DECODER_METHODS, lora_targets=family.lora_targets
+        )
     return ModelSpec(
         name=hub_label(model),
         description=f"{repo} from its config.json ({config.get('model_type', 'no model_type')})",
         source=HubSource(repo_id=repo),
         family=family.name if family is not None else "other",
-        tokenizer=TokenizerSettings(max_length=min(MAX_LENGTH, positions)),
-        resources=Resources(architecture=config, parameters=parameters),
+        tokenizer=tokenizer,
+        resources=resources,
     )

@@ -43,6 +43,8 @@ class ModelFamily(abc.ABC):
     word_embeddings: ClassVar[str] = "word_embeddings"
     # A causal LM (decoder): zero-shot, few-shot and head = "label-words" can use its LM head.
     decoder: ClassVar[bool] = False
+    # What LoRA adapts in a `hub:` model of this family when the recipe names nothing.
+    lora_targets: ClassVar[tuple[str, ...]] = ()
 
     def shape(self, config: Mapping[str, Any], labels: int) -> ModelShape:
         """The architecture numbers of a transformers config dictionary. Numbers only this

@@ -42,6 +42,7 @@ class GptNeoxFamily(ModelFamily):
     word_embeddings = "embed_in"
     model_types = ("gpt_neox",)
     decoder = True
+    lora_targets = ("query_key_value",)
 
     def shape(self, config: Mapping[str, Any], labels: int) -> ModelShape:
         tied = bool(config.get("tie_word_embeddings", False))
