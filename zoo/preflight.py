@@ -12,6 +12,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from zoo.engine.distributed import world
 from zoo.errors import Problem, RecipeError
 from zoo.metrics import BUILTIN_METRICS, MULTI_LABEL_METRICS, Metric, for_task
 from zoo.recipe import ModelEntry, Recipe
@@ -224,8 +225,8 @@ def _model_type(spec: ModelSpec) -> str | None:
 def sparse_embedding_problems(
     recipe: Recipe, index: int, entry: ModelEntry, settings: Any
 ) -> list[Problem]:
-    """train_embeddings = 'sparse': zoo's lazy AdamW step, so optimizer 'adamw' alone, and
-    eager PyTorch (sparse gradients under torch.compile are not verified)."""
+    """train_embeddings = 'sparse': zoo's lazy AdamW step, so optimizer 'adamw' alone, eager
+    PyTorch (sparse gradients under torch.compile are not verified), and one process."""
     if settings.train_embeddings != "sparse" or entry.training_method != "full":
         return []
     where = _origin(recipe, index, entry, "train_embeddings")
@@ -246,6 +247,15 @@ def sparse_embedding_problems(
                 "'sparse' is not combined with torch_compile (zoo has not verified sparse "
                 "gradients under torch.compile); turn torch_compile off or set "
                 "train_embeddings = false",
+            )
+        )
+    if world()[1] > 1:  # each process of `zoo run --nproc N` checks before its model loads
+        problems.append(
+            Problem(
+                where,
+                "'sparse' trains in one process (its gradient clipping and row-wise AdamW step "
+                "are not distributed); run without --nproc, or set train_embeddings = false "
+                "(or true)",
             )
         )
     return problems

@@ -20,12 +20,18 @@ from typing import Any
 
 import torch
 
+from zoo.errors import ZooError
+
 
 def make_sparse(model: Any) -> None:
     """Have the model's word embedding return sparse gradients."""
     embedding = model.get_input_embeddings()
     if not isinstance(embedding, torch.nn.Embedding):
-        raise TypeError(f"the input embedding is a {type(embedding).__name__}, not an nn.Embedding")
+        raise ZooError(
+            f"training.train_embeddings = 'sparse' needs the model's word embedding to be a "
+            f"torch nn.Embedding, but it is a {type(embedding).__name__}",
+            hint="set train_embeddings = true (or false) for this model",
+        )
     embedding.sparse = True
 
 
