@@ -99,12 +99,16 @@ def test_each_method_really_trained_and_its_estimate_is_near_the_measured_peak(d
     assert 0.8 <= ratio <= 1.25 if values["device"] == "cpu" else 0.5 <= ratio <= 2.0
 
 
-def test_zero_shot_scored_and_its_estimate_is_within_a_factor_of_two(doctored):
+def test_zero_shot_scored_and_its_estimate_is_a_close_upper_bound(doctored):
     values = by_name(doctored[1])["smoke zero-shot"]["values"]
     assert values["steps"] == 0
-    # Above 1 here: the estimator counts the model as a classifier (zoo check does too), not
-    # the causal LM's output layer and vocabulary-wide logits that zero-shot scoring holds.
-    assert 0.5 <= values["ratio"] <= 2.0
+    # The estimator models the cached scoring (the prompts' keys and values, repeated per
+    # label, and the answers' logits): measured 0.85 of it on this CPU.
+    assert (
+        0.8 <= values["ratio"] <= 1.0
+        if values["device"] == "cpu"
+        else 0.5 <= values["ratio"] <= 2.0
+    )
 
 
 def test_a_missing_optional_library_is_missing_and_does_not_fail(monkeypatch):

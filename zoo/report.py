@@ -451,8 +451,6 @@ def progress_for(console: Console) -> Callable[[str], Any]:
 def memory_tables(check: Any) -> list[Table]:
     """The memory check of one model (`zoo.memory.check.ModelCheck`): its breakdown and
     verdict, and when it does not fit, the changes that would make it fit."""
-    from zoo.memory.estimate import TERMS
-
     est, device = check.estimate, check.device
     title = f"{check.model} ({check.method}) on {device.name}"
     table = Table(title=title, title_justify="left")
@@ -462,7 +460,7 @@ def memory_tables(check: Any) -> list[Table]:
         table.add_row("not estimated", "-")
         table.caption = "the model declares no architecture (not a transformer)"
         return [table]
-    for key, name in TERMS:
+    for key, name in est.terms():
         if est.breakdown[key]:
             table.add_row(name, human_bytes(est.breakdown[key]))
     table.add_section()
@@ -475,6 +473,8 @@ def memory_tables(check: Any) -> list[Table]:
         notes.append(f"model family {est.family}")
     if est.device == "cpu":
         notes.append("activations as CPU kernels save them")
+    if est.head == "label-words" and not est.breakdown["logits"]:
+        notes.append(f"LM head logits and loss {human_bytes(est.logits)} (at the backward's start)")
     if est.approximate:
         notes.append("approximate: this architecture is estimated as a BERT-like model")
     table.caption = "; ".join(notes)

@@ -277,10 +277,10 @@ def _zero_shot(cuda: bool) -> Smoke:
 
     from zoo.engine.label_scoring import label_scores, prompt_ids
     from zoo.memory.estimate import inference
-    from zoo.memory.measure import _tracker
+    from zoo.memory.measure import measure_scoring
     from zoo.memory.setup import TrainingSetup
 
-    shape = ZERO_SHOT_SHAPE
+    shape = attrs.evolve(ZERO_SHOT_SHAPE, labels=len(LABELS))
     bf16 = _sixteen_bits(cuda)
     baseline = _cuda_baseline() if cuda else 0
     torch.manual_seed(0)
@@ -292,37 +292,25 @@ def _zero_shot(cuda: bool) -> Smoke:
     tokenizer = _Characters(shape.vocab)
     pairs = len(TEXTS) * len(LABELS)
 
-    class Scoring(torch.nn.Module):
-        # One outer call around the scorer's two forward passes (prompts, then answers on
-        # their cache): MemTracker refuses a top-level module called twice.
-        def __init__(self) -> None:
-            super().__init__()
-            self.model = model
-
-        def forward(self) -> Any:
-            return label_scores(self.model, tokenizer, PROMPT, TEXTS, LABELS,
-                                max_length=shape.positions, batch_size=pairs)  # fmt: skip
-
-    score = Scoring()
-
     if cuda:
-        scores = score()
+        scores = label_scores(model, tokenizer, PROMPT, TEXTS, LABELS,
+                              max_length=shape.positions, batch_size=pairs)  # fmt: skip
         measured = int(torch.cuda.max_memory_allocated()) - baseline
         measured_by = "torch.cuda.max_memory_allocated"
     else:
-        tracker = _tracker()
-        tracker.track_external(model)
-        with tracker:
-            scores = score()
-        measured = tracker.get_tracker_snapshot("peak")[torch.device("cpu")]["Total"]
+        scores, measured = measure_scoring(
+            model, tokenizer, PROMPT, TEXTS, LABELS, max_length=shape.positions, batch_size=pairs
+        )
         measured_by = "tensors (MemTracker)"
     if scores.shape != (len(TEXTS), len(LABELS)) or not all(map(math.isfinite, scores.flat)):
         raise SmokeFailed(f"label scores are not a finite {len(TEXTS)} x {len(LABELS)} table")
     longest = max(len(prompt_ids(tokenizer, PROMPT, text, shape.positions)) for text in TEXTS)
+    answer = max(map(len, LABELS))  # a token per character
     setup = TrainingSetup(
         precision="bf16" if bf16 else "fp32",
         eval_batch_size=pairs,
-        sequence=longest + max(map(len, LABELS)),
+        sequence=longest + answer,
+        answer_tokens=answer,
         hidden_dropout=False,
         attention_dropout=False,
     )

@@ -70,6 +70,17 @@ def activations(shape: ModelShape, setup: TrainingSetup) -> Activations:
     return shape.family.activations(shape, setup)
 
 
+def head_trains(shape: ModelShape, setup: TrainingSetup) -> bool:
+    """Whether the output layer trains, so that it saves its input: a fresh classification
+    head always does (peft trains it too); under head = "label-words" the LM head (or the tied
+    word embeddings) under full fine-tuning, or where a LoRA target names it."""
+    if setup.head != "label-words":
+        return True
+    if shape.tied_embeddings:
+        return not setup.adapters and setup.train_embeddings is not False
+    return any(setup.trains(t.module) for t in shape.family.lm_head(shape))
+
+
 def precision_bytes(setup: TrainingSetup) -> tuple[int, int]:
     """Bytes per element of a compute tensor, and of the residual stream (fp32 under
     autocast)."""

@@ -20,7 +20,7 @@ from zoo.memory.setup import TrainingSetup
 from zoo.memory.shapes import shape_from_config
 from zoo.recipe import LoraSettings, ModelEntry, Recipe, TrainingConfig
 from zoo.registry import Registry
-from zoo.spec import ModelSpec
+from zoo.spec import ModelSpec, trains_weights
 
 _STRATEGIES = {"ddp": "ddp", "fsdp": "fsdp", "deepspeed-zero2": "zero2", "deepspeed-zero3": "zero3"}
 
@@ -45,9 +45,13 @@ class ModelCheck:
             "method": self.method,
             "estimate_bytes": None if est is None else {**est.breakdown, "total": est.total},
             "allocated_bytes": None if est is None else est.allocated,
+            # The logits term at its own highest point, also when the peak is elsewhere.
+            "logits_bytes": None if est is None else est.logits,
             "peak_phase": None if est is None else est.phase,
             "approximate": None if est is None else est.approximate,
             "family": None if est is None else est.family,
+            # What made the `logits` term: "classifier", "label-words" or "scoring".
+            "head": None if est is None else est.head,
             "kernels": None if est is None else est.device,
             "device": self.device.name,
             "device_bytes": self.device.available,
@@ -91,7 +95,8 @@ def training_setup(
     precision = settings.precision
     if precision == "auto":
         precision = "bf16" if device.kind == "cuda" else "fp32"
-    method = entry.training_method if entry.training_method != "zero-shot" else "full"
+    # The prompting methods train nothing: their setup is read for its batch and lengths.
+    method = entry.training_method if trains_weights(entry.training_method) else "full"
     rank, targets = lora_settings(entry, spec)
     strategy = _STRATEGIES[recipe.distributed.strategy] if device.count > 1 else "none"
     if dropout is None:
@@ -116,6 +121,7 @@ def training_setup(
         hidden_dropout=hidden_dropout,
         attention_dropout=attention_dropout,  # SDPA on CUDA keeps nothing for it (the family)
         train_embeddings=True if settings.train_embeddings is None else settings.train_embeddings,
+        head=entry.answer_head,
     )
 
 
@@ -158,7 +164,7 @@ def check_entry(
         device,
         dropout=_dropout(architecture_numbers, families),
     )
-    if method == "zero-shot":
+    if not trains_weights(method):  # zero-shot, few-shot: label scoring alone
         result = inference(shape, setup, context=device.context)
         return ModelCheck(model=entry.label, method=method, device=device, estimate=result)
     result = estimate(shape, setup, context=device.context)

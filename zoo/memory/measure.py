@@ -45,12 +45,18 @@ def build_model(
     seed: int = 0,
     device: str = "cuda",
     attention_dropout: bool = True,
+    head: str = "classifier",
 ) -> Any:
-    """A random-init classification model of `shape` on the CPU, in training mode, for a
-    measurement of `device`'s kernels (see the module docstring); with the attention dropout
-    of its config, or none (`attention_dropout=False`)."""
+    """A random-init model of `shape` on the CPU, in training mode, for a measurement of
+    `device`'s kernels (see the module docstring); with the attention dropout of its config,
+    or none (`attention_dropout=False`). `head` is `TrainingSetup.head`: a classification
+    model with a fresh head, or ("label-words") the causal LM, whose LM head trains."""
     import torch
-    from transformers import AutoConfig, AutoModelForSequenceClassification
+    from transformers import (
+        AutoConfig,
+        AutoModelForCausalLM,
+        AutoModelForSequenceClassification,
+    )
 
     config = AutoConfig.for_model(**shape.config(), num_labels=shape.labels)
     if not attention_dropout or (attention == "sdpa" and device == "cuda"):
@@ -60,7 +66,8 @@ def build_model(
                 setattr(config, key, 0.0)
     config._attn_implementation = attention
     torch.manual_seed(seed)
-    model = AutoModelForSequenceClassification.from_config(config, attn_implementation=attention)
+    kind = AutoModelForCausalLM if head == "label-words" else AutoModelForSequenceClassification
+    model = kind.from_config(config, attn_implementation=attention)
     if model.config.pad_token_id is None:  # decoders have none; batches of rows need one
         model.config.pad_token_id = 0
     model.to(getattr(torch, {"fp32": "float32", "bf16": "bfloat16"}[dtype]))
@@ -122,16 +129,24 @@ def _storage_bytes(tensors: Any) -> int:
     return sum(seen.values())
 
 
-def _batch(shape: ModelShape, batch: int, sequence: int) -> dict[str, Any]:
+# head = "label-words": the answer tokens at the end of each row, which the loss reads (a
+# label's words and the end-of-text token); the prompt's labels are -100.
+ANSWER_TOKENS = 3
+
+
+def _batch(
+    shape: ModelShape, batch: int, sequence: int, head: str = "classifier"
+) -> dict[str, Any]:
     import torch
 
     generator = torch.Generator().manual_seed(1)
     ids = torch.randint(5, shape.vocab, (batch, sequence), generator=generator)
-    return {
-        "input_ids": ids,
-        "attention_mask": torch.ones_like(ids),
-        "labels": torch.randint(0, shape.labels, (batch,), generator=generator),
-    }
+    if head == "label-words":
+        labels = torch.full_like(ids, -100)
+        labels[:, -ANSWER_TOKENS:] = ids[:, -ANSWER_TOKENS:]
+    else:
+        labels = torch.randint(0, shape.labels, (batch,), generator=generator)
+    return {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": labels}
 
 
 def saved_for_backward(model: Any, inputs: dict[str, Any]) -> int:
@@ -167,12 +182,14 @@ def measure_step(
     optimizer: str = "adamw",
     checkpointing: bool = False,
     device: str = "cuda",
+    head: str = "classifier",
 ) -> Measured:
     """Measure one steady-state training step of `model` as `device`'s kernels run it (see
-    the module docstring)."""
+    the module docstring); `head` as `build_model`'s (label words: the causal LM's loss on the
+    answer tokens)."""
     import torch
 
-    inputs = _batch(shape, batch, sequence)
+    inputs = _batch(shape, batch, sequence, head)
     if checkpointing:
         model.gradient_checkpointing_enable()
         if hasattr(model, "enable_input_require_grads"):
@@ -256,3 +273,37 @@ def _optimizer(name: str, parameters: list[Any]) -> Any:
 
         return Adafactor(parameters, lr=1e-4, scale_parameter=False, relative_step=False)
     raise ValueError(f"the harness cannot measure optimizer {name!r}")
+
+
+def measure_scoring(
+    model: Any,
+    tokenizer: Any,
+    prompt: Any,
+    texts: Any,
+    words: Any,
+    *,
+    max_length: int,
+    batch_size: int,
+) -> tuple[Any, int]:
+    """Label scoring of `texts` (`zoo.engine.label_scoring.label_scores`) on the CPU: the
+    scores, and the peak bytes of its tensors, the model's weights among them."""
+    import torch
+
+    from zoo.engine.label_scoring import label_scores
+
+    class Scoring(torch.nn.Module):
+        # One outer call around the scorer's two forward passes (prompts, then answers on
+        # their cache): MemTracker refuses a top-level module called twice.
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self) -> Any:
+            return label_scores(self.model, tokenizer, prompt, texts, words,
+                                max_length=max_length, batch_size=batch_size)  # fmt: skip
+
+    tracker = _tracker()
+    tracker.track_external(model)
+    with tracker:
+        scores = Scoring()()
+    return scores, tracker.get_tracker_snapshot("peak")[torch.device("cpu")]["Total"]

@@ -42,6 +42,10 @@ class TrainingSetup:
     # "label-words": a decoder trains its LM head (over the whole vocabulary, at every
     # position) instead of a fresh classification head (zoo.spec.Head).
     head: Head = "classifier"
+    # Label scoring (zero-shot, few-shot, a label-words model's evaluation): the longest
+    # label's answer in tokens (its words, and the end-of-text token after label-words
+    # training). Unknown before the tokenizer has run: 8 covers a few Korean words.
+    answer_tokens: int = 8
 
     @property
     def effective_batch(self) -> int:

@@ -84,6 +84,11 @@ class ModelFamily(abc.ABC):
             return []
         return [Tensor("lm_head", "linear", shape.vocab, shape.hidden)]
 
+    def kv_per_token(self, shape: ModelShape) -> int:
+        """Elements one layer caches per token for label scoring: keys and values, 2 x kv_heads
+        x head_dim (2 x hidden where every attention head has keys and values of its own)."""
+        return 2 * shape.hidden
+
     def dropout(self, config: Mapping[str, Any]) -> tuple[bool, bool]:
         """Whether the model, as configured, has hidden and attention dropout (BERT's 0.1 by
         default)."""

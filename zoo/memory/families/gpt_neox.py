@@ -22,6 +22,7 @@ from zoo.memory.activations import (
     Activations,
     Block,
     adapter_mask_bytes,
+    head_trains,
     linear_inputs,
     precision_bytes,
 )
@@ -48,13 +49,9 @@ class GptNeoxFamily(ModelFamily):
         tied = bool(config.get("tie_word_embeddings", False))
         return attrs.evolve(super().shape(config, labels), tied_embeddings=tied)
 
-    def lm_head(self, shape: ModelShape) -> list[Tensor]:
-        # GPTNeoXForCausalLM names its output layer embed_out.
-        return (
-            []
-            if shape.tied_embeddings
-            else [Tensor("embed_out", "linear", shape.vocab, shape.hidden)]
-        )
+    # The base class's lm_head: transformers 5 names GPTNeoXForCausalLM's output layer lm_head
+    # (checkpoints' embed_out is renamed on loading: transformers.conversion_mapping), the name
+    # LoRA's target_modules would match.
 
     def config(self, shape: ModelShape) -> dict[str, Any]:
         return {
@@ -152,7 +149,9 @@ class GptNeoxFamily(ModelFamily):
             attention=attention,
             ffn=ffn,
             layers=shape.layers,
-            above=2 * stream * tokens * h + 8 * tokens,  # final LayerNorm; the score's input
+            # The final LayerNorm's input and statistics; the head's input where the head
+            # trains (a frozen LM head under LoRA needs none for its input's gradient).
+            above=stream * tokens * h * (1 + head_trains(shape, setup)) + 8 * tokens,
             layer_input=stream * tokens * h,
             mask=b * s * s * stream if setup.attention == "eager" else 0,
         )
