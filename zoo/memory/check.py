@@ -20,7 +20,7 @@ from zoo.memory.setup import TrainingSetup
 from zoo.memory.shapes import shape_from_config
 from zoo.recipe import LoraSettings, ModelEntry, Recipe, TrainingConfig
 from zoo.registry import Registry
-from zoo.spec import ModelSpec
+from zoo.spec import ModelSpec, trains_weights
 
 _STRATEGIES = {"ddp": "ddp", "fsdp": "fsdp", "deepspeed-zero2": "zero2", "deepspeed-zero3": "zero3"}
 
@@ -91,7 +91,7 @@ def training_setup(
     precision = settings.precision
     if precision == "auto":
         precision = "bf16" if device.kind == "cuda" else "fp32"
-    method = entry.training_method if entry.training_method != "zero-shot" else "full"
+    method = entry.training_method if trains_weights(entry.training_method) else "full"
     rank, targets = lora_settings(entry, spec)
     strategy = _STRATEGIES[recipe.distributed.strategy] if device.count > 1 else "none"
     if dropout is None:
@@ -158,7 +158,7 @@ def check_entry(
         device,
         dropout=_dropout(architecture_numbers, families),
     )
-    if method == "zero-shot":
+    if not trains_weights(method):  # zero-shot, few-shot: scoring at training.max_length
         result = inference(shape, setup, context=device.context)
         return ModelCheck(model=entry.label, method=method, device=device, estimate=result)
     result = estimate(shape, setup, context=device.context)
