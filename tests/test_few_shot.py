@@ -17,6 +17,7 @@ from zoo.data import LabelledTexts, Splits
 from zoo.errors import RecipeError
 from zoo.prompts import DEFAULT_PROMPT, Prompt
 from zoo.recipe import load_recipe
+from zoo.rundir import RunDirError, read_run
 from zoo.shots import SEPARATOR, choose_shots, few_shot_prompt, per_class
 
 LABELS = ("code", "remote", "system", "theory", "web")
@@ -252,6 +253,9 @@ def test_a_few_shot_run_gives_one_label_per_row_and_records_its_examples(
         test_texts = {row["text"] for row in csv.DictReader(f)}
     assert not any(f"글: {text}\n" in prompt for text in test_texts)
     assert not (result.run_dir / "model").exists()  # nothing was trained
+    with pytest.raises(RunDirError) as no_model:  # zoo predict has nothing to load
+        read_run(result.run_dir, needs=("model",))
+    assert "a few-shot run trains and saves nothing" in no_model.value.message
 
 
 def test_a_few_shot_run_that_cannot_fit_is_refused_before_scoring(registry, tiny_neox, data):  # noqa: F811
