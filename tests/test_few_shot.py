@@ -10,7 +10,7 @@ import unicodedata
 from types import SimpleNamespace
 
 import pytest
-from test_seed_models import data, registry, run, write_recipe  # noqa: F401 (fixtures)
+from test_seed_models import ROOT, data, registry, run, write_recipe  # noqa: F401 (fixtures)
 from tiny_models import demo_texts
 
 from zoo.data import LabelledTexts, Splits
@@ -215,6 +215,23 @@ def test_shots_without_few_shot_is_a_recipe_problem(registry, data):  # noqa: F8
     assert error.value.problems[0].message.startswith(
         "shots is the number of examples per class of method = 'few-shot', not of 'zero-shot'"
     )
+
+
+def test_few_shot_is_estimated_as_evaluation_at_its_longer_max_length(registry):  # noqa: F811
+    import attrs
+
+    from zoo.memory.check import check_entry
+    from zoo.memory.probe import named_gpu
+
+    path = ROOT / "recipes" / "koalpaca-lora.toml"
+    recipe = load_recipe(path, model_names=registry.names(), model_methods=registry.methods())
+    zero = recipe.models[1]
+    assert zero.method == "zero-shot"
+    few = attrs.evolve(zero, name="few", method="few-shot", shots=4, max_length=2048)
+    zero_check = check_entry(recipe, zero, registry, named_gpu("40GiB"))
+    few_check = check_entry(recipe, few, registry, named_gpu("40GiB"))
+    assert few_check.method == "few-shot" and few_check.estimate.phase == "evaluation"
+    assert few_check.estimate.total > zero_check.estimate.total
 
 
 def test_a_few_shot_run_gives_one_label_per_row_and_records_its_examples(
