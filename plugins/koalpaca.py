@@ -4,7 +4,8 @@ Classification puts a fresh linear head on the last token (GPTNeoXForSequenceCla
 GPT-NeoX has no pad token, so the end-of-sequence token pads, on the tokenizer and in the model
 config (batches of more than one row break otherwise). Full fine-tuning of 5.8B needs about
 70 GB of GPU memory: use LoRA, or QLoRA (4-bit NF4 base, CUDA only) on a single 40 GB GPU.
-`method = "zero-shot"` scores each label's likelihood after a KoAlpaca prompt, with no training.
+`method = "zero-shot"` scores each label's likelihood after a KoAlpaca prompt, with no training;
+`method = "few-shot"` does the same with `shots` training examples per class in the prompt.
 The defaults suit LoRA; full fine-tuning wants a learning rate nearer 1e-5.
 """
 
@@ -45,7 +46,7 @@ def register_models(register):
                 ),
                 resources=zoo.Resources(
                     architecture=config,
-                    methods=("full", "lora", "qlora", "zero-shot"),
+                    methods=("full", "lora", "qlora", "zero-shot", "few-shot"),
                     lora_targets=("query_key_value",),
                     default_precision="auto",
                 ),

@@ -337,7 +337,7 @@ RECIPE_CASES = [
         "a-misspelled-method",
         GOOD + 'method = "lroa"\n',
         (
-            "models[0].method: must be one of 'full', 'lora', 'qlora', 'zero-shot', "
+            "models[0].method: must be one of 'full', 'lora', 'qlora', 'zero-shot', 'few-shot', "
             "got string 'lroa' (did you mean 'lora'?)",
         ),
     ),

@@ -315,7 +315,7 @@ def test_a_hub_decoder_gets_the_decoder_methods_and_pads_with_its_end_token(deco
     from zoo.memory.families import builtin_families
 
     spec = hub_spec("hub:someone/tiny-neox", decoders["gpt-neox"], builtin_families())
-    assert spec.resources.methods == ("full", "lora", "qlora", "zero-shot")
+    assert spec.resources.methods == ("full", "lora", "qlora", "zero-shot", "few-shot")
     assert spec.resources.lora_targets == ("query_key_value",)
     assert spec.tokenizer.pad_token == "eos"  # its config names no pad token
 

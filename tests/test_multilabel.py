@@ -350,6 +350,11 @@ def test_a_wrong_multi_label_setting_is_a_recipe_problem(tmp_path, data, models,
         ),
         (
             'label_separator = ";"',
+            '[[models]]\nmodel = "koalpaca-5.8b"\nmethod = "few-shot"\n',
+            "models[0].method: few-shot scoring picks one label per text",
+        ),
+        (
+            'label_separator = ";"',
             '[[models]]\nmodel = "tfidf"\nmetric = "accuracy"\n',
             "models[0].metric: 'accuracy' does not score multi-label data; use one of "
             "'f1_macro', 'f1_micro', 'f1_samples', 'subset_accuracy'",

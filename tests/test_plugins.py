@@ -450,7 +450,7 @@ def test_the_models_table_lists_the_builtins_with_their_sizes():
         "koalpaca-12.8b",
         "gpt-neox",
         "12,739,594,240",
-        "full, lora, qlora, zero-shot",
+        "full, lora, qlora, zero-shot, few-shot",
         "beomi/KoAlpaca-Polyglot-12.8B",
         "zoo_plugins.koalpaca",
     ]

@@ -140,7 +140,7 @@ def test_zoo_models_lists_the_seed_models_with_methods_offline(capsys, monkeypat
     models = {m["name"]: m for m in json.loads(capsys.readouterr().out)["models"]}
     assert models["finbert"]["parameters"] == 101_401_344
     assert models["xlmr"]["parameters"] == 277_453_056
-    assert models["koalpaca-5.8b"]["methods"] == ["full", "lora", "qlora", "zero-shot"]
+    assert models["koalpaca-5.8b"]["methods"] == ["full", "lora", "qlora", "zero-shot", "few-shot"]
     assert models["koalpaca-12.8b"]["source"] == "beomi/KoAlpaca-Polyglot-12.8B"
 
 

@@ -303,7 +303,7 @@ def test_a_reader_refuses_what_a_writer_refuses(tmp_path):
         (
             "method",
             "'dreambooth'",
-            "its method column is 'dreambooth', none of full, lora, qlora, zero-shot",
+            "its method column is 'dreambooth', none of full, lora, qlora, zero-shot, few-shot",
         ),
     ],
 )

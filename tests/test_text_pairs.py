@@ -257,6 +257,11 @@ def test_a_wrong_text_column_is_a_recipe_problem(tmp_path, text_column, problem)
             "text pair (question, reply); fine-tune the model instead",
         ),
         (
+            '[[models]]\nmodel = "koalpaca-5.8b"\nmethod = "few-shot"\n',
+            "models[0].method: few-shot scoring reads one text, but data.text_column names a "
+            "text pair (question, reply); fine-tune the model instead",
+        ),
+        (
             '[[models]]\nmodel = "minilm"\ntruncation = "head+tail"\n',
             "models[0].truncation: 'head+tail' cuts one text, but data.text_column names a text "
             "pair (question, reply): the tokenizer cuts a pair, the longer text first ('head'); "

@@ -26,7 +26,7 @@ class RunEvent:
     run_name: str  # the recipe's run.name
     model: str  # the model entry's label: its name, else its model
     seed: int
-    method: str  # "full", "lora", "qlora" or "zero-shot"
+    method: str  # zoo.spec.METHODS
     # With cross-validation (data.validation = { folds = K }): the fold, 1 to K; else None.
     fold: int | None = None
 

@@ -41,6 +41,7 @@ from zoo.metrics import (
 )
 from zoo.report import human_bytes, human_count, human_seconds, score_line
 from zoo.rundir import read_run
+from zoo.spec import PROMPTING_METHODS
 
 REPORT_NAME = "report.html"
 LEARNING_RATE_PNG = "learning_rate.png"
@@ -430,8 +431,9 @@ def _page(run: _Run, pictures: Sequence[Picture], missing_glyphs: bool) -> str:
     by_name = {p.name: p for p in pictures}
     if not run.log_history:
         why = (
-            "a zero-shot run trains nothing, so it has no optimizer step or evaluation to log"
-            if run.record.get("method") == "zero-shot"
+            f"a {run.record['method']} run trains nothing, so it has no optimizer step or "
+            "evaluation to log"
+            if run.record.get("method") in PROMPTING_METHODS
             else "this model was not trained step by step by the Hugging Face Trainer"
         )
         parts.append(

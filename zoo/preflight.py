@@ -17,7 +17,7 @@ from zoo.errors import Problem, RecipeError
 from zoo.metrics import BUILTIN_METRICS, MULTI_LABEL_METRICS, Metric, for_task
 from zoo.recipe import ModelEntry, Recipe
 from zoo.registry import Registry
-from zoo.spec import ModelSpec
+from zoo.spec import ModelSpec, trains_weights
 
 # Model types whose position ids start after the padding index (RoBERTa's `padding_idx + 1`):
 # they read `max_position_embeddings - pad_token_id - 1` tokens.
@@ -54,12 +54,12 @@ def task_problems(
     settings = settings_for(recipe, entry, spec)
     multi_label = recipe.data.label_separator is not None
     problems = []
-    if multi_label and entry.training_method == "zero-shot":
+    if multi_label and not trains_weights(entry.training_method):
         problems.append(
             Problem(
                 f"models[{index}].method",
-                "zero-shot scoring picks one label per text, but data.label_separator makes the "
-                "data multi-label; fine-tune the model instead",
+                f"{entry.training_method} scoring picks one label per text, but "
+                "data.label_separator makes the data multi-label; fine-tune the model instead",
             )
         )
     elif multi_label and spec.engine is not None and not spec.engine.multi_label:
@@ -294,11 +294,12 @@ def pair_problems(
     a custom engine that does not say it reads pairs (both would read the first texts alone),
     and a truncation other than the tokenizer's own pair cut."""
     pair = f"data.text_column names a text pair ({', '.join(recipe.data.text_columns)})"
-    if entry.training_method == "zero-shot":
+    if not trains_weights(entry.training_method):
         return [
             Problem(
                 f"models[{index}].method",
-                f"zero-shot scoring reads one text, but {pair}; fine-tune the model instead",
+                f"{entry.training_method} scoring reads one text, but {pair}; fine-tune the "
+                "model instead",
             )
         ]
     if spec.engine is not None:

@@ -39,7 +39,7 @@ from zoo.recipe import (
     TrainingConfig,
     recipe_to_dict,
 )
-from zoo.spec import METHODS
+from zoo.spec import METHODS, trains_weights
 from zoo.store import FOLD_KEYS, STORE_NAME, TRIAL_KEYS, RunRecord
 
 # The files of a run directory.
@@ -56,6 +56,8 @@ CHECKPOINTS = "checkpoints"
 PROMPT = "prompt.txt"
 # Beside a label-words model (in MODEL): the prompt and each label's words it answers with.
 LABEL_WORDS = "label_words.json"
+# few-shot: the training rows its prompt shows (row, line, label, tokens kept), and why fewer.
+SHOTS = "shots.json"
 
 # Files one of which holds a saved model's weights (transformers, peft, the TF-IDF baseline).
 WEIGHT_FILES = (
@@ -208,7 +210,8 @@ def start_record(
 ) -> dict[str, Any]:
     """run.json as a run starts. `started_with` is what resuming must match (see
     `resume_problems`); `checkpoints`: whether the run saves Trainer checkpoints to resume
-    from (a custom engine such as the TF-IDF baseline, or zero-shot scoring, saves none)."""
+    from (a custom engine such as the TF-IDF baseline, or zero-shot and few-shot scoring,
+    saves none)."""
     return run_record(
         {
             **attrs.asdict(identity),
@@ -680,9 +683,9 @@ def _check_model(path: Path, record: dict[str, Any]) -> None:
             "of its own",
             hint="predict with the run directory of one fold (run.json's ensemble_of lists them)",
         )
-    if record.get("method") == "zero-shot":
+    if not trains_weights(record.get("method") or "full"):
         raise RunDirError(
-            f"{path} holds no trained model: a zero-shot run trains and saves nothing",
+            f"{path} holds no trained model: a {record['method']} run trains and saves nothing",
             hint="predict with a run that trained a model (method full, lora or qlora)",
         )
     if not model_dir.is_dir():

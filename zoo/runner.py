@@ -565,7 +565,7 @@ def _start(
             "data_files": identity.data_files,
             "labels": list(splits.labels),
         },
-        checkpoints=spec.engine is None and entry.training_method != "zero-shot",
+        checkpoints=spec.engine is None and trains_weights(entry.training_method),
     )
 
 
@@ -589,6 +589,8 @@ def _outcome(result, job, splits, recipe, entry, options, retries, clock) -> dic
         "distributed": recipe.distributed.strategy if world()[1] > 1 else None,
         "precision": result.precision,
         "seed": recipe.run.seed,
+        # few-shot: examples per class asked for and held (the run directory's shots.json).
+        "shots": result.shots,
         "rows": {
             "train": len(splits.train),
             "validation": len(splits.validation),
@@ -596,10 +598,10 @@ def _outcome(result, job, splits, recipe, entry, options, retries, clock) -> dic
         },
         "encodings": splits.encodings,
         "preprocess": list(recipe.data.preprocess or ()),
-        # Where zoo's engine cut the texts (not zero-shot scoring, not a custom engine).
+        # Where zoo's engine cut the texts (not zero-/few-shot scoring, not a custom engine).
         "truncation": (
             settings.truncation or DEFAULT_TRUNCATION
-            if job.spec.engine is None and entry.training_method != "zero-shot"
+            if job.spec.engine is None and trains_weights(entry.training_method)
             else None
         ),
         "text_tokens": dict(result.text_tokens),

@@ -32,7 +32,7 @@ Method = Literal[TrainingMethod, PromptingMethod]
 METHODS: tuple[str, ...] = get_args(Method)
 PROMPTING_METHODS: tuple[str, ...] = get_args(PromptingMethod)
 # What a decoder (a causal LM) can do, where its plugin does not say otherwise (`hub:` models).
-DECODER_METHODS: tuple[Method, ...] = ("full", "lora", "qlora", "zero-shot")
+DECODER_METHODS: tuple[Method, ...] = ("full", "lora", "qlora", "zero-shot", "few-shot")
 # What a trained model answers with: a fresh classification head ("classifier"), or, for a
 # decoder, the label's words after a prompt, which its own LM head learns to say ("label-words").
 Head = Literal["classifier", "label-words"]

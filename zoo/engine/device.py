@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Literal
 import attrs
 
 from zoo.errors import RunRefused, ZooError
+from zoo.spec import trains_weights
 
 if TYPE_CHECKING:
     from zoo.memory.probe import DeviceMemory
@@ -78,7 +79,7 @@ def check_training(method: str, settings: TrainingConfig, device: DeviceInfo) ->
 
     For zoo's own engine: a plugin's custom engine (the TF-IDF baseline) has no optimizer.
     """
-    if method == "zero-shot" or settings.optimizer != "adamw-8bit":
+    if not trains_weights(method) or settings.optimizer != "adamw-8bit":
         return
     if device.kind != "cuda":
         raise RunRefused(
@@ -129,11 +130,11 @@ def weights_dtype(method: str, precision: Resolved, device_kind: str) -> Weights
       fp32 weights.
     - qlora: float32 for what bitsandbytes leaves unquantised (embeddings, norms, head);
       the 4-bit layers compute in bf16 whatever this says.
-    - zero-shot: inference only, in the precision's dtype (16-bit on a GPU with 'auto', fp32 on
-      a CPU unless the recipe asks for bf16).
+    - zero-shot, few-shot: inference only, in the precision's dtype (16-bit on a GPU with
+      'auto', fp32 on a CPU unless the recipe asks for bf16).
     """
     sixteen = SIXTEEN_BITS.get(precision)
-    if method == "zero-shot":
+    if not trains_weights(method):
         return sixteen or "float32"
     if method == "lora" and device_kind == "cuda" and sixteen:
         return sixteen

@@ -125,6 +125,8 @@ class TrainResult:
     text_tokens: Mapping[str, Any] = attrs.field(factory=dict)
     # Multi-label: each label's decision threshold (label order), which zoo predict applies.
     thresholds: tuple[float, ...] | None = None
+    # few-shot: the examples per class asked for and those its prompt holds (run.json keeps it).
+    shots: Mapping[str, Any] | None = None
 
     @classmethod
     def scored(cls, validation: Scored, test: Scored | tuple[None, None, None], **facts: Any):

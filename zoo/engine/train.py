@@ -36,6 +36,7 @@ from zoo.errors import ZooError
 from zoo.events import RunEvents
 from zoo.metrics import scores_of
 from zoo.multilabel import DEFAULT_THRESHOLD, fixed_threshold, multi_hot, sigmoid
+from zoo.spec import trains_weights
 from zoo.trackers import TENSORBOARD_DIR
 
 # Bump when what a cache file holds changes, so that no older file is read as a newer one.
@@ -267,7 +268,7 @@ def quiet_libraries() -> None:
 def train_model(
     job: TrainJob, make_run_dir: Callable[[], Path], progress: Progress
 ) -> tuple[Path, TrainResult]:
-    """Load, fine-tune, evaluate and save one model (or, for zero-shot, only evaluate).
+    """Load, fine-tune, evaluate and save one model (or, for zero-shot and few-shot, only evaluate).
 
     The run directory is made only once the model has loaded, so a model that cannot be found
     leaves nothing behind. Returns the run directory and what the run produced.
@@ -275,7 +276,7 @@ def train_model(
     quiet_libraries()
     device = job.device if job.device is not None else devices.detect()
     precision = devices.choose_precision(job.settings.precision, device)
-    if job.method == "zero-shot":
+    if not trains_weights(job.method):  # zero-shot, few-shot
         from zoo.engine.zero_shot import run_zero_shot
 
         return run_zero_shot(job, device, precision, make_run_dir, progress)

@@ -1,8 +1,9 @@
-"""Zero-shot classification with an instruction-tuned causal LM: no training.
+"""Zero-shot and few-shot classification with an instruction-tuned causal LM: no training.
 
 Each label's words are scored after the entry's prompt (`zoo.engine.label_scoring`); the prompt
 lists the label words in sorted order and every label is scored on its own, so the answer does
-not depend on the order labels come in.
+not depend on the order labels come in. Few-shot puts training examples before the prompt
+(`zoo.shots`, fitted into max_length by `zoo.engine.few_shot`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from typing import Any
 
 
 def run_zero_shot(job: Any, device: Any, precision: str, make_run_dir: Any, progress: Any):
-    """Score the validation and test rows; nothing is trained or saved but the prompt."""
+    """Score the validation and test rows; nothing is trained or saved but the prompt (and
+    few-shot's examples)."""
     import time
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -25,7 +27,8 @@ def run_zero_shot(job: Any, device: Any, precision: str, make_run_dir: Any, prog
         model_options,
         weights_format,
     )
-    from zoo.rundir import PROMPT
+    from zoo.files import write_json
+    from zoo.rundir import PROMPT, SHOTS
 
     options: dict[str, Any] = {"revision": job.revision} if job.revision else {}
     if job.trust_remote_code:
@@ -38,22 +41,33 @@ def run_zero_shot(job: Any, device: Any, precision: str, make_run_dir: Any, prog
         tokenizer=job.spec.tokenizer,
         allow_pickle=job.allow_pickle,
         # Inference only: 16-bit on a GPU, float32 on a CPU (unless the recipe asks for bf16).
-        dtype=devices.weights_dtype("zero-shot", precision, device.kind),
+        dtype=devices.weights_dtype(job.method, precision, device.kind),
         attention=job.settings.attention,
     )
     tokenizer = AutoTokenizer.from_pretrained(job.location, **options)
     apply_tokenizer_settings(tokenizer, job.spec.tokenizer)
+    prompt, words = job.prompt_for_labels(), job.answer_words()
+    shots = None
+    if job.method == "few-shot":  # refused here, before the model loads, when it cannot fit
+        from zoo.engine.few_shot import job_shots, shots_record
+
+        fitted = job_shots(job, tokenizer)
+        prompt = fitted.prompt
+        shots = shots_record(fitted, job.splits.labels, job.shots, job.settings.max_length)
+        for notice in shots["notices"]:
+            progress.message(notice)
     model = AutoModelForCausalLM.from_pretrained(
         job.location, **options, **weights_format(request), **model_options(request)
     )
     model.to("cuda" if device.kind == "cuda" else "cpu")
     run_dir = make_run_dir()
     labels = job.splits.labels
-    prompt, words = job.prompt_for_labels(), job.answer_words()
     (run_dir / PROMPT).write_text(prompt.template(), encoding="utf-8")
+    if shots is not None:
+        write_json(run_dir / SHOTS, shots)
 
     def evaluate(rows):
-        progress.start("zero-shot scoring", len(rows) * len(labels))
+        progress.start(f"{job.method} scoring", len(rows) * len(labels))
         scores = label_scores(
             model,
             tokenizer,
@@ -83,4 +97,5 @@ def run_zero_shot(job: Any, device: Any, precision: str, make_run_dir: Any, prog
         peak_memory_kind=peak.kind,
         device=device.name,
         precision=precision,
+        shots=None if shots is None else {k: shots[k] for k in ("shots", "in_prompt")},
     )
