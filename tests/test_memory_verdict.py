@@ -413,6 +413,8 @@ def test_the_json_of_a_refused_model_has_the_documented_keys(load, registry):
         "approximate": False,
         "family": "bert",
         "kernels": "cuda",
+        "head": "classifier",
+        "logits_bytes": est.logits,
         "device": "test GPU",
         "device_bytes": total - 1,
         "fits": False,
