@@ -208,3 +208,43 @@ def zoo_predict(run_dir: Path, input_csv: Path, capsys, *extra: str) -> list[dic
     assert zoo.cli.main(argv) == 0
     capsys.readouterr()
     return read_rows(output)
+
+
+def save_tiny_decoder(directory: Path, texts: Iterable[str], model_type: str) -> Path:
+    """A 2-layer random-init causal LM of `model_type` ("llama" or "qwen3") with grouped-query
+    attention (4 query heads, 2 key/value heads, head_dim 16 on a hidden size of 32) and tied
+    embeddings, and a character tokenizer that, like Llama 3's and Qwen3's, has an end-of-text
+    token and no pad token: a stand-in for Llama 3.2 and Qwen3."""
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedTokenizerFast
+
+    torch.manual_seed(0)
+    pieces = ["<|endoftext|>", "<unk>"] + korean_wordpiece_vocab(texts)[len(SPECIAL) :]
+    vocab = {piece: i for i, piece in enumerate(pieces)}
+    backend = Tokenizer(models.WordPiece(vocab, unk_token="<unk>", max_input_chars_per_word=200))
+    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        eos_token="<|endoftext|>",
+        bos_token="<|endoftext|>",
+        unk_token="<unk>",
+        model_input_names=["input_ids", "attention_mask"],
+    )
+    config = AutoConfig.for_model(
+        model_type,
+        vocab_size=len(vocab),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=16,
+        max_position_embeddings=512,
+        bos_token_id=0,
+        eos_token_id=0,
+        tie_word_embeddings=True,
+    )
+    AutoModelForCausalLM.from_config(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
