@@ -8,7 +8,7 @@ notes on GitHub (the `code` corpus of this project's search tool: a copy of the 
 attention_bias false, attention_dropout 0.0, head_dim 128, hidden_size 1,024, intermediate_size
 3,072, max_position_embeddings 40,960, 16 heads, 28 layers, 8 key/value heads, rope_theta
 1,000,000, tie_word_embeddings true, and a table that adds vocab_size 151,936). Qwen3-1.7B: the
-Megatron arguments of THUDM's slime (scripts/models/qwen3-1.7B.sh: 28 layers, hidden 2,048, FFN
+Megatron arguments in zyzshishui/slime (scripts/models/qwen3-1.7B.sh: 28 layers, hidden 2,048, FFN
 6,144, 16 heads, 8 query groups, kv-channels 128, vocab 151,936, no linear biases, qk-layernorm)
 and a public table of the Qwen3 configs (same heads, tied embeddings, 40,960 positions). The
 counts agree with the model cards: 0.6B total and 0.44B without embeddings, 1.7B and 1.4B.

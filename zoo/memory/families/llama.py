@@ -1,4 +1,4 @@
-"""Llama (`model_type = "llama"`: Llama 3.2, Kanana, HyperCLOVAX SEED 0.5B) and Qwen3
+"""Llama (`model_type = "llama"`: Llama 3.2 and the models built on it) and Qwen3
 (`"qwen3"`: the same layer with a per-head RMSNorm on queries and keys): pre-RMSNorm decoder
 layers, grouped-query attention (`num_key_value_heads` key/value heads of `head_dim`, which
 defaults to hidden / heads), a SwiGLU MLP (gate_proj, up_proj, down_proj), rotary embeddings (no
