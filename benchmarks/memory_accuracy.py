@@ -5,15 +5,16 @@ python benchmarks/memory_accuracy.py [--quick]
 Two kinds of rows, by the device whose kernels the estimate and the measurement follow:
 
 - cuda: CUDA emulated on this CPU (`zoo.memory.measure`: 1-byte dropout masks, SDPA without
-  attention dropout). For every combination of family (BERT, XLM-R-shaped, GPT-NeoX), attention
-  (eager, SDPA), dtype (fp32, bf16), gradient checkpointing (off, on) and method (full, LoRA)
-  at each batch/sequence size, one steady-state training step of a tiny random-init model.
+  attention dropout). For every combination of family (BERT, XLM-R-shaped, GPT-NeoX, Llama with
+  grouped-query attention), attention (eager, SDPA), dtype (fp32, bf16), gradient
+  checkpointing (off, on) and method (full, LoRA) at each batch/sequence size, one
+  steady-state training step of a tiny random-init model.
 - cpu: the same combinations as this CPU runs them, without emulation (dropout masks in the
   tensor's dtype; the models' attention dropout, which puts SDPA on its math path), and
   e5-small and MiniLM at their real shapes (random-init), batch 16 x 128, fp32.
 
 Prints one row per case and a summary table in Markdown. `--quick` measures the tiny grid at one
-size instead of four.
+size instead of four; `--family llama` measures only that family's tiny rows.
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ from zoo.memory.setup import TrainingSetup
 from zoo.memory.shapes import ModelShape
 
 TARGETS = {"bert": ("query", "value"), "xlm-roberta": ("query", "value"),
-           "gpt-neox": ("query_key_value",)}  # fmt: skip
+           "gpt-neox": ("query_key_value",), "llama": ("q_proj", "v_proj")}  # fmt: skip
+# The Llama rows: grouped-query attention, 2 key/value heads for 4 query heads.
+EXTRA = {"llama": {"kv_heads": 2, "head_dim": 64}}
 SIZES = ((1, 32), (4, 128), (8, 256), (16, 512))
 # The real models' shapes (plugins/e5_small.py, plugins/minilm.py), with 2 labels.
 REAL = {
@@ -51,7 +54,7 @@ REAL_CASES = (
 
 def tiny(family: str) -> ModelShape:
     return ModelShape(family=family, vocab=8000, hidden=256, layers=4, heads=4, ffn=1024,
-                      labels=3, positions=514)  # fmt: skip
+                      labels=3, positions=514, extra=EXTRA.get(family, {}))  # fmt: skip
 
 
 def one_case(shape, device, attention, attention_dropout, dtype, checkpointing, method, batch,
@@ -96,23 +99,23 @@ def one_case(shape, device, attention, attention_dropout, dtype, checkpointing, 
     return exact, *errors, measured, attention_dropout
 
 
-def cases(sizes):
+def cases(sizes, families=tuple(TARGETS), real=True):
     """(model, shape, device, attention, attention dropout, dtype, checkpointing, method, batch,
     sequence) for every row."""
     for device in ("cuda", "cpu"):
         for family, attention, dtype, checkpointing, method, (batch, sequence) in (
-            itertools.product(TARGETS, ("eager", "sdpa"), ("fp32", "bf16"), (False, True),
+            itertools.product(families, ("eager", "sdpa"), ("fp32", "bf16"), (False, True),
                               ("full", "lora"), sizes)
         ):  # fmt: skip
             yield (family, tiny(family), device, attention, True, dtype, checkpointing, method,
                    batch, sequence)  # fmt: skip
     for (name, shape), (device, attention, dropout, method) in itertools.product(
-        REAL.items(), REAL_CASES
+        REAL.items() if real else (), REAL_CASES
     ):
         yield name, shape, device, attention, dropout, "fp32", False, method, 16, 128
 
 
-def main(sizes) -> None:
+def main(sizes, families=tuple(TARGETS), real=True) -> None:
     import transformers
 
     warnings.filterwarnings("ignore")
@@ -122,7 +125,7 @@ def main(sizes) -> None:
           "| states | activations | peak |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|---:|---:|")
     started = time.perf_counter()
-    for case in cases(sizes):
+    for case in cases(sizes, families, real):
         model, shape, device, attention, _, dtype, checkpointing, method, batch, sequence = case
         exact, act, peak, measured, dropout = one_case(shape, *case[2:])
         rows.append((device, model, method, exact, act, peak))
@@ -150,4 +153,7 @@ def summary(device, group, method, rows) -> None:
 
 
 if __name__ == "__main__":
-    main(SIZES[1:2] if "--quick" in sys.argv else SIZES)
+    # --family NAME: that family's tiny rows alone (no real-shape rows).
+    only = sys.argv[sys.argv.index("--family") + 1] if "--family" in sys.argv else None
+    main(SIZES[1:2] if "--quick" in sys.argv else SIZES, (only,) if only else tuple(TARGETS),
+         real=only is None)  # fmt: skip

@@ -324,12 +324,15 @@ def test_models_json(capsys):
         ("koalpaca-12.8b", 12_739_594_240, "zoo_plugins.koalpaca"),
         ("koalpaca-5.8b", 5_761_851_392, "zoo_plugins.koalpaca"),
         ("koelectra-base", 112_330_752, "zoo_plugins.koelectra"),
+        ("llama-3.2-1b", 1_235_814_400, "zoo_plugins.llama32"),
         ("minilm", 22_713_216, "zoo_plugins.minilm"),
         ("mmbert-base", 307_530_240, "zoo_plugins.mmbert"),
+        ("qwen3-0.6b", 596_049_920, "zoo_plugins.qwen3"),
+        ("qwen3-1.7b", 1_720_574_976, "zoo_plugins.qwen3"),
         ("tfidf", None, "zoo_plugins.tfidf"),
         ("xlmr", 277_453_056, "zoo_plugins.xlmr"),
     ]
-    assert models[6] == {
+    assert models[7] == {
         "name": "minilm",
         "description": "all-MiniLM-L6-v2: 6-layer English BERT, fast baseline",
         "family": "bert",
@@ -392,6 +395,22 @@ def test_plugins_json(capsys):
                 "status": "loaded",
                 "models": ["koalpaca-12.8b", "koalpaca-5.8b"],
                 "registers": {"models": ["koalpaca-5.8b", "koalpaca-12.8b"]},
+            },
+            {
+                "name": "zoo_plugins.qwen3",
+                "module": "zoo_plugins.qwen3",
+                "from": "built-in",
+                "status": "loaded",
+                "models": ["qwen3-0.6b", "qwen3-1.7b"],
+                "registers": {"models": ["qwen3-0.6b", "qwen3-1.7b"]},
+            },
+            {
+                "name": "zoo_plugins.llama32",
+                "module": "zoo_plugins.llama32",
+                "from": "built-in",
+                "status": "loaded",
+                "models": ["llama-3.2-1b"],
+                "registers": {"models": ["llama-3.2-1b"]},
             },
             {
                 "name": "zoo_plugins.mmbert",
@@ -472,7 +491,14 @@ def test_plugins_json(capsys):
                 "status": "loaded",
                 "models": [],
                 "registers": {
-                    "model_families": ["bert", "xlm-roberta", "gpt-neox", "modernbert", "electra"]
+                    "model_families": [
+                        "bert",
+                        "xlm-roberta",
+                        "gpt-neox",
+                        "modernbert",
+                        "electra",
+                        "llama",
+                    ]
                 },
             },
             {  # the executors of work units (zoo run --executor): no models

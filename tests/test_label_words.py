@@ -27,12 +27,14 @@ WORDS = {"code": "코드 질문", "system": "서버 문제", "web": "화면"}
 @pytest.fixture(scope="module")
 def decoders(tmp_path_factory) -> dict[str, Path]:
     """Tiny random-init decoders with the demo data's characters."""
-    from tiny_models import save_tiny_gpt_neox, save_tiny_llama
+    from tiny_models import save_tiny_decoder, save_tiny_gpt_neox
 
     texts = demo_texts() + [" ".join(WORDS.values())]
     return {
         "gpt-neox": save_tiny_gpt_neox(tmp_path_factory.mktemp("neox"), texts, hidden=64),
-        "llama": save_tiny_llama(tmp_path_factory.mktemp("llama"), texts, hidden=64),
+        "llama": save_tiny_decoder(
+            tmp_path_factory.mktemp("llama"), texts, "llama", hidden=64, bos=True
+        ),
     }
 
 
@@ -189,7 +191,7 @@ def test_a_tiny_llama_learns_the_keyword_task_with_label_words(
     decoders,
     one_thread,  # noqa: F811
 ):
-    entry = f'model = "koalpaca-5.8b"\ncheckpoint = "{decoders["llama"]}"'
+    entry = f'model = "llama-3.2-1b"\ncheckpoint = "{decoders["llama"]}"'
     run = label_words_run(keyword_task, "llama-words", entry)
     assert run["status"] == "ok"
     assert run["metrics"]["test"]["accuracy"] >= 0.9

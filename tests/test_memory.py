@@ -24,9 +24,9 @@ from zoo.memory.shapes import ModelShape
 from zoo.recipe import load_recipe
 from zoo.registry import collect_models
 
-FAMILIES = ("bert", "xlm-roberta", "gpt-neox")
+FAMILIES = ("bert", "xlm-roberta", "gpt-neox", "llama")
 TARGETS = {"bert": ("query", "value"), "xlm-roberta": ("query", "value"),
-           "gpt-neox": ("query_key_value",)}  # fmt: skip
+           "gpt-neox": ("query_key_value",), "llama": ("q_proj", "v_proj")}  # fmt: skip
 # 512 tokens (eager attention's quadratic term, XLM-R's last positions) at batch 2 and batch 16 at
 # 64 tokens: a 16 x 512 bf16 step takes up to 5 minutes on a CPU without bf16 units, and
 # benchmarks/memory_accuracy.py measures 16 x 512 for every family (benchmarks/RESULTS.md).
@@ -63,8 +63,9 @@ def _grid():
         yield pytest.param("electra", attention, dtype, False, "full", 4, 128, "cpu")
 
 
-# What only the newer families' shapes say.
-EXTRA = {"electra": {"embedding_size": 128},
+# What only the newer families' shapes say. The Llama rows have grouped-query attention (2 key /
+# value heads for 4 query heads), so that eager attention repeats them.
+EXTRA = {"electra": {"embedding_size": 128}, "llama": {"kv_heads": 2, "head_dim": 64},
          "modernbert": {"classifier_pooling": "mean", "global_attn_every_n_layers": 3,
                         "local_attention": 128}}  # fmt: skip
 # ModernBERT with dropout everywhere (it has none by default): its masks and, on a CPU, SDPA's
@@ -102,6 +103,22 @@ def test_modernbert_with_dropout_matches_a_measured_training_step(attention, dty
                        labels=3, extra=EXTRA["modernbert"] | MODERNBERT_DROPOUT)  # fmt: skip
     assert shape.family.dropout(shape.config()) == (True, True)
     check_a_measured_step(shape, attention, dtype, False, "full", 4, 128, device)
+
+
+@pytest.mark.parametrize("device", ["cuda", "cpu"])
+@pytest.mark.parametrize(
+    ("attention", "dtype", "checkpointing", "method"),
+    [("eager", "fp32", False, "full"), ("sdpa", "bf16", False, "full"),
+     ("eager", "bf16", True, "lora"), ("sdpa", "fp32", False, "lora")],
+)  # fmt: skip
+def test_qwen3_matches_a_measured_training_step(attention, dtype, checkpointing, method, device):
+    """Qwen3 on the Llama family: its per-head q_norm and k_norm, and a head_dim (64) that is
+    not hidden / heads (256 / 8 = 32)."""
+    shape = ModelShape(family="llama", vocab=8000, hidden=256, layers=4, heads=8, ffn=1024,
+                       labels=3, extra={"model_type": "qwen3", "kv_heads": 4, "head_dim": 64,
+                                        "qk_norm": True})  # fmt: skip
+    assert shape.config()["model_type"] == "qwen3"
+    check_a_measured_step(shape, attention, dtype, checkpointing, method, 4, 128, device)
 
 
 def check_a_measured_step(shape, attention, dtype, checkpointing, method, batch, sequence, device):

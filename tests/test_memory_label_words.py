@@ -117,16 +117,18 @@ class _Characters:
 
 
 @pytest.mark.parametrize(
-    ("vocab", "layers", "labels", "answer", "texts", "length", "batch", "dtype"),
+    ("family", "vocab", "layers", "labels", "answer", "texts", "length", "batch", "dtype"),
     [
-        (2000, 2, 3, 4, 3, 20, 9, "fp32"),  # zoo doctor's shape
-        (8000, 4, 2, 2, 4, 200, 4, "fp32"),  # long prompts, short answers: the prompts' pass
-        (8000, 2, 5, 8, 4, 20, 20, "fp32"),  # many long answers: their logits
-        (8000, 4, 3, 4, 4, 60, 12, "bf16"),
+        ("gpt-neox", 2000, 2, 3, 4, 3, 20, 9, "fp32"),  # zoo doctor's shape
+        ("gpt-neox", 8000, 4, 2, 2, 4, 200, 4, "fp32"),  # long prompts: the prompts' pass
+        ("gpt-neox", 8000, 2, 5, 8, 4, 20, 20, "fp32"),  # many long answers: their logits
+        ("gpt-neox", 8000, 4, 3, 4, 4, 60, 12, "bf16"),
+        ("llama", 8000, 4, 3, 4, 4, 60, 12, "fp32"),  # grouped-query attention: a smaller cache
+        ("llama", 8000, 4, 2, 2, 4, 200, 4, "fp32"),
     ],
 )
 def test_label_scoring_on_its_cache_is_estimated_as_an_upper_bound(
-    vocab, layers, labels, answer, texts, length, batch, dtype
+    family, vocab, layers, labels, answer, texts, length, batch, dtype
 ):
     from transformers import AutoConfig, AutoModelForCausalLM
 
@@ -135,6 +137,10 @@ def test_label_scoring_on_its_cache_is_estimated_as_an_upper_bound(
     from zoo.prompts import DEFAULT_PROMPT, Prompt
 
     shape = _shape(vocab=vocab, labels=labels, layers=layers)
+    if family == "llama":  # 4 query heads, 2 key/value heads of 64
+        shape = ModelShape(family="llama", vocab=vocab, hidden=256, layers=layers, heads=4,
+                           ffn=512, labels=labels, positions=512,
+                           extra={"kv_heads": 2, "head_dim": 64})  # fmt: skip
     if vocab == 2000:
         shape = ModelShape(family="gpt-neox", vocab=2000, hidden=128, layers=2, heads=2,
                            ffn=512, labels=labels, positions=512)  # fmt: skip

@@ -91,8 +91,11 @@ BUILTIN_MODELS = [
     "koalpaca-12.8b",
     "koalpaca-5.8b",
     "koelectra-base",
+    "llama-3.2-1b",
     "minilm",
     "mmbert-base",
+    "qwen3-0.6b",
+    "qwen3-1.7b",
     "tfidf",
     "xlmr",
 ]
@@ -159,7 +162,7 @@ def test_registering_the_builtins_imports_no_torch():
         from zoo.registry import collect_models
 
         registry = collect_models(get_plugin_manager(entry_points=False))
-        assert len(registry.names()) == 10, registry.names()
+        assert len(registry.names()) == 13, registry.names()
         heavy = sorted(m for m in ("torch", "transformers") if m in sys.modules)
         assert not heavy, heavy
         """
@@ -474,6 +477,8 @@ def test_zoo_plugins_says_what_each_builtin_registers_by_kind():
         "zoo_plugins.mmbert": {"models": ["mmbert-base"]},
         "zoo_plugins.koelectra": {"models": ["koelectra-base"]},
         "zoo_plugins.klue_roberta": {"models": ["klue-roberta-base"]},
+        "zoo_plugins.qwen3": {"models": ["qwen3-0.6b", "qwen3-1.7b"]},
+        "zoo_plugins.llama32": {"models": ["llama-3.2-1b"]},
         "zoo_plugins.tfidf": {"models": ["tfidf"]},
         "zoo_plugins.mlflow_tracker": {"run_listeners": ["MlflowTracker"]},
         "zoo.memory.probe": {"device_probes": ["builtin_probe"]},
@@ -488,7 +493,7 @@ def test_zoo_plugins_says_what_each_builtin_registers_by_kind():
             ]
         },
         "zoo.memory.families.builtins": {
-            "model_families": ["bert", "xlm-roberta", "gpt-neox", "modernbert", "electra"]
+            "model_families": ["bert", "xlm-roberta", "gpt-neox", "modernbert", "electra", "llama"]
         },
         "zoo.executors": {"executors": ["local", "submitit", "ray"]},
     }

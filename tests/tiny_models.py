@@ -166,46 +166,6 @@ def save_tiny_gpt_neox(directory: Path, texts: Iterable[str], *, hidden: int = 3
     return directory
 
 
-def save_tiny_llama(directory: Path, texts: Iterable[str], *, hidden: int = 32) -> Path:
-    """A 2-layer Llama causal LM (grouped-query attention, tied embeddings, as the small
-    current decoders have) with a character tokenizer that puts a BOS token before every text
-    and has an end-of-text token but no pad token."""
-    import torch
-    from tokenizers import Tokenizer, models, pre_tokenizers, processors
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
-    torch.manual_seed(0)
-    pieces = ["<s>", "</s>", "<unk>"] + korean_wordpiece_vocab(texts)[len(SPECIAL) :]
-    vocab = {piece: i for i, piece in enumerate(pieces)}
-    backend = Tokenizer(models.WordPiece(vocab, unk_token="<unk>", max_input_chars_per_word=200))
-    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    backend.post_processor = processors.TemplateProcessing(
-        single="<s> $A", pair="<s> $A $B", special_tokens=[("<s>", 0)]
-    )
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=backend,
-        bos_token="<s>",
-        eos_token="</s>",
-        unk_token="<unk>",
-        model_input_names=["input_ids", "attention_mask"],
-    )
-    config = LlamaConfig(
-        vocab_size=len(vocab),
-        hidden_size=hidden,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        intermediate_size=2 * hidden,
-        max_position_embeddings=512,
-        bos_token_id=0,
-        eos_token_id=1,
-        tie_word_embeddings=True,
-    )
-    LlamaForCausalLM(config).save_pretrained(directory)
-    tokenizer.save_pretrained(directory)
-    return directory
-
-
 def save_tiny_encoder(directory: Path, texts: Iterable[str], model_type: str) -> Path:
     """A 2-layer random-init encoder of `model_type` ("roberta", "electra", "modernbert") with
     the Korean character WordPiece tokenizer: a stand-in for KLUE RoBERTa, KoELECTRA (with an
@@ -248,3 +208,51 @@ def zoo_predict(run_dir: Path, input_csv: Path, capsys, *extra: str) -> list[dic
     assert zoo.cli.main(argv) == 0
     capsys.readouterr()
     return read_rows(output)
+
+
+def save_tiny_decoder(
+    directory: Path, texts: Iterable[str], model_type: str, *, hidden: int = 32, bos: bool = False
+) -> Path:
+    """A 2-layer random-init causal LM of `model_type` ("llama" or "qwen3") with grouped-query
+    attention (4 query heads, 2 key/value heads of hidden / 2 elements each) and tied
+    embeddings, and a character tokenizer that, like Llama 3's and Qwen3's, has an end-of-text
+    token and no pad token: a stand-in for Llama 3.2 and Qwen3. `bos`: the tokenizer puts a
+    start token before every text, as Llama 3's does (Qwen3's does not)."""
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedTokenizerFast
+
+    torch.manual_seed(0)
+    start = ["<|begin_of_text|>"] if bos else []
+    pieces = [*start, "<|endoftext|>", "<unk>"] + korean_wordpiece_vocab(texts)[len(SPECIAL) :]
+    vocab = {piece: i for i, piece in enumerate(pieces)}
+    backend = Tokenizer(models.WordPiece(vocab, unk_token="<unk>", max_input_chars_per_word=200))
+    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    if bos:
+        backend.post_processor = processors.TemplateProcessing(
+            single="<|begin_of_text|> $A", special_tokens=[("<|begin_of_text|>", 0)]
+        )
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        eos_token="<|endoftext|>",
+        bos_token=start[0] if bos else "<|endoftext|>",
+        unk_token="<unk>",
+        model_input_names=["input_ids", "attention_mask"],
+    )
+    config = AutoConfig.for_model(
+        model_type,
+        vocab_size=len(vocab),
+        hidden_size=hidden,
+        intermediate_size=2 * hidden,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=hidden // 2,
+        max_position_embeddings=512,
+        bos_token_id=0,
+        eos_token_id=vocab["<|endoftext|>"],
+        tie_word_embeddings=True,
+    )
+    AutoModelForCausalLM.from_config(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory

@@ -31,6 +31,8 @@ BUILTIN_PLUGINS = (
     "zoo_plugins.finbert",
     "zoo_plugins.xlmr",
     "zoo_plugins.koalpaca",
+    "zoo_plugins.qwen3",
+    "zoo_plugins.llama32",
     "zoo_plugins.mmbert",
     "zoo_plugins.koelectra",
     "zoo_plugins.klue_roberta",

@@ -440,6 +440,10 @@ def scoring(shape: ModelShape, setup: TrainingSetup) -> dict[str, int]:
     prompt, rest = setup.sequence - answer, answer - 1
     layer = shape.family.kv_per_token(shape) * half  # bytes per token, one layer
     cache = shape.layers * layer
+    # Shared key/value heads copied out to every query head (new tensors beside the cache),
+    # one layer at a time; none where every head has keys and values of its own.
+    attended = shape.family.attention_kv_per_token(shape) * half
+    copied = attended if attended != layer else 0
     prompts = attrs.evolve(setup, sequence=prompt)
     working = rows * prompt * shape.family.evaluation_per_token(shape, prompts)
     first = rows * shape.vocab * (half + 8)  # the last position's logits, fp32, log-softmax
@@ -451,11 +455,16 @@ def scoring(shape: ModelShape, setup: TrainingSetup) -> dict[str, int]:
     tokens = rows * labels * rest  # the answers' pass
     answering = attrs.evolve(setup, sequence=prompt + rest)
     moments = [
-        {"kv_cache": rows * prompt * cache, "activations": working + first},
+        {
+            "kv_cache": rows * prompt * cache,
+            "activations": working + first + rows * prompt * copied,
+        },
         {"kv_cache": repeated + rows * prompt * layer, "activations": first},
         {
             "kv_cache": after * cache + after * layer // 2,  # a layer's keys (or values) cat
-            "activations": first + tokens * shape.family.evaluation_per_token(shape, answering),
+            "activations": first
+            + tokens * shape.family.evaluation_per_token(shape, answering)
+            + after * copied,
         },
         {"kv_cache": after * cache, "activations": first, "logits": answers},
     ]

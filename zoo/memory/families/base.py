@@ -89,6 +89,12 @@ class ModelFamily(abc.ABC):
         x head_dim (2 x hidden where every attention head has keys and values of its own)."""
         return 2 * shape.hidden
 
+    def attention_kv_per_token(self, shape: ModelShape) -> int:
+        """Elements of one layer's keys and values per token as its attention reads them under
+        a padding mask: `kv_per_token`, unless the family copies shared key/value heads out to
+        every query head first (grouped-query attention)."""
+        return self.kv_per_token(shape)
+
     def dropout(self, config: Mapping[str, Any]) -> tuple[bool, bool]:
         """Whether the model, as configured, has hidden and attention dropout (BERT's 0.1 by
         default)."""

@@ -7,6 +7,7 @@ from zoo.hookspecs import hookimpl
 from zoo.memory.families.bert import BertFamily
 from zoo.memory.families.electra import ElectraFamily
 from zoo.memory.families.gpt_neox import GptNeoxFamily
+from zoo.memory.families.llama import LlamaFamily
 from zoo.memory.families.modernbert import ModernBertFamily
 from zoo.memory.families.xlm_roberta import XlmRobertaFamily
 
@@ -19,5 +20,6 @@ def register_model_families(register):
         GptNeoxFamily(),
         ModernBertFamily(),
         ElectraFamily(),
+        LlamaFamily(),
     ):
         register(family)
