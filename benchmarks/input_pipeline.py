@@ -5,9 +5,11 @@ original: `datasets.map` in 1,000-row batches with padding="longest" (every row 
 zoo:      no padding at tokenization, DataCollatorWithPadding (each batch padded to its own
           longest row) and length-grouped batches (train_sampling_strategy="group_by_length").
 
-    python benchmarks/input_pipeline.py [ROWS]
+    python benchmarks/input_pipeline.py [ROWS] [--gpu] [--bf16] [--model-dir DIR]
 
-MiniLM, NSMC rows from ../shared/data, max length 200, batch 16, the same seed for both.
+MiniLM, NSMC rows from ../shared/data, max length 200, batch 16, the same seed for both; on the
+CPU in fp32 unless `--gpu` / `--bf16` (bf16 mixed precision) say otherwise. `--model-dir`: this
+model directory instead of MiniLM's wheel (e.g. benchmarks/gpu_check.py's random-init stand-in).
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from pathlib import Path
 from common import nsmc_slice
 
 
-def run(mode: str, texts: list[str], labels: list[int], model_dir: Path) -> dict:
+def run(mode: str, texts: list[str], labels: list[int], model_dir: Path, *, gpu: bool = False,
+        bf16: bool = False) -> dict:  # fmt: skip
     import transformers
     from datasets import Dataset
     from transformers import (
@@ -59,7 +62,8 @@ def run(mode: str, texts: list[str], labels: list[int], model_dir: Path) -> dict
             output_dir=out, seed=42, num_train_epochs=1, learning_rate=1e-4,
             per_device_train_batch_size=16, save_strategy="no", eval_strategy="no",
             train_sampling_strategy="random" if original else "group_by_length",
-            use_cpu=True, report_to="none", disable_tqdm=True, logging_strategy="no",
+            use_cpu=not gpu, bf16=bf16, report_to="none", disable_tqdm=True,
+            logging_strategy="no",
         )  # fmt: skip
         trainer = Trainer(model=model, args=args, train_dataset=table, data_collator=collate)
         started = time.perf_counter()
@@ -68,17 +72,22 @@ def run(mode: str, texts: list[str], labels: list[int], model_dir: Path) -> dict
     return {**counts, "seconds": seconds}
 
 
-def main(rows: int) -> None:
-    from zoo_plugins.minilm import model_dir
+def main(rows: int, *, gpu: bool = False, bf16: bool = False, model: Path | None = None) -> None:
+    if model is None:
+        from zoo_plugins.minilm import model_dir
 
+        model = model_dir()
     with tempfile.TemporaryDirectory() as tmp:
         train, _test = nsmc_slice(Path(tmp), rows, 1)
         with train.open(encoding="utf-8", newline="") as f:
             data = list(csv.DictReader(f, delimiter="\t"))
     texts = [row["document"] for row in data]
     labels = [int(row["label"]) for row in data]
-    results = {mode: run(mode, texts, labels, model_dir()) for mode in ("original", "zoo")}
-    print(f"{rows} NSMC training rows, 1 epoch, batch 16, max length 200")
+    results = {
+        mode: run(mode, texts, labels, model, gpu=gpu, bf16=bf16) for mode in ("original", "zoo")
+    }
+    where = f"{'GPU' if gpu else 'CPU'}, {'bf16 mixed precision' if bf16 else 'fp32'}"
+    print(f"{rows} NSMC training rows, 1 epoch, batch 16, max length 200 ({where})")
     print(
         "| pipeline | padded tokens | real tokens | epoch (s) | padded tokens/s | real tokens/s |"
     )
@@ -93,4 +102,10 @@ def main(rows: int) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 1000)
+    flags = {"--gpu", "--bf16"}
+    args = sys.argv[1:]
+    model = Path(args.pop(args.index("--model-dir") + 1)) if "--model-dir" in args else None
+    args = [a for a in args if a != "--model-dir"]
+    numbers = [a for a in args if a not in flags]
+    main(int(numbers[0]) if numbers else 1000, gpu="--gpu" in args, bf16="--bf16" in args,
+         model=model)  # fmt: skip

@@ -1,8 +1,11 @@
 """Benchmark 4: the memory estimator against measured training steps, on a CPU.
 
 python benchmarks/memory_accuracy.py [--quick]
+python benchmarks/memory_accuracy.py --device cuda [--grid real|tiny] [--budget-seconds S]
+    [--largest N] [--jsonl FILE] [--list]
 
-Two kinds of rows, by the device whose kernels the estimate and the measurement follow:
+Without `--device cuda` it measures on this CPU. Two kinds of rows, by the device whose kernels
+the estimate and the measurement follow:
 
 - cuda: CUDA emulated on this CPU (`zoo.memory.measure`: 1-byte dropout masks, SDPA without
   attention dropout). For every combination of family (BERT, XLM-R-shaped, GPT-NeoX, Llama with
@@ -15,10 +18,15 @@ Two kinds of rows, by the device whose kernels the estimate and the measurement 
 
 Prints one row per case and a summary table in Markdown. `--quick` measures the tiny grid at one
 size instead of four; `--family llama` measures only that family's tiny rows.
+
+`--device cuda` measures on a real CUDA GPU instead (`cuda_memory.py` beside this file: the
+caching allocator's allocated and reserved peaks at real sizes, one JSON line per case); on a
+machine without one it says so and exits with status 2.
 """
 
 from __future__ import annotations
 
+import argparse
 import itertools
 import sys
 import time
@@ -152,8 +160,32 @@ def summary(device, group, method, rows) -> None:
     print(f"| {device} | {group} | {method} | {len(rows)} | {sum(r[3] for r in rows)} | {errors} |")
 
 
+def arguments(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="CPU: the tiny grid at one size")
+    parser.add_argument("--family", default=None, help="CPU: only this family's tiny rows")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                        help="cuda: measure on a real CUDA GPU (cuda_memory.py)")  # fmt: skip
+    parser.add_argument("--grid", choices=("real", "tiny"), default="real",
+                        help="cuda: real sizes (issue 14's grid) or tiny models")  # fmt: skip
+    parser.add_argument("--budget-seconds", type=float, default=None,
+                        help="cuda: add no case that would pass this many seconds")  # fmt: skip
+    parser.add_argument("--largest", type=int, default=None,
+                        help="cuda: only the N cases with the highest estimated peak")  # fmt: skip
+    parser.add_argument("--jsonl", default=None, help="cuda: append one JSON line per case here")
+    parser.add_argument("--list", action="store_true", help="cuda: list the cases, run none")
+    return parser.parse_args(argv)
+
+
 if __name__ == "__main__":
+    options = arguments(sys.argv[1:])
+    if options.device == "cuda":
+        import cuda_memory
+
+        sys.exit(cuda_memory.main(options.grid, budget=options.budget_seconds,
+                                  largest=options.largest, jsonl=options.jsonl,
+                                  listing=options.list))  # fmt: skip
     # --family NAME: that family's tiny rows alone (no real-shape rows).
-    only = sys.argv[sys.argv.index("--family") + 1] if "--family" in sys.argv else None
-    main(SIZES[1:2] if "--quick" in sys.argv else SIZES, (only,) if only else tuple(TARGETS),
+    only = options.family
+    main(SIZES[1:2] if options.quick else SIZES, (only,) if only else tuple(TARGETS),
          real=only is None)  # fmt: skip

@@ -3,12 +3,15 @@ baseline of benchmark 1. Same split, tokenization and TrainingArguments as zoo's
 
     python benchmarks/plain_trainer.py MODEL_DIR TRAIN TEST OUT.json [EPOCHS LR]
     python benchmarks/plain_trainer.py MODEL_DIR TRAIN TEST OUT.json --trainer-defaults
+    ... [--gpu] [--bf16]
 
 TRAIN and TEST: .tsv (text column `document`) or .csv (`text`), with a `label` column.
 The first form sets what zoo sets (batch 16, cosine, warmup 3%, weight decay 0.01, length
 grouping; 1 epoch and lr 1e-4 unless given). `--trainer-defaults` is the script one writes from
 the Trainer's documentation: its defaults (3 epochs, lr 5e-5, batch 8, linear decay, no warmup,
 no weight decay, random batches), evaluating and keeping the best checkpoint each epoch.
+`--gpu` trains on the GPU (the default: the CPU, as the CPU benchmarks ran), `--bf16` in bf16
+mixed precision (as zoo's precision = "bf16").
 """
 
 from __future__ import annotations
@@ -57,6 +60,8 @@ class SequentialEvalTrainer(Trainer):
 
 
 def main(model_dir, train_path, test_path, out_path, *settings):
+    gpu, bf16 = "--gpu" in settings, "--bf16" in settings
+    settings = tuple(s for s in settings if s not in {"--gpu", "--bf16"})
     transformers.logging.set_verbosity_error()
     texts, labels = read(train_path)
     test_texts, test_labels = read(test_path)
@@ -101,8 +106,8 @@ def main(model_dir, train_path, test_path, out_path, *settings):
         output_dir=f"{out_path}.checkpoints", seed=SEED, per_device_eval_batch_size=2 * batch,
         eval_strategy="steps", eval_steps=steps, save_strategy="steps", save_steps=steps,
         save_total_limit=1, load_best_model_at_end=True, metric_for_best_model="f1_macro",
-        logging_steps=max(1, steps // 4), use_cpu=True, report_to="none", disable_tqdm=True,
-        **chosen,
+        logging_steps=max(1, steps // 4), use_cpu=not gpu, bf16=bf16, report_to="none",
+        disable_tqdm=True, **chosen,
     )  # fmt: skip
 
     def metrics(p):

@@ -26,6 +26,7 @@ from typing import Any
 
 import attrs
 
+from zoo.memory.measure_cuda import cuda_baseline as _cuda_baseline
 from zoo.memory.shapes import ModelShape
 from zoo.prompts import DEFAULT_PROMPT, Prompt
 
@@ -184,23 +185,6 @@ def _training(method: str, cuda: bool) -> Smoke:
         measured_by=measured_by,
         seconds=0.0,
     )
-
-
-def _cuda_baseline() -> int:
-    """What CUDA device 0 holds before the model: after a matmul in fp32 and in bf16, so that
-    cuBLAS has made its workspaces (the estimator counts them in the CUDA context)."""
-    import torch
-
-    a = torch.ones(64, 64, device="cuda")
-    (a @ a).sum().item()
-    if torch.cuda.is_bf16_supported():
-        with torch.autocast("cuda", dtype=torch.bfloat16):
-            (a @ a).sum().item()
-    del a
-    torch.cuda.synchronize()
-    torch.cuda.empty_cache()
-    torch.cuda.reset_peak_memory_stats()
-    return int(torch.cuda.memory_allocated())
 
 
 def _quantized(shape: ModelShape) -> Any:
