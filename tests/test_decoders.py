@@ -69,7 +69,7 @@ def test_zoo_models_lists_the_decoders_with_exact_counts(capsys, monkeypatch):
     for name, (backbone, _, _) in COUNTS.items():
         assert models[name]["parameters"] == backbone
         assert models[name]["family"] == "llama"
-        assert models[name]["methods"] == ["full", "lora", "qlora", "zero-shot"]
+        assert models[name]["methods"] == ["full", "lora", "qlora", "zero-shot", "few-shot"]
 
 
 RECIPE = """\

@@ -93,9 +93,15 @@ validation = 0.2
 """,
         encoding="utf-8",
     )
+    return run_json(recipe)
+
+
+def run_json(recipe: Path) -> dict:
+    """`zoo run --json` of a recipe of one model, with the built-in plugins alone and its own
+    cache beside the recipe (tokenized there, not in a shared cache): that run's record."""
     out = io.StringIO()
     with pytest.MonkeyPatch.context() as env:
-        env.setenv("ZOO_CACHE", str(directory / "cache"))  # tokenized here, not in a shared cache
+        env.setenv("ZOO_CACHE", str(recipe.parent / "cache"))
         env.setenv("ZOO_PLUGINS", "")
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
             assert zoo.cli.main(["run", str(recipe), "--json"]) == 0

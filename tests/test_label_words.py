@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_keyword_task import KEYWORDS, keyword_task, one_thread  # noqa: F401 (fixtures)
+from test_keyword_task import KEYWORDS, keyword_task, one_thread, run_json  # noqa: F401
 from tiny_models import demo_texts, read_rows
 
 import zoo.cli
@@ -139,17 +139,7 @@ def label_words_run(directory: Path, name: str, entry: str, **training) -> dict:
         f"label_words = {{ {words} }}\n\n[training]\n{lines}\n",
         encoding="utf-8",
     )
-    import contextlib
-    import io
-
-    out = io.StringIO()
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("ZOO_CACHE", str(directory / "cache"))
-        env.setenv("ZOO_PLUGINS", "")
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
-            assert zoo.cli.main(["run", str(recipe), "--json"]) == 0
-    (run,) = json.loads(out.getvalue())["runs"]
-    return run
+    return run_json(recipe)
 
 
 @pytest.mark.slow

@@ -106,16 +106,6 @@ def test_the_lm_head_replaces_the_fresh_head(method, bytes_per, trains):
     assert not any(p.tensor.module == "lm_head" for p in tied)
 
 
-class _Characters:
-    pad_token_id = 0
-
-    def __init__(self, vocab: int) -> None:
-        self.vocab = vocab
-
-    def __call__(self, text: str, add_special_tokens: bool = False) -> dict[str, list[int]]:
-        return {"input_ids": [1 + ord(ch) % (self.vocab - 1) for ch in text]}
-
-
 @pytest.mark.parametrize(
     ("family", "vocab", "layers", "labels", "answer", "texts", "length", "batch", "dtype"),
     [
@@ -133,6 +123,7 @@ def test_label_scoring_on_its_cache_is_estimated_as_an_upper_bound(
     from transformers import AutoConfig, AutoModelForCausalLM
 
     from zoo.engine.label_scoring import prompt_ids
+    from zoo.engine.smoke import Characters
     from zoo.memory.measure import measure_scoring
     from zoo.prompts import DEFAULT_PROMPT, Prompt
 
@@ -149,7 +140,7 @@ def test_label_scoring_on_its_cache_is_estimated_as_an_upper_bound(
         AutoConfig.for_model(**shape.config()), attn_implementation="sdpa"
     )
     model.to(torch.bfloat16 if dtype == "bf16" else torch.float32)
-    tokenizer = _Characters(vocab)
+    tokenizer = Characters(vocab)
     words = [chr(ord("a") + i) * answer for i in range(labels)]
     rows = [f"x{i} " * (length // 3) for i in range(texts)]
     prompt = Prompt.from_template(DEFAULT_PROMPT, words)

@@ -8,16 +8,14 @@ say that the second text was read.
 
 from __future__ import annotations
 
-import contextlib
 import csv
-import io
 import json
 import random
 import shutil
 from pathlib import Path
 
 import pytest
-from test_keyword_task import KEYWORDS, SHARED, TRAINING, keyword_text
+from test_keyword_task import KEYWORDS, SHARED, TRAINING, keyword_text, run_json
 from tiny_models import read_rows, zoo_predict
 
 import zoo.cli
@@ -50,13 +48,7 @@ def pair_run(directory: Path, name: str, models: str, text_column: str) -> dict:
         f"text_column = {text_column}\n{models}\n{TRAINING}",
         encoding="utf-8",
     )
-    out = io.StringIO()
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("ZOO_CACHE", str(directory / "cache"))
-        env.setenv("ZOO_PLUGINS", "")
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
-            assert zoo.cli.main(["run", str(recipe), "--json"]) == 0
-    (run,) = json.loads(out.getvalue())["runs"]
+    run = run_json(recipe)
     assert run["status"] == "ok"
     return run
 

@@ -241,9 +241,9 @@ def build_trainer(
 ) -> Any:
     """zoo's Trainer on the answers' loss, evaluated by scoring the labels (not by the loss of
     the validation answers), with zoo's callbacks."""
-    from transformers import EarlyStoppingCallback, PrinterCallback
+    from transformers import PrinterCallback
 
-    from zoo.engine.train import _events_callback, _progress_callback, _trainer_class
+    from zoo.engine.train import _trainer_class, zoo_callbacks
 
     class LabelWordsTrainer(_trainer_class()):
         def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
@@ -257,9 +257,6 @@ def build_trainer(
             )
             return metrics
 
-    callbacks = [_progress_callback(progress), _events_callback(job.events)]
-    if job.settings.early_stopping_patience:
-        callbacks.append(EarlyStoppingCallback(job.settings.early_stopping_patience))
     trainer = LabelWordsTrainer(
         model=model,
         args=args,
@@ -267,7 +264,7 @@ def build_trainer(
         train_dataset=train,
         eval_dataset=validation,
         processing_class=tokenizer,
-        callbacks=callbacks,
+        callbacks=zoo_callbacks(job, progress),
     )
     trainer.remove_callback(PrinterCallback)
     return trainer

@@ -243,7 +243,7 @@ def _train(model: Any, inputs: dict[str, Any], *, bf16: bool) -> list[float]:
     return losses
 
 
-class _Characters:
+class Characters:
     """A tokenizer of characters, enough for zoo's label scoring: ids from code points."""
 
     pad_token_id = 0
@@ -273,7 +273,7 @@ def _zero_shot(cuda: bool) -> Smoke:
     )
     # zero-shot loads its weights in 16 bits on a GPU (zoo.engine.device.weights_dtype).
     model.to("cuda" if cuda else "cpu", torch.bfloat16 if bf16 else torch.float32)
-    tokenizer = _Characters(shape.vocab)
+    tokenizer = Characters(shape.vocab)
     pairs = len(TEXTS) * len(LABELS)
 
     if cuda:

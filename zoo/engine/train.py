@@ -428,6 +428,18 @@ def tokenize_splits(
     return TokenizedSplits(**found, lengths=lengths, text_rows=text_rows)
 
 
+def zoo_callbacks(job: TrainJob, progress: Progress) -> list[Any]:
+    """The progress bar, the run listeners' events and early stopping, as every zoo Trainer
+    has them."""
+    from transformers import EarlyStoppingCallback
+
+    callbacks = [_progress_callback(progress), _events_callback(job.events)]
+    if job.settings.early_stopping_patience:
+        # Counts evaluations (training.eval_every), not epochs.
+        callbacks.append(EarlyStoppingCallback(job.settings.early_stopping_patience))
+    return callbacks
+
+
 def build_trainer(
     job: TrainJob,
     model: Any,
@@ -438,7 +450,7 @@ def build_trainer(
 ) -> Any:
     """zoo's Trainer: its metrics, its loss (class weights), its callbacks (progress, run
     events, early stopping), nothing printed on stdout."""
-    from transformers import DataCollatorWithPadding, EarlyStoppingCallback, PrinterCallback
+    from transformers import DataCollatorWithPadding, PrinterCallback
 
     settings, splits = job.settings, job.splits
     metric = ClassificationMetrics()
@@ -478,10 +490,7 @@ def build_trainer(
         loss = multi_label_loss(weights)
     else:
         loss = weighted_loss(weights) if weights is not None else None
-    callbacks = [_progress_callback(progress), _events_callback(job.events)]
-    if settings.early_stopping_patience:
-        # Counts evaluations (training.eval_every), not epochs.
-        callbacks.append(EarlyStoppingCallback(settings.early_stopping_patience))
+    callbacks = zoo_callbacks(job, progress)
     sparse = settings.train_embeddings == "sparse" and job.method == "full"
     extra = {}
     if sparse:  # AdamW, with the lazy step for the embedding's rows (preflight: adamw alone)
