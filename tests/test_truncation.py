@@ -140,7 +140,9 @@ def test_zero_shot_refuses_a_truncation_of_its_own(tmp_path):
         '[[models]]\nmodel = "koalpaca-5.8b"\nmethod = "zero-shot"\ntruncation = "tail"\n',
         encoding="utf-8",
     )
-    with pytest.raises(RecipeError, match=r"models\[0\]\.truncation: zero-shot scoring keeps"):
+    with pytest.raises(
+        RecipeError, match=r"models\[0\]\.truncation: zero-shot scoring cuts the text"
+    ):
         load_recipe(path, model_methods={"koalpaca-5.8b": ("zero-shot",)})
 
 
