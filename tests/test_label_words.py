@@ -300,6 +300,14 @@ def test_a_damaged_label_words_file_is_refused_with_what_to_do(tmp_path):
     with pytest.raises(RunDirError, match="lists 1 label words for the run's 2 labels"):
         saved_answers(tmp_path, ["a", "b"])
     assert saved_answers(tmp_path, ["a"]).prompt.render("x") == "Q: x A:"
+    # What run.json says the run trained must agree with the model directory: a causal LM read
+    # as a classifier would predict with a random head.
+    with pytest.raises(RunDirError, match="says it trained a classification head, but"):
+        saved_answers(tmp_path, ["a"], label_words=False)
+    (tmp_path / LABEL_WORDS).unlink()
+    with pytest.raises(RunDirError, match="says it trained label words, but .* is missing"):
+        saved_answers(tmp_path, ["a"], label_words=True)
+    assert saved_answers(tmp_path, ["a"], label_words=False) is None
 
 
 def test_a_hub_decoder_gets_the_decoder_methods_and_pads_with_its_end_token(decoders):

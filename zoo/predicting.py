@@ -140,6 +140,7 @@ def predict_texts(
             pairs=pairs,
             multi_label=run.label_separator is not None,
             labels=run.labels,
+            label_words=_label_words(run),
         )
     labels = run.labels
     assert labels is not None
@@ -150,6 +151,13 @@ def predict_texts(
     else:
         named = tuple(labels[int(row.argmax())] for row in probabilities)
     return Predicted(labels=labels, predicted=named, probabilities=probabilities)
+
+
+def _label_words(run: RunDir) -> bool | None:
+    """Whether run.json says the run trained label words (None: a run from before zoo wrote
+    its head, which trained a classification head)."""
+    head = run.record.get("head")
+    return None if head is None else head == "label-words"
 
 
 def _section(run: RunDir, name: str) -> dict[str, Any]:

@@ -22,13 +22,15 @@ def transformer_probabilities(
     pairs: list[str] | None = None,
     multi_label: bool = False,
     labels: Sequence[str] | None = None,
+    label_words: bool | None = None,
 ) -> np.ndarray:
     """Class probabilities from a saved transformer (a full model or LoRA adapters), each
     text (or with `pairs`, each text pair) cut to `max_length` as in training (`truncation`;
     with chunks, the mean of its windows' probabilities, `chunk_stride` tokens shared).
 
-    A label-words model (its saved label words beside it; `labels`: the run's) scores every
-    label's words after its prompt instead, as its run did."""
+    A label-words model (its saved label words beside it; `labels`: the run's; `label_words`:
+    whether run.json says so) scores every label's words after its prompt instead, as its run
+    did."""
     import torch
 
     from zoo.engine import truncation as cuts
@@ -38,7 +40,7 @@ def transformer_probabilities(
 
     quiet_libraries()
     if labels is not None:
-        answers = saved_answers(model_dir, labels)
+        answers = saved_answers(model_dir, labels, label_words=label_words)
         if answers is not None:
             return _label_word_probabilities(
                 model_dir, answers, texts, max_length, batch_size, progress

@@ -130,10 +130,8 @@ def run_label_words(
         progress.message("scoring the labels with the best checkpoint")
         scored_validation = scorer.score(trainer.model, splits.validation, progress)
         scored_test = scorer.score(trainer.model, splits.test, progress) if splits.test else None
-    save_model(trainer, model, run_dir, checkpoints)
-    (run_dir / "model" / LABEL_WORDS).write_text(
-        json.dumps(answers.to_json(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
-    )
+    words = json.dumps(answers.to_json(), ensure_ascii=False, indent=2) + "\n"
+    save_model(trainer, model, run_dir, checkpoints, beside={LABEL_WORDS: words})
     return run_dir, TrainResult.scored(
         scored_validation,
         scored_test if scored_test is not None else NOT_SCORED,
@@ -270,10 +268,21 @@ def build_trainer(
     return trainer
 
 
-def saved_answers(model_dir: Path, labels: Sequence[str]) -> Answers | None:
+def saved_answers(
+    model_dir: Path, labels: Sequence[str], *, label_words: bool | None = None
+) -> Answers | None:
     """The prompt and label words a saved label-words model scores with (None for a model
-    with a classification head); a damaged file is refused, never guessed at."""
+    with a classification head); a damaged file is refused, never guessed at. `label_words`:
+    what the run's run.json says it trained (None: not known), which the file must agree
+    with: a causal LM read as a classifier would get a random head."""
     path = model_dir / LABEL_WORDS
+    if path.exists() != (label_words if label_words is not None else path.exists()):
+        said = "label words" if label_words else "a classification head"
+        raise RunDirError(
+            f"the run's run.json says it trained {said}, but {path} is "
+            f"{'missing' if label_words else 'there'}",
+            hint=RESTORE_HINT,
+        )
     if not path.exists():
         return None
     try:

@@ -8,7 +8,7 @@ import math
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ from zoo.errors import ZooError
 from zoo.events import RunEvents
 from zoo.metrics import scores_of
 from zoo.multilabel import DEFAULT_THRESHOLD, fixed_threshold, multi_hot, sigmoid
+from zoo.rundir import MODEL
 from zoo.spec import trains_weights
 from zoo.trackers import TENSORBOARD_DIR
 
@@ -571,8 +572,15 @@ def train_and_evaluate(
     )
 
 
-def save_model(trainer: Any, model: Any, run_dir: Path, checkpoints: Path) -> None:
-    """The best model into run_dir/model, then the checkpoints removed.
+def save_model(
+    trainer: Any,
+    model: Any,
+    run_dir: Path,
+    checkpoints: Path,
+    beside: Mapping[str, str] | None = None,
+) -> None:
+    """The best model into run_dir/model (with the text files `beside` names), then the
+    checkpoints removed.
 
     Saved beside, then renamed into place: a full disk leaves no half-written model behind
     (and the best checkpoint stays in checkpoints/ until the save has succeeded).
@@ -585,7 +593,9 @@ def save_model(trainer: Any, model: Any, run_dir: Path, checkpoints: Path) -> No
         if is_adapter(model):
             # Beside the adapter and head: the labels and pad token that reloading needs.
             model.base_model.model.config.save_pretrained(saving)
-        saving.replace(run_dir / "model")
+        for name, text in (beside or {}).items():  # in place with the model, never after it
+            (saving / name).write_text(text, encoding="utf-8")
+        saving.replace(run_dir / MODEL)
     if is_main():
         shutil.rmtree(checkpoints, ignore_errors=True)
 
