@@ -331,3 +331,42 @@ def test_a_hub_decoder_trains_label_words_with_lora_from_its_checkpoint(
     run = label_words_run(keyword_task, "hub-words", entry, max_steps=4)
     assert run["status"] == "ok"
     assert json.loads((Path(run["run_dir"]) / "run.json").read_text())["head"] == "label-words"
+
+
+def test_label_words_are_refused_for_a_plugin_that_loads_its_model_itself(tmp_path):
+    import attrs
+    from tiny_models import write_demo_slice
+
+    from zoo.errors import RecipeError
+    from zoo.plugins import get_plugin_manager
+    from zoo.preflight import check_before_training
+    from zoo.recipe import load_recipe
+    from zoo.registry import RegisteredModel, collect_models
+
+    registry = collect_models(get_plugin_manager(entry_points=False))
+    spec = registry.models["koalpaca-5.8b"].spec
+    own = attrs.evolve(spec, loader=lambda request: None)  # a classifier loader of its own
+    registry.models["koalpaca-5.8b"] = RegisteredModel(own, "test")
+    write_demo_slice(tmp_path, train=40, test=10)
+    path = tmp_path / "recipe.toml"
+    path.write_text(
+        '[run]\nname = "r"\noutput_dir = "out"\n\n[data]\ntrain = "train.csv"\n'
+        'test = "test.csv"\n\n[[models]]\nmodel = "koalpaca-5.8b"\nhead = "label-words"\n',
+        encoding="utf-8",
+    )
+    recipe = load_recipe(path, model_names=registry.names(), model_methods=registry.methods())
+    with pytest.raises(RecipeError, match="loads it with a loader of its own, which builds"):
+        check_before_training(recipe, registry, ("code", "remote", "system", "theory", "web"))
+
+
+def test_label_words_keyed_in_another_normal_form_than_the_data_are_refused_not_ignored():
+    import unicodedata
+
+    from zoo.prompts import unknown_label_words
+
+    labels = ("코드", "웹")  # the data's labels, NFC
+    decomposed = unicodedata.normalize("NFD", "코드")
+    assert decomposed != "코드"
+    # An NFD key names no label: refused by preflight, never silently answered with the name.
+    assert unknown_label_words(labels, {decomposed: "프로그램"}) == [decomposed]
+    assert unknown_label_words(labels, {"코드": "프로그램"}) == []

@@ -197,6 +197,14 @@ def answer_problems(
                 "say them; remove head for a classification head",
             )
         )
+    if spec.loader is not None:
+        problems.append(
+            Problem(
+                f"{where}.head",
+                f"the plugin of {entry.model!r} loads it with a loader of its own, which builds "
+                "a classifier; label words need zoo's causal-LM loader: remove head",
+            )
+        )
     settings = settings_for(recipe, entry, spec)
     refused = (
         (recipe.data.label_separator is not None, "data.label_separator",

@@ -16,7 +16,7 @@ from typing import Any
 
 import attrs
 
-from zoo.engine.label_scoring import PromptTooLong, answer_ids, leading_special_tokens, token_ids
+from zoo.engine.label_scoring import PromptTooLong, answer_ids, frame_length, token_ids
 from zoo.prompts import Prompt
 from zoo.shots import Shot, choose_shots, few_shot_prompt, per_class, short_classes
 
@@ -62,9 +62,7 @@ def _render(tokenizer: Any, prompt: Prompt, shots: Sequence[Shot], budget: int):
 
 def _used(tokenizer: Any, prompt: Prompt, budget: int) -> int:
     """The prompt's tokens without the row's text, and the budget the row's text may take."""
-    start = leading_special_tokens(tokenizer)
-    before, after = token_ids(tokenizer, prompt.before), token_ids(tokenizer, prompt.after)
-    return len(start) + len(before) + len(after) + budget
+    return frame_length(tokenizer, prompt) + budget
 
 
 def fit_shots(

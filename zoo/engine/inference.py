@@ -94,23 +94,15 @@ def _label_word_probabilities(
 ) -> np.ndarray:
     import torch
 
-    from zoo.engine.jobs import softmax
-    from zoo.engine.label_scoring import label_scores
+    from zoo.engine.label_words import answer_probabilities
     from zoo.engine.loading import load_trained
 
     model, tokenizer = load_trained(model_dir, causal_lm=True)
     model.to("cuda" if torch.cuda.is_available() else "cpu")
     progress.start("predicting", len(texts) * len(answers.words))
-    scores = label_scores(
-        model,
-        tokenizer,
-        answers.prompt,
-        texts,
-        answers.words,
-        max_length=max_length,
-        end=True,
-        batch_size=max(batch_size, len(answers.words)),
+    found = answer_probabilities(
+        model, tokenizer, answers, texts, max_length=max_length, batch_size=batch_size,
         progress=progress,
-    )
+    )  # fmt: skip
     progress.stop()
-    return softmax(scores)
+    return found

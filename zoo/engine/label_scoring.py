@@ -38,6 +38,13 @@ class PromptTooLong(RunRefused):
     """The prompt around the text leaves no room for the text within max_length."""
 
 
+def frame_length(tokenizer: Any, prompt: Prompt) -> int:
+    """The prompt's tokens without the row's text: the tokenizer's leading special tokens and
+    the prompt's two sides."""
+    sides = token_ids(tokenizer, prompt.before) + token_ids(tokenizer, prompt.after)
+    return len(leading_special_tokens(tokenizer)) + len(sides)
+
+
 def prompt_ids(tokenizer: Any, prompt: Prompt, text: str, room: int) -> list[int]:
     """The prompt's tokens around the text's, at most `room` of them: a long text loses its end,
     never the prompt's instructions or its answer cue."""
@@ -45,7 +52,7 @@ def prompt_ids(tokenizer: Any, prompt: Prompt, text: str, room: int) -> list[int
     before, after = token_ids(tokenizer, prompt.before), token_ids(tokenizer, prompt.after)
     keep = room - len(start) - len(before) - len(after)
     if keep < 1:
-        needed = len(start) + len(before) + len(after)
+        needed = room - keep
         raise PromptTooLong(
             f"the prompt takes {needed} tokens without the text, but the longest answer leaves "
             f"{room} of training.max_length for prompt and text",

@@ -27,7 +27,6 @@ from zoo.engine import device as devices
 from zoo.engine.arguments import training_arguments
 from zoo.engine.jobs import NOT_SCORED, Progress, TrainJob, TrainResult, score_split, softmax
 from zoo.engine.label_scoring import answer_ids, label_scores, prompt_ids
-from zoo.engine.loading import LoadRequest, load_causal_lm
 from zoo.engine.metrics import ClassificationMetrics
 from zoo.errors import RunRefused
 from zoo.prompts import Prompt
@@ -147,38 +146,45 @@ def run_label_words(
 
 
 def load_model(job: TrainJob, device: Any, precision: str) -> tuple[Any, Any]:
-    """The causal LM (with LoRA adapters for 'lora' and 'qlora') and its tokenizer."""
-    import transformers
+    """The causal LM (with LoRA adapters for 'lora' and 'qlora') and its tokenizer, which must
+    have the end-of-text token every answer ends with."""
+    from zoo.engine.train import load_model as load
 
-    from zoo.engine.adapters import apply_lora
-
-    transformers.set_seed(job.seed)  # LoRA's adapters start at random
-    request = LoadRequest(
-        spec=job.spec,
-        location=job.location,
-        revision=job.revision,
-        labels=job.splits.labels,
-        tokenizer=attrs.evolve(job.spec.tokenizer, max_length=job.settings.max_length),
-        quantize_4bit=job.method == "qlora",
-        allow_pickle=job.allow_pickle,
-        trust_remote_code=job.trust_remote_code,
-        dtype=devices.weights_dtype(job.method, precision, device.kind),
-        attention=job.settings.attention,
-    )
-    model, tokenizer = (job.spec.loader or load_causal_lm)(request)
+    model, tokenizer, _request = load(job, device, precision, causal_lm=True)
     if tokenizer.eos_token_id is None:
         raise RunRefused(
             f"the tokenizer of {job.spec.name!r} has no end-of-text token, which every label's "
             "answer ends with",
             hint="use the classification head (remove head) for this model",
         )
-    if job.method in {"lora", "qlora"}:
-        model = apply_lora(
-            model, job.spec, job.lora, quantized=job.method == "qlora", causal_lm=True
-        )
-    elif job.settings.train_embeddings is False:
-        model.get_input_embeddings().weight.requires_grad_(False)
     return model, tokenizer
+
+
+def answer_probabilities(
+    model: Any,
+    tokenizer: Any,
+    answers: Answers,
+    texts: Sequence[str],
+    *,
+    max_length: int,
+    batch_size: int,
+    progress: Any = None,
+) -> np.ndarray:
+    """Each text's probability of each label: a softmax over the mean log-likelihoods of the
+    labels' answers (words, then the end-of-text token) after its prompt. `batch_size` counts
+    (prompt, answer) pairs, raised to one row's labels at least."""
+    scores = label_scores(
+        model,
+        tokenizer,
+        answers.prompt,
+        texts,
+        answers.words,
+        max_length=max_length,
+        end=True,
+        batch_size=max(batch_size, len(answers.words)),
+        progress=progress,
+    )
+    return softmax(scores)
 
 
 @attrs.frozen
@@ -192,19 +198,15 @@ class Scorer:
     batch_size: int
 
     def probabilities(self, model: Any, texts: Sequence[str], progress: Any = None) -> np.ndarray:
-        pairs = max(self.batch_size, len(self.answers.words))
-        scores = label_scores(
+        return answer_probabilities(
             model,
             self.tokenizer,
-            self.answers.prompt,
+            self.answers,
             texts,
-            self.answers.words,
             max_length=self.job.settings.max_length,
-            end=True,
-            batch_size=pairs,
+            batch_size=self.batch_size,
             progress=progress,
         )
-        return softmax(scores)
 
     def score(self, model: Any, rows: Any, progress: Any) -> Any:
         labels = self.job.splits.labels

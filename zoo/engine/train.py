@@ -30,7 +30,7 @@ from zoo.engine.jobs import (
     score_split,
     softmax,
 )
-from zoo.engine.loading import LoadRequest, load_for_classification
+from zoo.engine.loading import LoadRequest, load_causal_lm, load_for_classification
 from zoo.engine.metrics import ClassificationMetrics
 from zoo.errors import ZooError
 from zoo.events import RunEvents
@@ -316,9 +316,13 @@ def train_model(
     return run_dir, result
 
 
-def load_model(job: TrainJob, device: Any, precision: str) -> tuple[Any, Any, LoadRequest]:
+def load_model(
+    job: TrainJob, device: Any, precision: str, *, causal_lm: bool = False
+) -> tuple[Any, Any, LoadRequest]:
     """The model (with its LoRA adapters for 'lora' and 'qlora'), its tokenizer, and what was
-    asked of the loader; the classification head is seeded with the run's seed."""
+    asked of the loader; the classification head is seeded with the run's seed. `causal_lm`
+    (head = "label-words"): the decoder with its own LM head, through zoo's causal-LM loader
+    (a plugin's loader builds a classifier; preflight refuses label words with one)."""
     import transformers
 
     settings = job.settings
@@ -336,12 +340,13 @@ def load_model(job: TrainJob, device: Any, precision: str) -> tuple[Any, Any, Lo
         dtype=devices.weights_dtype(job.method, precision, device.kind),
         attention=settings.attention,
     )
-    loader = job.spec.loader or load_for_classification
+    loader = load_causal_lm if causal_lm else job.spec.loader or load_for_classification
     model, tokenizer = loader(request)
     if job.multi_label:  # saved with the model: sigmoid outputs, one per label
         model.config.problem_type = "multi_label_classification"
     if job.method in {"lora", "qlora"}:
-        model = apply_lora(model, job.spec, job.lora, quantized=job.method == "qlora")
+        quantized = job.method == "qlora"
+        model = apply_lora(model, job.spec, job.lora, quantized=quantized, causal_lm=causal_lm)
     elif settings.train_embeddings is False:
         # No gradient, so no optimizer state either: the Trainer's AdamW skips frozen weights.
         model.get_input_embeddings().weight.requires_grad_(False)
