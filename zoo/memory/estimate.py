@@ -269,10 +269,11 @@ def estimate(shape: ModelShape, setup: TrainingSetup, *, context: int = CUDA_CON
     gradients = _bytes(dense) + sparse
     optimizer = optimizer_state(setup, trainable)
     temporaries = step_temporaries(setup, dense) + sparse_step
+    head = lm_head(shape, setup)  # the tensors that make a label-words step's logits
     if setup.method == "qlora":  # the largest quantised Linear, dequantised for its matmul
         largest = max(t.numel for t in shape.tensors() if t.kind == "linear" and t.block != "other")
         # A float32 LM head is cast to 16 bits for its matmul under autocast, just as well.
-        largest = max([largest, *(t.numel for t in lm_head(shape, setup))])
+        largest = max([largest, *(t.numel for t in head)])
         temporaries = max(temporaries, 2 * largest)
     if _zero(setup):
         weights, gradients, optimizer = _sharded(shape, setup, items, shards)
@@ -281,7 +282,6 @@ def estimate(shape: ModelShape, setup: TrainingSetup, *, context: int = CUDA_CON
     # Autocast casts every trainable Linear weight to 16 bits once per forward pass and keeps
     # the copies until the backward pass has used them.
     # A tied LM head multiplies by the embedding matrix: a Linear under autocast.
-    head = lm_head(shape, setup)
     cache = 2 * sum(
         p.tensor.numel for p in trainable if p.tensor.kind == "linear" or p.tensor in head
     )
@@ -299,9 +299,7 @@ def estimate(shape: ModelShape, setup: TrainingSetup, *, context: int = CUDA_CON
     candidates = [
         (
             "backward",
-            *_backward_peak(
-                act, setup, items, static + cache, gradients, logits, lm_head(shape, setup)
-            ),
+            *_backward_peak(act, setup, items, static + cache, gradients, logits, head),
         ),
         (
             # The end of the forward pass: all saved, and the top layer's unsaved tensors.
