@@ -190,7 +190,10 @@ def environment() -> dict[str, str]:
     shim = WORK / "path"
     shim.mkdir(parents=True, exist_ok=True)
     link = shim / "zoo_plugins"  # the import package that pyproject maps to plugins/
-    if not link.exists():
+    # A link an earlier run of another checkout left (or a broken one) would import its plugins.
+    if link.is_symlink() and link.resolve() != (REPO / "plugins").resolve():
+        link.unlink()
+    if not link.is_symlink():
         link.symlink_to(REPO / "plugins")
     paths = [str(REPO), str(shim)]
     if (CARRY / "site").is_dir():

@@ -193,3 +193,15 @@ def test_the_expandable_segments_reading_pairs_the_same_cases(tmp_path):
     assert "| x | 1.300 | 1.050 |" in lines
     assert lines[-1].startswith("expandable_segments:True suggests setting it")
     assert gpu_check.expandable_reading(tmp_path / "none") == ["expandable_segments: not measured"]
+
+
+def test_a_plugins_link_another_checkout_left_is_replaced_by_this_trees(tmp_path, monkeypatch):
+    monkeypatch.setattr(gpu_check, "WORK", tmp_path)
+    (tmp_path / "path").mkdir()
+    stale = tmp_path / "path" / "zoo_plugins"
+    stale.symlink_to(tmp_path / "gone" / "plugins")  # a removed checkout: a broken link
+    env = gpu_check.environment()
+    assert stale.resolve() == (REPO / "plugins").resolve()
+    assert str(tmp_path / "path") in env["PYTHONPATH"].split(os.pathsep)
+    gpu_check.environment()  # a second run keeps the right link
+    assert stale.resolve() == (REPO / "plugins").resolve()

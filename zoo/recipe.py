@@ -349,6 +349,12 @@ class ModelEntry(TrainingConfig):
         """'classifier' or 'label-words' (the `head` key, its default filled in)."""
         return self.head or "classifier"
 
+    @property
+    def prompted(self) -> bool:
+        """Whether the model is asked with a prompt and scored on label words: the prompting
+        methods and head = 'label-words' (what `prompt` and `label_words` apply to)."""
+        return not trains_weights(self.training_method) or self.answer_head == "label-words"
+
 
 @attrs.frozen(kw_only=True)
 class DistributedSection:
@@ -1208,9 +1214,8 @@ def method_problems(recipe: Recipe, methods: Mapping[str, Sequence[str]]) -> lis
                     "already; remove head, or fine-tune (method = 'full', 'lora' or 'qlora')",
                 )
             )
-        prompted = not trains_weights(method) or entry.answer_head == "label-words"
         for key in ("prompt", "label_words"):
-            if getattr(entry, key) is not None and not prompted:
+            if getattr(entry, key) is not None and not entry.prompted:
                 problems.append(
                     Problem(
                         f"models[{i}].{key}",

@@ -241,7 +241,7 @@ def hashed_recipe(recipe: Recipe, registry: Registry) -> dict[str, Any]:
     for entry in recipe.models:
         spec = registry.spec_for(recipe, entry)
         resolved[entry.label] = attrs.asdict(settings_for(recipe, entry, spec))
-        if not trains_weights(entry.training_method) or entry.answer_head == "label-words":
+        if entry.prompted:
             # The prompt it is asked with: a changed plugin prompt is another model.
             resolved[entry.label]["prompt"] = resolved_prompt(entry.prompt, spec.prompt)
     data["resolved_settings"] = json.dumps(resolved, sort_keys=True, default=str)
